@@ -1,0 +1,60 @@
+# modelgate: every entry point a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: help deps build cluster-up cluster-down prometheus-up prometheus-down crds lint typecheck \
+        test test-unit test-integration demo demo-down bench run clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+deps: ## Install the virtualenv and Debian's prometheus if missing
+	@bash hack/deps.sh
+
+build: ## Build the local control plane from upstream Go modules (cached)
+	@bash hack/build.sh >/dev/null
+
+cluster-up: deps build ## Start (or reuse) the local control plane; kubeconfig in .cache/cluster/kubeconfig
+	@$(PY) hack/cluster.py up
+
+cluster-down: ## Stop the local control plane and remove its state
+	@$(PY) hack/cluster.py down
+
+prometheus-up: deps ## Start (or reuse) Prometheus on 127.0.0.1:29090
+	@$(PY) hack/prometheus.py up
+
+prometheus-down: ## Stop Prometheus
+	@$(PY) hack/prometheus.py down
+
+crds: deps ## Regenerate crds/ from the pydantic models
+	@$(PY) -m modelgate.api.crdgen crds
+
+lint: deps ## ruff, import-linter
+	@ruff check operator tests hack bench
+	@ruff format --check operator tests hack bench
+	@lint-imports --no-cache
+
+typecheck: deps ## mypy --strict on the package
+	@mypy
+
+test-unit: deps ## Pure unit tests, no I/O
+	@$(PY) -m pytest tests/unit -q
+
+test-integration: deps build ## Integration tests against the local control plane and Prometheus
+	@$(PY) -m pytest tests/integration tests/e2e -q
+
+test: deps build lint typecheck ## Everything CI runs: lint, types, unit and integration tests
+	@$(PY) -m pytest tests -q
+
+demo: deps build ## The example scenario on the local control plane, with the operator running
+	@bash hack/demo.sh
+
+demo-down: ## Stop the demo's operator, Prometheus and control plane
+	@bash hack/demo.sh down
+
+bench: deps build ## Benchmarks (see BENCHMARKS.md)
+	@$(PY) bench/admission.py
+
+clean: cluster-down prometheus-down ## Stop everything and remove caches in the tree
+	rm -rf .cache .pytest_cache .mypy_cache .ruff_cache

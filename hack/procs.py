@@ -1,0 +1,123 @@
+"""Background processes for the local test environment: start, record, wait for, stop.
+
+Shared by hack/cluster.py and hack/prometheus.py. Each service keeps a state folder with
+`pids.json` and `logs/`; processes run in their own session so that `stop_all` ends them and
+their children, and a caller that fails part-way can stop exactly what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+
+class HackError(Exception):
+    """A failure the user can act on; printed as one line."""
+
+
+def log(prefix: str, msg: str) -> None:
+    print(f"{prefix}: {msg}", file=sys.stderr, flush=True)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(ports: dict[str, int], env_hint: str) -> None:
+    busy = [f"{port} ({name})" for name, port in ports.items() if not port_free(port)]
+    if busy:
+        raise HackError(
+            f"port {', '.join(busy)} on 127.0.0.1 is in use by another process; stop it, or set "
+            f"{env_hint} to move every port"
+        )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie counts as dead
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def load_pids(state: Path) -> dict[str, int]:
+    f = state / "pids.json"
+    return dict(json.loads(f.read_text())) if f.exists() else {}
+
+
+def start(state: Path, name: str, argv: list[str], pids: dict[str, int]) -> None:
+    logs = state / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if not Path(argv[0]).exists():
+        raise HackError(f"{argv[0]} does not exist")
+    with open(logs / f"{name}.log", "ab") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    pids[name] = proc.pid
+    (state / "pids.json").write_text(json.dumps(pids, indent=2))
+
+
+def stop_all(pids: dict[str, int], grace: float = 15.0) -> None:
+    """SIGTERM every process group (last started first), then SIGKILL what is left after `grace`."""
+    for pid in reversed(list(pids.values())):
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in pids.values():
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def tail(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1][:300] if lines else "(empty log)"
+
+
+def wait_for(state: Path, what: str, check: Callable[[], bool], pids: dict[str, int], timeout: float) -> None:
+    """Poll `check()` until it returns true; fail at once when a recorded process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, pid in pids.items():
+            if not alive(pid):
+                raise HackError(f"{name} exited during start-up: {tail(state / 'logs' / f'{name}.log')}")
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.25)
+    raise HackError(f"timed out after {timeout:.0f}s waiting for {what}; logs in {state / 'logs'}")
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return bool(r.status == 200)

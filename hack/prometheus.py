@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""A real Prometheus server on loopback whose scrape targets the tests control.
+
+    python hack/prometheus.py up      # start (or reuse) Prometheus on 127.0.0.1:29090
+    python hack/prometheus.py down    # stop it and remove its state
+    python hack/prometheus.py status  # exit 0 when it answers /-/ready
+
+Scrape targets come from file service discovery: every `*.json` file in
+.cache/prometheus/targets/ (the `targets_dir` printed by `status`) is a list of
+`{"targets": ["127.0.0.1:PORT"], "labels": {...}}` groups. A test adds an exporter by writing a
+file there; Prometheus picks it up within a second or two, with no restart or reload. Scrapes run
+every second with `honor_labels: true`, so an exporter's own `namespace` label is kept.
+
+The server is Debian's `prometheus` package (`apt-get install prometheus`), or any `prometheus`
+binary named by $PROMETHEUS_BINARY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procs import HackError, alive, check_ports, http_ok, load_pids, log, start, stop_all, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("MODELGATE_PROMETHEUS_DIR", ROOT / ".cache" / "prometheus"))
+PORT = int(os.environ.get("MODELGATE_PROMETHEUS_PORT", "29090"))
+PREFIX = "prometheus"
+
+CONFIG = """\
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: modelgate-test-targets
+    honor_labels: true
+    file_sd_configs:
+      - files: ["{targets}/*.json"]
+        refresh_interval: 1s
+"""
+
+
+def binary() -> str:
+    found = os.environ.get("PROMETHEUS_BINARY") or shutil.which("prometheus")
+    if not found:
+        raise HackError(
+            "prometheus is not installed; install it with `apt-get install prometheus` "
+            "(Debian/Ubuntu) or set PROMETHEUS_BINARY"
+        )
+    return found
+
+
+def url() -> str:
+    return f"http://127.0.0.1:{PORT}"
+
+
+def healthy(pids: dict[str, int]) -> bool:
+    if not pids or not all(alive(p) for p in pids.values()):
+        return False
+    try:
+        return http_ok(f"{url()}/-/ready")
+    except Exception:
+        return False
+
+
+def up() -> None:
+    pids = load_pids(STATE)
+    if healthy(pids):
+        log(PREFIX, f"reusing Prometheus at {url()}")
+        return
+    if pids:
+        down()
+    check_ports({"prometheus": PORT}, "MODELGATE_PROMETHEUS_PORT")
+    exe = binary()
+    targets = STATE / "targets"
+    targets.mkdir(parents=True, exist_ok=True)
+    (STATE / "prometheus.yml").write_text(CONFIG.format(targets=targets))
+    pids = {}
+    started = time.monotonic()
+    try:
+        start(
+            STATE,
+            "prometheus",
+            [
+                exe,
+                f"--config.file={STATE / 'prometheus.yml'}",
+                f"--storage.tsdb.path={STATE / 'data'}",
+                f"--web.listen-address=127.0.0.1:{PORT}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=1d",
+                "--log.level=warn",
+            ],
+            pids,
+        )
+        wait_for(STATE, "Prometheus /-/ready", lambda: http_ok(f"{url()}/-/ready"), pids, 60)
+    except BaseException:
+        stop_all(pids)
+        shutil.rmtree(STATE, ignore_errors=True)
+        raise
+    log(PREFIX, f"ready at {url()} in {time.monotonic() - started:.1f}s; targets in {targets}")
+
+
+def down() -> None:
+    pids = load_pids(STATE)
+    stop_all(pids)
+    shutil.rmtree(STATE, ignore_errors=True)
+    log(PREFIX, "stopped" if pids else "Prometheus was not running")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["up", "down", "status"])
+    args = p.parse_args()
+    try:
+        if args.command == "up":
+            up()
+        elif args.command == "down":
+            down()
+        elif healthy(load_pids(STATE)):
+            print(f"url={url()}\ntargets_dir={STATE / 'targets'}")
+        else:
+            log(PREFIX, "Prometheus is not running; start it with `make prometheus-up`")
+            return 1
+    except HackError as e:
+        print(f"{PREFIX}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

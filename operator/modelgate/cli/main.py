@@ -1,0 +1,32 @@
+"""The `modelgate` command: `run` the operator, `status` of models.
+
+modelgate run [--namespace NS ...] [--allow-no-policy] [--liveness-port P] [--metrics-port P]
+modelgate status [-n NS | -A] [NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from modelgate import config
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="modelgate", description="Governance gates for ML models on Kubernetes.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run the operator")
+    config.add_run_arguments(run_p)
+    st = sub.add_parser("status", help="print the governance status of ModelDeployments")
+    st.add_argument("name", nargs="?", help="one ModelDeployment; default: all in the namespace")
+    st.add_argument("-n", "--namespace", default="default")
+    st.add_argument("-A", "--all-namespaces", action="store_true")
+    st.add_argument("--kubeconfig", default=None)
+    args = p.parse_args(argv)
+    if args.command == "run":
+        from modelgate.cli.run import run
+
+        return run(config.from_args(args))
+    from modelgate.cli.status import status
+
+    return status(args.name, None if args.all_namespaces else args.namespace, args.kubeconfig, sys.stdout)

@@ -1,0 +1,111 @@
+"""Fixtures shared by every test layer.
+
+Integration fixtures start real components lazily, so `pytest tests/unit` needs none of them:
+- `cluster`: the local control plane (hack/cluster.py, built from upstream Go modules) or the
+  cluster that MODELGATE_TEST_KUBECONFIG names (kind, a real cluster); CRDs from crds/ installed.
+- `kubectl`: a Kubectl for that cluster; `namespace`: a fresh namespace per test, deleted after.
+- `prometheus`: a real Prometheus server (hack/prometheus.py) whose scrape targets a test adds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.kube import Cluster, Kubectl, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _built_bin() -> Path:
+    out = subprocess.run(["bash", str(ROOT / "hack" / "build.sh")], stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        pytest.fail("hack/build.sh failed: the local control plane could not be built (see stderr)")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    external = os.environ.get("MODELGATE_TEST_KUBECONFIG")
+    started_here = False
+    if external:
+        kubectl_bin = os.environ.get("MODELGATE_KUBECTL") or shutil.which("kubectl")
+        if not kubectl_bin:
+            pytest.fail("MODELGATE_TEST_KUBECONFIG is set but no kubectl is on PATH (or MODELGATE_KUBECTL)")
+        kube = Kubectl(kubectl_bin, Path(external))
+    else:
+        bin_dir = _built_bin()
+        running = (
+            subprocess.run(
+                [sys.executable, str(ROOT / "hack" / "cluster.py"), "status"], capture_output=True, text=True
+            ).returncode
+            == 0
+        )
+        if not running:
+            res = subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"])
+            if res.returncode != 0:
+                pytest.fail("the local control plane did not start (see the cluster: error line above)")
+            started_here = not os.environ.get("MODELGATE_KEEP_CLUSTER")
+        kube = Kubectl(str(bin_dir / "kubectl"), ROOT / ".cache" / "cluster" / "kubeconfig")
+    kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=not external)
+    if started_here:
+        subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"])
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: Cluster) -> Kubectl:
+    return cluster.kubectl
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    base = request.node.name.lower().replace("_", "-")
+    name = f"t-{''.join(c for c in base if c.isalnum() or c == '-')[:40].strip('-')}-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", name)
+    wait_until(
+        f"the default service account in {name}", lambda: kubectl.get("serviceaccount", "default", name)
+    )
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@dataclass
+class Prometheus:
+    url: str
+    targets_dir: Path
+
+    def add_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> None:
+        """Scrape `address` (host:port) from now on; file service discovery picks it up in ~1 s."""
+        path = self.targets_dir / f"{name}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([{"targets": [address], "labels": labels or {}}]))
+        tmp.rename(path)
+
+    def remove_target(self, name: str) -> None:
+        (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[Prometheus]:
+    script = [sys.executable, str(ROOT / "hack" / "prometheus.py")]
+    status = subprocess.run([*script, "status"], capture_output=True, text=True)
+    started_here = status.returncode != 0
+    if started_here:
+        if subprocess.run([*script, "up"]).returncode != 0:
+            pytest.fail("Prometheus did not start (see the prometheus: error line above)")
+        status = subprocess.run([*script, "status"], capture_output=True, text=True, check=True)
+    info = dict(line.split("=", 1) for line in status.stdout.split())
+    yield Prometheus(url=info["url"], targets_dir=Path(info["targets_dir"]))
+    if started_here:
+        subprocess.run([*script, "down"])

@@ -1,0 +1,1 @@
+"""Test support: talk to a real cluster through kubectl, wait on conditions, run the operator."""
