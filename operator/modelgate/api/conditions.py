@@ -1,0 +1,132 @@
+"""The status vocabulary shared by the operator: condition types, phases, reasons and history actions.
+
+Conditions follow metav1.Condition and Flux's kstatus conventions: `Ready` is always present and
+summarizes the domain conditions; reasons are CamelCase and name the cause, messages name exactly
+what is missing. Decisions, status writers, events, the audit log and the CLI all use these
+constants, so a reason means the same thing wherever it appears.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+# Condition types of a ModelDeployment.
+APPROVED: Final = "Approved"
+EVALUATED: Final = "Evaluated"
+ADMITTED: Final = "Admitted"
+READY: Final = "Ready"
+DRIFTED: Final = "Drifted"
+QUARANTINED: Final = "Quarantined"
+CONDITION_TYPES: Final = (APPROVED, EVALUATED, ADMITTED, READY, DRIFTED, QUARANTINED)
+
+# Condition statuses.
+TRUE: Final = "True"
+FALSE: Final = "False"
+UNKNOWN: Final = "Unknown"
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+# ModelDeployment phases (status.phase): a one-word summary for `kubectl get`; the conditions are
+# the contract, nothing should branch on the phase.
+Phase = Literal[
+    "Pending", "Blocked", "Progressing", "Serving", "Degraded", "RolledBack", "Quarantined", "Retiring"
+]
+PHASE_PENDING: Final = "Pending"
+"""Observed but not yet decided."""
+PHASE_BLOCKED: Final = "Blocked"
+"""A gate is not satisfied; nothing is served for this spec."""
+PHASE_PROGRESSING: Final = "Progressing"
+"""Admitted; the serving Deployment is rolling out."""
+PHASE_SERVING: Final = "Serving"
+"""Admitted and every serving replica is ready."""
+PHASE_DEGRADED: Final = "Degraded"
+"""Admitted but serving is unhealthy, or monitoring reports failures below the limit."""
+PHASE_ROLLED_BACK: Final = "RolledBack"
+"""Drift was detected and the last known good revision is served instead."""
+PHASE_QUARANTINED: Final = "Quarantined"
+"""Drift was detected; traffic is cut and the pods are kept for forensics."""
+PHASE_RETIRING: Final = "Retiring"
+"""The ModelDeployment is being deleted; serving objects are being removed."""
+PHASES: Final = (
+    PHASE_PENDING,
+    PHASE_BLOCKED,
+    PHASE_PROGRESSING,
+    PHASE_SERVING,
+    PHASE_DEGRADED,
+    PHASE_ROLLED_BACK,
+    PHASE_QUARANTINED,
+    PHASE_RETIRING,
+)
+
+# Results of one metric check (status.metrics[].status).
+MetricStatus = Literal["Pass", "Fail", "Inconclusive"]
+METRIC_PASS: Final = "Pass"
+METRIC_FAIL: Final = "Fail"
+METRIC_INCONCLUSIVE: Final = "Inconclusive"
+
+# Reasons: policy and card gates.
+NO_POLICY: Final = "NoPolicy"
+POLICIES_SATISFIED: Final = "PoliciesSatisfied"
+CARD_FIELD_MISSING: Final = "CardFieldMissing"
+CARD_FIELD_PRESENT: Final = "CardFieldPresent"
+RISK_LEVEL_NOT_COVERED: Final = "RiskLevelNotCovered"
+
+# Reasons: approvals.
+APPROVALS_GRANTED: Final = "ApprovalsGranted"
+APPROVAL_NOT_FOUND: Final = "ApprovalNotFound"
+APPROVAL_MISSING: Final = "ApprovalMissing"
+APPROVAL_REJECTED: Final = "ApprovalRejected"
+APPROVAL_EXPIRED: Final = "ApprovalExpired"
+APPROVAL_REVOKED: Final = "ApprovalRevoked"
+APPROVAL_PREDATES_QUARANTINE: Final = "ApprovalPredatesQuarantine"
+APPROVER_NOT_AUTHORIZED: Final = "ApproverNotAuthorized"
+APPROVER_UNKNOWN: Final = "ApproverUnknown"
+SEPARATION_OF_DUTIES_VIOLATED: Final = "SeparationOfDutiesViolated"
+SEPARATION_OF_DUTIES_MET: Final = "SeparationOfDutiesMet"
+
+# Reasons: evaluations.
+EVALUATIONS_PASSED: Final = "EvaluationsPassed"
+EVALUATION_NOT_FOUND: Final = "EvaluationNotFound"
+EVALUATION_MISSING: Final = "EvaluationMissing"
+EVALUATION_STALE: Final = "EvaluationStale"
+METRIC_NOT_REPORTED: Final = "MetricNotReported"
+METRIC_BELOW_MINIMUM: Final = "MetricBelowMinimum"
+METRIC_ABOVE_MAXIMUM: Final = "MetricAboveMaximum"
+
+# Reasons: evidence integrity (shared by approvals and evaluations).
+DIGEST_MISMATCH: Final = "DigestMismatch"
+MODEL_MISMATCH: Final = "ModelMismatch"
+SEAL_INVALID: Final = "SealInvalid"
+
+# Reasons: admission and serving.
+ADMITTED_REASON: Final = "Admitted"
+NOT_ADMITTED: Final = "NotAdmitted"
+GATES_FAILED: Final = "GatesFailed"
+ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
+SERVING_READY: Final = "ServingReady"
+SERVING_UNAVAILABLE: Final = "ServingUnavailable"
+RECONCILE_ERROR: Final = "ReconcileError"
+
+# Reasons: monitoring and intervention.
+METRICS_WITHIN_THRESHOLDS: Final = "MetricsWithinThresholds"
+METRICS_INCONCLUSIVE: Final = "MetricsInconclusive"
+METRIC_TEMPLATE_NOT_FOUND: Final = "MetricTemplateNotFound"
+MONITORING_NOT_CONFIGURED: Final = "MonitoringNotConfigured"
+DRIFT_DETECTED: Final = "DriftDetected"
+ROLLED_BACK: Final = "RolledBack"
+NO_LAST_KNOWN_GOOD: Final = "NoLastKnownGood"
+QUARANTINED_REASON: Final = "Quarantined"
+NOT_QUARANTINED: Final = "NotQuarantined"
+RETIRING: Final = "Retiring"
+
+# History actions (status.history[].action): what the operator did.
+ACTION_BLOCKED: Final = "Blocked"
+ACTION_ADMITTED: Final = "Admitted"
+ACTION_SUSPENDED: Final = "Suspended"
+ACTION_DRIFT_DETECTED: Final = "DriftDetected"
+ACTION_ROLLED_BACK: Final = "RolledBack"
+ACTION_QUARANTINED: Final = "Quarantined"
+ACTION_RELEASED: Final = "Released"
+ACTION_RETIRED: Final = "Retired"
+
+HISTORY_LIMIT: Final = 50
+"""status.history keeps the newest entries up to this many (the CRD's maxItems)."""

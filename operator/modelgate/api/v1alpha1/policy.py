@@ -1,0 +1,163 @@
+"""GovernancePolicy: what a model in scope must show before it serves, and what it must watch after.
+
+Policies are cluster-scoped and select namespaces by label. Every policy matching a
+ModelDeployment's namespace (and its card's risk level) applies; requirements add up.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from modelgate.api.v1alpha1.common import (
+    AGE_COLUMN,
+    LIST_SET,
+    MAX_LIST,
+    THRESHOLD_RULE,
+    ApiModel,
+    CardField,
+    Duration,
+    KubeObject,
+    LabelSelector,
+    PrinterColumn,
+    ResourceInfo,
+    RiskLevel,
+    Token,
+    cel,
+    check_thresholds,
+    check_unique,
+    list_map,
+)
+from modelgate.api.v1alpha1.evidence import Role
+from modelgate.api.v1alpha1.monitoring import MAX_METRICS, MetricCheck
+
+OnRevocation = Literal["suspend", "keep"]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class Approvers(ApiModel):
+    """Who may decide for a role: any listed user, or any member of a listed group."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "(has(self.users) && size(self.users) > 0)"
+                    " || (has(self.groups) && size(self.groups) > 0)",
+                    "approvers must name at least one user or group",
+                )
+            ]
+        }
+    )
+
+    users: list[Subject] = Field(default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET)
+    """Usernames, as the API server authenticates them, allowed to decide for the role."""
+    groups: list[Subject] = Field(default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET)
+    """Groups whose members are allowed to decide for the role."""
+
+    @model_validator(mode="after")
+    def _someone(self) -> Approvers:
+        if not self.users and not self.groups:
+            raise ValueError("approvers must name at least one user or group")
+        return self
+
+
+class ApprovalRequirement(ApiModel):
+    """Approvals a model in scope needs from one role."""
+
+    role: Role
+    """The role, matched against spec.role of ModelApproval objects, for example ethics-board."""
+    approvers: Approvers
+    """Who may decide for this role. Approvals by anyone else do not count."""
+    count: int = Field(1, ge=1, le=16)
+    """How many approvals from distinct approvers the role must give."""
+
+
+class EvaluationRequirement(ApiModel):
+    """A threshold an evaluated metric must meet."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [THRESHOLD_RULE]})
+
+    metric: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    """Name of the metric in spec.metrics of a ModelEvaluation, for example accuracy."""
+    min: float | None = None
+    """Lowest acceptable value (inclusive)."""
+    max: float | None = None
+    """Highest acceptable value (inclusive)."""
+    max_age: Duration | None = None
+    """How old the evaluation may be, measured from its evaluatedAt, for example 30d. Without it any
+    age is accepted."""
+    dataset: Token | None = None
+    """The dataset the metric must have been measured on (spec.dataset.name). Without it any dataset
+    counts."""
+
+    @model_validator(mode="after")
+    def _sane_thresholds(self) -> EvaluationRequirement:
+        check_thresholds(self.min, self.max)
+        return self
+
+
+class GovernancePolicySpec(ApiModel):
+    """Requirements for every ModelDeployment in scope."""
+
+    namespace_selector: LabelSelector | None = None
+    """Namespaces the policy applies to, by label. Absent or empty selects every namespace."""
+    risk_levels: list[RiskLevel] = Field(default_factory=list, max_length=3, json_schema_extra=LIST_SET)
+    """Card risk levels the policy applies to: minimal, limited, high. Empty means all."""
+    required_card_fields: list[CardField] = Field(
+        default_factory=list, max_length=5, json_schema_extra=LIST_SET
+    )
+    """Model card fields that must be present and non-empty: owner, intendedUse, limitations,
+    trainingData, riskLevel."""
+    approvals: list[ApprovalRequirement] = Field(
+        default_factory=list, max_length=16, json_schema_extra=list_map("role")
+    )
+    """Approvals required, one entry per role. A rejection by a required role blocks admission."""
+    separation_of_duties: bool = False
+    """When true, an approval does not count if its approver is the identity that last set the model
+    digest on the ModelDeployment (spec.digestSetBy)."""
+    evaluations: list[EvaluationRequirement] = Field(default_factory=list, max_length=MAX_LIST)
+    """Evaluated metrics that must meet thresholds, from the ModelEvaluations the deployment
+    references."""
+    monitoring: list[MetricCheck] = Field(
+        default_factory=list, max_length=MAX_METRICS, json_schema_extra=list_map("name")
+    )
+    """Metrics every model in scope is watched on, in addition to its own spec.monitoring.metrics.
+    Names must be unique."""
+    on_revocation: OnRevocation = "suspend"
+    """What happens to a serving model when evidence it was admitted on stops counting (an approval
+    deleted, rejected or expired, an evaluation deleted): suspend (withdraw it from serving) or keep
+    (keep serving and report the missing evidence in its conditions)."""
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> GovernancePolicySpec:
+        check_unique((a.role for a in self.approvals), "approval role")
+        check_unique((m.name for m in self.monitoring), "monitoring metric name")
+        return self
+
+
+class GovernancePolicy(KubeObject):
+    """Governance requirements for the models served in the namespaces it selects: model card fields,
+    approvals by role, evaluation thresholds and monitoring. Every matching policy applies; a model no
+    policy matches is not admitted. Cluster-scoped."""
+
+    RESOURCE: ClassVar[ResourceInfo] = ResourceInfo(
+        kind="GovernancePolicy",
+        plural="governancepolicies",
+        short_names=("gpol",),
+        scope="Cluster",
+        printer_columns=(
+            PrinterColumn("Risk Levels", "string", ".spec.riskLevels", "Risk levels in scope (empty: all)."),
+            PrinterColumn(
+                "Separation", "boolean", ".spec.separationOfDuties", "Whether separation of duties applies."
+            ),
+            PrinterColumn("On Revocation", "string", ".spec.onRevocation", "suspend or keep."),
+            AGE_COLUMN,
+        ),
+    )
+
+    kind: Literal["GovernancePolicy"] = "GovernancePolicy"
+    """Kind of the object: GovernancePolicy."""
+    spec: GovernancePolicySpec
+    """The requirements and the namespaces they apply to."""
