@@ -39,4 +39,6 @@ start=$SECONDS
 (cd "$HACK/kwok" && go build -trimpath -ldflags "-s -w" -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok) >&2
 echo "modelgate build: built the control plane in $((SECONDS - start))s into $BIN" >&2
 touch "$BIN/.complete"
+# Keep only this build: older keys are dead weight (about 450 MB each).
+find "$(dirname "$BIN")" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -exec rm -rf {} +
 echo "$BIN"

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.kube import Cluster, Kubectl, wait_until
+from tests.support.operator import OperatorProcess, run_operator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,11 +69,21 @@ def kubectl(cluster: Cluster) -> Kubectl:
     return cluster.kubectl
 
 
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
+    """The operator, running for the whole session; it watches the test namespaces (t-*)."""
+    with run_operator(
+        cluster.kubeconfig, ROOT / ".cache" / "test-logs" / "operator.log", "--namespace", "t-*"
+    ) as op:
+        yield op
+
+
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     base = request.node.name.lower().replace("_", "-")
     name = f"t-{''.join(c for c in base if c.isalnum() or c == '-')[:40].strip('-')}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, f"modelgate.io/test={name}")
     wait_until(
         f"the default service account in {name}", lambda: kubectl.get("serviceaccount", "default", name)
     )

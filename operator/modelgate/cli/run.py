@@ -16,12 +16,13 @@ def run(cfg: OperatorConfig) -> int:
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     import modelgate.handlers  # noqa: F401  (registers the handlers with Kopf)
     from modelgate.observe.kube import load_kube_config
+    from modelgate.observe.wakeups import Wakeups
 
     load_kube_config(cfg.kubeconfig)
     if cfg.metrics_port:
         prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")
     liveness = f"http://0.0.0.0:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
-    memo = kopf.Memo(config=cfg)
+    memo = kopf.Memo(config=cfg, wakeups=Wakeups())
     try:
         asyncio.run(
             kopf.operator(

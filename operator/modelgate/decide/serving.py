@@ -179,7 +179,7 @@ def parse_quantity(q: object) -> Decimal | str:
     if not m:
         return str(q)
     try:
-        return Decimal(m.group(1)) * Decimal(_SUFFIX[m.group(2) or ""])
+        return Decimal(m.group(1)) * Decimal(str(_SUFFIX[m.group(2) or ""]))
     except InvalidOperation:
         return str(q)
 

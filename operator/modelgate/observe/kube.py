@@ -15,11 +15,11 @@ def load_kube_config(kubeconfig: str | None) -> None:
     """In-cluster config inside a pod; else the given kubeconfig (also handed to Kopf's login)."""
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig
-        kubernetes.config.load_kube_config(config_file=kubeconfig)
+        kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        kubernetes.config.load_incluster_config()
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     else:
-        kubernetes.config.load_kube_config()
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     cfg = kubernetes.client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = 32
     kubernetes.client.Configuration.set_default(cfg)

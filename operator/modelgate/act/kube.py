@@ -1,0 +1,124 @@
+"""Act: write serving objects and status to the API server.
+
+The Kubernetes client is synchronous; each call runs in a worker thread (`asyncio.to_thread`) so
+Kopf's event loop never blocks. Writes are guarded by resourceVersion: a conflict means someone
+wrote in between, and the next reconcile (woken by that very write) decides again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from modelgate.api.v1alpha1 import GROUP, VERSION
+
+PLURAL = "modeldeployments"
+
+
+@functools.cache
+def client() -> kubernetes.client.ApiClient:
+    """One client (one connection pool) for the process; created after the config is loaded."""
+    return kubernetes.client.ApiClient()
+
+
+class Conflict(Exception):
+    """The object changed since it was read; retry after the next watch event."""
+
+
+def _keep_service_fields(desired: dict[str, Any], existing: Mapping[str, Any]) -> dict[str, Any]:
+    spec = existing.get("spec") or {}
+    for key in (
+        "clusterIP",
+        "clusterIPs",
+        "ipFamilies",
+        "ipFamilyPolicy",
+        "internalTrafficPolicy",
+        "type",
+        "sessionAffinity",
+    ):
+        if key in spec:
+            desired["spec"].setdefault(key, spec[key])
+    return desired
+
+
+def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+    meta = obj["metadata"]
+    name, ns = meta["name"], meta["namespace"]
+    apps: Any = kubernetes.client.AppsV1Api(client())
+    core: Any = kubernetes.client.CoreV1Api(client())
+    try:
+        if existing is None:
+            res = (
+                apps.create_namespaced_deployment
+                if obj["kind"] == "Deployment"
+                else core.create_namespaced_service
+            )(ns, obj, field_manager="modelgate")
+        else:
+            body = dict(obj, metadata=dict(meta, resourceVersion=existing["metadata"]["resourceVersion"]))
+            if obj["kind"] == "Service":
+                body = _keep_service_fields(body, existing)
+            res = (
+                apps.replace_namespaced_deployment
+                if obj["kind"] == "Deployment"
+                else core.replace_namespaced_service
+            )(name, ns, body, field_manager="modelgate")
+    except ApiException as e:
+        if e.status == 409:
+            raise Conflict(f"{obj['kind']} {ns}/{name} changed concurrently") from e
+        raise
+    return str(res.metadata.resource_version)
+
+
+async def write_owned(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+    """Create or replace a Deployment or Service; returns the new resourceVersion."""
+    return await asyncio.to_thread(_write, obj, existing)
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch turning `old` status into `new`: keys that disappeared are set to null."""
+    patch: dict[str, Any] = {k: None for k in old if k not in new}
+    patch.update({k: v for k, v in new.items() if old.get(k) != v})
+    return patch
+
+
+def _patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> str:
+    api: Any = kubernetes.client.CustomObjectsApi(client())
+    res = api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, name, {"status": dict(patch)}, field_manager="modelgate"
+    )
+    return str(res["metadata"]["resourceVersion"])
+
+
+async def write_status(
+    namespace: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> str | None:
+    """Write the status if it differs; returns the new resourceVersion, or None when nothing changed."""
+    patch = status_patch(old, new)
+    if not patch:
+        return None
+    return await asyncio.to_thread(_patch_status, namespace, name, patch)
+
+
+def _delete(kind: str, namespace: str, name: str) -> bool:
+    fn: Any = (
+        kubernetes.client.AppsV1Api(client()).delete_namespaced_deployment
+        if kind == "Deployment"
+        else kubernetes.client.CoreV1Api(client()).delete_namespaced_service
+    )
+    try:
+        fn(name, namespace, propagation_policy="Background")
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+async def delete_owned(kind: str, namespace: str, name: str) -> bool:
+    """Delete a serving object; False when it was already gone."""
+    return await asyncio.to_thread(_delete, kind, namespace, name)

@@ -1,0 +1,266 @@
+"""Approval requirements and separation of duties.
+
+A policy's approval requirement {role, approvers, count} is met when at least `count` distinct
+people, each allowed to decide for the role, approved exactly this artifact, and nobody allowed to
+decide for the role rejected it. A referenced ModelApproval of the role counts only if it passes two
+ordered chains of checks:
+
+1. attributable: bound to the model name and version, bound to the digest, sealed (when sealing is
+   enforced), approver known (spec.approvedBy, stamped by the webhook), approver allowed by the
+   requirement (a listed user or a member of a listed group; no lists at all means anyone);
+2. current (approvals only): not expired at `now`, created at or after `not_before` (approvals
+   given before a quarantine do not re-admit), and, under separation of duties, not given by the
+   identity that set the digest.
+
+An attributable rejection blocks the requirement whatever else was approved. It blocks even when it
+has expired or predates a quarantine, and even when the person who set the digest rejected it:
+fail closed, a rejection is withdrawn only by dropping its reference. An approver counts once per
+requirement; of several approvals by one person the one that lasts longest is counted, so the
+counted evidence does not change from one reconcile to the next.
+
+Separation of duties is a property of the deployment: when any policy in force demands it, an
+approval by spec.digestSetBy counts for no requirement, and an unknown digestSetBy fails the
+separation gate (no approval could be shown to be independent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from modelgate.api import conditions as r
+from modelgate.api.v1alpha1 import ApprovalRequirement, Approvers, GovernancePolicy, Identity, ModelApproval
+from modelgate.decide.evidence import (
+    Check,
+    Context,
+    Miss,
+    Outcome,
+    bound_to_digest,
+    bound_to_model,
+    closest_reason,
+    created_at,
+    first_miss,
+    is_bound,
+    not_counted,
+    plural,
+    sealed,
+    short_digest,
+    timestamp,
+)
+
+
+def approver_allowed(identity: Identity, approvers: Approvers) -> bool:
+    """A listed user, or a member of a listed group; anyone when the policy lists nobody."""
+    if not approvers.users and not approvers.groups:
+        return True
+    return identity.username in approvers.users or any(g in approvers.groups for g in identity.groups)
+
+
+def describe_approvers(approvers: Approvers) -> str:
+    """ "from group ethics-board", "from user alice or groups a, b", "from anyone"."""
+    parts = [
+        plural(word, names)
+        for word, names in (("user", approvers.users), ("group", approvers.groups))
+        if names
+    ]
+    return f"from {' or '.join(parts)}" if parts else "from anyone"
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+def _approver_known(approval: ModelApproval, _: ApprovalRequirement, __: Context) -> Miss | None:
+    if approval.spec.approved_by is not None:
+        return None
+    return Miss(
+        r.APPROVER_UNKNOWN,
+        f"ModelApproval {approval.name} has no approvedBy, so its approver is unknown",
+    )
+
+
+def _approver_authorized(approval: ModelApproval, req: ApprovalRequirement, _: Context) -> Miss | None:
+    identity = approval.spec.approved_by
+    if identity is None or approver_allowed(identity, req.approvers):
+        return None
+    return Miss(
+        r.APPROVER_NOT_AUTHORIZED,
+        f"ModelApproval {approval.name} is by {identity.username}, who is not allowed to decide for role "
+        f"{req.role} (allowed: {describe_approvers(req.approvers).removeprefix('from ')})",
+    )
+
+
+def _not_expired(approval: ModelApproval, _: ApprovalRequirement, ctx: Context) -> Miss | None:
+    expires = approval.spec.expires_at
+    if expires is None or expires > ctx.now:
+        return None
+    return Miss(r.APPROVAL_EXPIRED, f"ModelApproval {approval.name} expired at {timestamp(expires)}")
+
+
+def _not_before(approval: ModelApproval, _: ApprovalRequirement, ctx: Context) -> Miss | None:
+    if ctx.not_before is None:
+        return None
+    created = created_at(approval)
+    if created is not None and created >= ctx.not_before:
+        return None
+    when = "has no readable creationTimestamp" if created is None else f"was created at {timestamp(created)}"
+    return Miss(
+        r.APPROVAL_PREDATES_QUARANTINE,
+        f"ModelApproval {approval.name} {when}, and only approvals given at or after "
+        f"{timestamp(ctx.not_before)} count (it predates the quarantine or rollback)",
+    )
+
+
+def _independent(approval: ModelApproval, _: ApprovalRequirement, ctx: Context) -> Miss | None:
+    identity = approval.spec.approved_by
+    if not ctx.separation or identity is None or identity.username != ctx.digest_set_by:
+        return None
+    return Miss(
+        r.SEPARATION_OF_DUTIES_VIOLATED,
+        f"ModelApproval {approval.name} is by {identity.username}, who set the digest (separation of duties)",
+    )
+
+
+ATTRIBUTABLE: tuple[Check[ModelApproval, ApprovalRequirement], ...] = (
+    bound_to_model,
+    bound_to_digest,
+    sealed,
+    _approver_known,
+    _approver_authorized,
+)
+CURRENT: tuple[Check[ModelApproval, ApprovalRequirement], ...] = (_not_expired, _not_before, _independent)
+
+
+# --- one requirement ------------------------------------------------------------------------------
+
+
+def check_approval_requirement(
+    req: ApprovalRequirement, approvals: Sequence[ModelApproval], ctx: Context
+) -> Outcome:
+    """The verdict on one approval requirement, from the referenced approvals (in reference order)."""
+    valid, rejections, misses = _classify(req, approvals, ctx)
+    if rejections:
+        # Nothing counts while a rejection stands, and time does not lift it.
+        return Outcome(False, r.APPROVAL_REJECTED, _rejected(rejections, req, ctx))
+    counted = _one_per_approver(valid)
+    misses += _duplicates(valid, counted)
+    names = tuple(a.name for a in counted)
+    changes_at = tuple(a.spec.expires_at for a in counted if a.spec.expires_at is not None)
+    wanted = _wanted(req, ctx)
+    if len(counted) >= req.count:
+        return Outcome(True, r.APPROVALS_GRANTED, f"has {wanted}: {_listing(counted)}", names, changes_at)
+    found = f"{len(counted)}: {_listing(counted)}" if counted else "none"
+    message = f"needs {wanted}; found {found}{not_counted(misses)}"
+    return Outcome(False, closest_reason(misses, r.APPROVAL_MISSING), message, names, changes_at)
+
+
+def _classify(
+    req: ApprovalRequirement, approvals: Sequence[ModelApproval], ctx: Context
+) -> tuple[list[ModelApproval], list[ModelApproval], list[tuple[int, Miss]]]:
+    """Split the approvals of the role into valid approvals, standing rejections and near misses."""
+    valid: list[ModelApproval] = []
+    rejections: list[ModelApproval] = []
+    misses: list[tuple[int, Miss]] = []
+    for approval in (a for a in approvals if a.spec.role == req.role):
+        miss = first_miss(ATTRIBUTABLE, approval, req, ctx)
+        if miss is None and approval.spec.decision == "rejected":
+            rejections.append(approval)
+            continue
+        miss = miss or first_miss(CURRENT, approval, req, ctx, start=len(ATTRIBUTABLE))
+        if miss is None:
+            valid.append(approval)
+        else:
+            misses.append(miss)
+    return valid, rejections, misses
+
+
+def _one_per_approver(valid: Sequence[ModelApproval]) -> list[ModelApproval]:
+    """One approval per approver username: the one that expires last (never beats any date),
+    ties by name; sorted by username."""
+    best: dict[str, ModelApproval] = {}
+    for approval in valid:
+        assert approval.spec.approved_by is not None  # _approver_known
+        user = approval.spec.approved_by.username
+        if user not in best or _lasting(approval) > _lasting(best[user]):
+            best[user] = approval
+    return [best[user] for user in sorted(best)]
+
+
+def _lasting(approval: ModelApproval) -> tuple[int, float, str]:
+    expires = approval.spec.expires_at
+    return (1, 0.0, approval.name) if expires is None else (0, expires.timestamp(), approval.name)
+
+
+def _duplicates(valid: Sequence[ModelApproval], counted: Sequence[ModelApproval]) -> list[tuple[int, Miss]]:
+    counted_names = {a.name for a in counted}
+    depth = len(ATTRIBUTABLE) + len(CURRENT)
+    return [
+        (
+            depth,
+            Miss(
+                r.APPROVAL_MISSING,
+                f"ModelApproval {a.name} is by {_username(a)}, who is already counted once",
+            ),
+        )
+        for a in valid
+        if a.name not in counted_names
+    ]
+
+
+def _wanted(req: ApprovalRequirement, ctx: Context) -> str:
+    noun = "1 approval" if req.count == 1 else f"{req.count} approvals"
+    distinct = "" if req.count == 1 else " (distinct approvers)"
+    return f"{noun} by role {req.role} {describe_approvers(req.approvers)}{distinct} for {ctx.subject}"
+
+
+def _listing(counted: Sequence[ModelApproval]) -> str:
+    return ", ".join(f"{_username(a)} (ModelApproval {a.name})" for a in counted)
+
+
+def _rejected(rejections: Sequence[ModelApproval], req: ApprovalRequirement, ctx: Context) -> str:
+    texts = []
+    for a in rejections:
+        comment = f': "{a.spec.comment.strip()}"' if a.spec.comment and a.spec.comment.strip() else ""
+        texts.append(f"{_username(a)} rejected {ctx.subject} in ModelApproval {a.name}{comment}")
+    return (
+        f"{'; '.join(texts)}; a rejection by role {req.role} blocks admission regardless of other approvals"
+    )
+
+
+def _username(approval: ModelApproval) -> str:
+    identity = approval.spec.approved_by
+    return "(unknown)" if identity is None else identity.username
+
+
+# --- separation of duties -------------------------------------------------------------------------
+
+
+def check_separation(
+    policies: Sequence[GovernancePolicy], approvals: Sequence[ModelApproval], ctx: Context
+) -> Outcome | None:
+    """The separation-of-duties verdict, or None when no policy in force demands it."""
+    demanding = [p.name for p in policies if p.spec.separation_of_duties]
+    if not demanding:
+        return None
+    required_by = f"required by {plural('policy', demanding)}"
+    if ctx.digest_set_by is None:
+        return Outcome(
+            False,
+            r.SEPARATION_OF_DUTIES_VIOLATED,
+            f"the identity that set the digest {short_digest(ctx.digest)} is unknown "
+            f"(spec.digestSetBy is missing), so no approval can be shown to be independent of it; "
+            f"{required_by}",
+        )
+    own = [
+        a.name
+        for a in approvals
+        if a.spec.approved_by is not None
+        and a.spec.approved_by.username == ctx.digest_set_by
+        and a.spec.decision == "approved"
+        and is_bound(a.spec.model, ctx)
+    ]
+    message = (
+        f"approvals by {ctx.digest_set_by}, who set the digest {short_digest(ctx.digest)}, do not count; "
+        f"{required_by}"
+    )
+    if own:
+        message += f"; not counted: {plural('ModelApproval', own)}"
+    return Outcome(True, r.SEPARATION_OF_DUTIES_MET, message)

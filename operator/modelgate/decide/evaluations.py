@@ -1,0 +1,162 @@
+"""Evaluation requirements: a metric of exactly this artifact, measured recently enough on the right
+dataset, within the policy's thresholds.
+
+A referenced ModelEvaluation counts for a requirement {metric, min, max, maxAge, dataset} only if it
+passes an ordered chain of checks: bound to the model name and version, bound to the digest, sealed
+(when sealing is enforced), reports the metric (a NaN is not a report), measured on the required
+dataset (when the requirement names one), not dated in the future beyond CLOCK_SKEW (an evaluation
+from the future would stay fresh forever), and not older than maxAge (when set).
+
+Of the evaluations that count, the newest (by evaluatedAt, then by name) decides: a newer
+measurement supersedes an older one even when the older one looked better, so the result cannot be
+improved by also referencing an old favourable evaluation. Its value must satisfy min <= value <= max.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+
+from modelgate.api import conditions as r
+from modelgate.api.v1alpha1 import EvaluationRequirement, ModelEvaluation, parse_duration
+from modelgate.decide.evidence import (
+    CLOCK_SKEW,
+    Check,
+    Context,
+    Miss,
+    Outcome,
+    bound_to_digest,
+    bound_to_model,
+    closest_reason,
+    first_miss,
+    not_counted,
+    sealed,
+    timestamp,
+)
+
+
+def describe_requirement(req: EvaluationRequirement) -> str:
+    """ "accuracy >= 0.9 on dataset holdout, at most 30d old"."""
+    if req.min is not None and req.max is not None:
+        text = f"{_num(req.min)} <= {req.metric} <= {_num(req.max)}"
+    elif req.min is not None:
+        text = f"{req.metric} >= {_num(req.min)}"
+    elif req.max is not None:
+        text = f"{req.metric} <= {_num(req.max)}"
+    else:
+        text = f"{req.metric} (any value)"
+    if req.dataset is not None:
+        text += f" on dataset {req.dataset}"
+    if req.max_age is not None:
+        text += f", at most {req.max_age} old"
+    return text
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+def _reports_metric(evaluation: ModelEvaluation, req: EvaluationRequirement, _: Context) -> Miss | None:
+    value = evaluation.spec.metrics.get(req.metric)
+    if value is not None and not math.isnan(value):
+        return None
+    what = "reports NaN for" if value is not None else "does not report"
+    return Miss(r.METRIC_NOT_REPORTED, f"ModelEvaluation {evaluation.name} {what} {req.metric}")
+
+
+def _on_dataset(evaluation: ModelEvaluation, req: EvaluationRequirement, _: Context) -> Miss | None:
+    if req.dataset is None or evaluation.spec.dataset.name == req.dataset:
+        return None
+    return Miss(
+        r.EVALUATION_MISSING,
+        f"ModelEvaluation {evaluation.name} was measured on dataset {evaluation.spec.dataset.name} "
+        f"not {req.dataset}",
+    )
+
+
+def _not_from_future(evaluation: ModelEvaluation, _: EvaluationRequirement, ctx: Context) -> Miss | None:
+    evaluated = evaluation.spec.evaluated_at
+    if evaluated <= ctx.now + CLOCK_SKEW:
+        return None
+    return Miss(
+        r.EVALUATION_MISSING,
+        f"ModelEvaluation {evaluation.name} is dated {timestamp(evaluated)}, in the future "
+        f"(now is {timestamp(ctx.now)})",
+    )
+
+
+def _fresh(evaluation: ModelEvaluation, req: EvaluationRequirement, ctx: Context) -> Miss | None:
+    stale_at = _stale_at(evaluation, req)
+    if stale_at is None or stale_at > ctx.now:
+        return None
+    return Miss(
+        r.EVALUATION_STALE,
+        f"ModelEvaluation {evaluation.name} was evaluated at {timestamp(evaluation.spec.evaluated_at)}, "
+        f"more than maxAge {req.max_age} ago (stale since {timestamp(stale_at)})",
+    )
+
+
+CHAIN: tuple[Check[ModelEvaluation, EvaluationRequirement], ...] = (
+    bound_to_model,
+    bound_to_digest,
+    sealed,
+    _reports_metric,
+    _on_dataset,
+    _not_from_future,
+    _fresh,
+)
+_FUTURE_DEPTH = CHAIN.index(_not_from_future)
+
+
+# --- one requirement ------------------------------------------------------------------------------
+
+
+def check_evaluation_requirement(
+    req: EvaluationRequirement, evaluations: Sequence[ModelEvaluation], ctx: Context
+) -> Outcome:
+    """The verdict on one evaluation requirement, from the referenced evaluations (in reference order)."""
+    valid: list[ModelEvaluation] = []
+    misses: list[tuple[int, Miss]] = []
+    changes_at: list[datetime] = []
+    for evaluation in evaluations:
+        miss = first_miss(CHAIN, evaluation, req, ctx)
+        if miss is None:
+            valid.append(evaluation)
+            changes_at += [t for t in [_stale_at(evaluation, req)] if t is not None]
+        else:
+            misses.append(miss)
+            if miss[0] == _FUTURE_DEPTH:  # it starts counting once the clock catches up
+                changes_at.append(evaluation.spec.evaluated_at - CLOCK_SKEW)
+    wanted = f"an evaluation of {ctx.subject} reporting {describe_requirement(req)}"
+    if not valid:
+        reason = closest_reason(misses, r.EVALUATION_MISSING)
+        return Outcome(
+            False, reason, f"needs {wanted}; found none{not_counted(misses)}", (), tuple(changes_at)
+        )
+    newest = max(valid, key=lambda e: (e.spec.evaluated_at, e.name))
+    reason, verdict = _threshold(newest, req)
+    return Outcome(reason == r.EVALUATIONS_PASSED, reason, verdict, (newest.name,), tuple(changes_at))
+
+
+def _threshold(evaluation: ModelEvaluation, req: EvaluationRequirement) -> tuple[str, str]:
+    value = evaluation.spec.metrics[req.metric]
+    reports = (
+        f"ModelEvaluation {evaluation.name} (dataset {evaluation.spec.dataset.name}, evaluated at "
+        f"{timestamp(evaluation.spec.evaluated_at)}) reports {req.metric} {_num(value)}"
+    )
+    if req.min is not None and value <= req.min:
+        return r.METRIC_BELOW_MINIMUM, f"{reports}, below the minimum {_num(req.min)}"
+    if req.max is not None and value > req.max:
+        return r.METRIC_ABOVE_MAXIMUM, f"{reports}, above the maximum {_num(req.max)}"
+    return r.EVALUATIONS_PASSED, f"{reports}, meeting {describe_requirement(req)}"
+
+
+def _stale_at(evaluation: ModelEvaluation, req: EvaluationRequirement) -> datetime | None:
+    if req.max_age is None:
+        return None
+    return evaluation.spec.evaluated_at + parse_duration(req.max_age)
+
+
+def _num(value: float) -> str:
+    """Shortest exact form (0.9, 0.94), integers without a trailing .0."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)

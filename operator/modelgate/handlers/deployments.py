@@ -1,0 +1,186 @@
+"""The ModelDeployment reconcile loop and its retirement.
+
+One Kopf daemon per ModelDeployment runs `reconcile_once` (gather -> decide -> act) whenever it
+is woken: by its own object, a referenced approval or evaluation, any policy, its namespace's
+labels, its owned Deployment or Service, or the instant a counted piece of evidence expires.
+The loop is level-based: it always computes the whole desired state from the current state, so a
+restart at any moment converges to the same result without duplicate actions, and a steady state
+writes nothing.
+
+Read-your-writes: after a write, the loop waits until the watch has delivered that write (or a
+newer version) before it decides again, so it never acts twice on a stale view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import pydantic
+
+from modelgate.act import audit, kube
+from modelgate.api import conditions as c
+from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.config import OperatorConfig
+from modelgate.decide.conditions import rfc3339
+from modelgate.decide.plan import Decision, plan
+from modelgate.observe import metrics
+from modelgate.observe.snapshot import snapshot
+from modelgate.observe.wakeups import Wakeups
+
+log = logging.getLogger("modelgate.reconcile")
+RESYNC = 300.0
+"""Upper bound on the time between two reconciles of an idle ModelDeployment (seconds)."""
+CATCH_UP = 10.0
+"""How long to wait for the watch to deliver our own write before deciding anyway (seconds)."""
+
+
+def _rv(obj: Mapping[str, Any] | None) -> int:
+    # resourceVersions are opaque to clients in general; with etcd they are its revision numbers,
+    # which only grow. We compare them only to know whether the watch has caught up with a write.
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class Loop:
+    """State one reconcile loop keeps between runs: the versions its own writes produced."""
+
+    def __init__(self) -> None:
+        self.min_rv: dict[str, int] = {}
+        self.written_at = 0.0
+
+    def wrote(self, what: str, rv: str) -> None:
+        self.min_rv[what] = int(rv)
+        self.written_at = time.monotonic()
+
+    def caught_up(self, what: str, obj: Mapping[str, Any] | None) -> bool:
+        want = self.min_rv.get(what, 0)
+        if want and time.monotonic() - self.written_at > CATCH_UP:
+            return True  # the write was overtaken (e.g. the object was deleted): decide from what is seen
+        return want == 0 or (obj is not None and _rv(obj) >= want)
+
+
+async def reconcile_once(
+    body: Mapping[str, Any],
+    indexes: Mapping[str, Any],
+    cfg: OperatorConfig,
+    wakeups: Wakeups,
+    loop: Loop,
+    now: dt.datetime,
+) -> dt.datetime | None:
+    """One gather -> decide -> act pass; returns when to run again at the latest."""
+    meta = body.get("metadata") or {}
+    ns, name = str(meta.get("namespace")), str(meta.get("name"))
+    wakeups.set_refs(
+        (ns, name),
+        {("ModelApproval", ns, r["name"]) for r in body["spec"].get("approvals") or []}
+        | {("ModelEvaluation", ns, r["name"]) for r in body["spec"].get("evaluations") or []},
+    )
+    obs = snapshot(
+        body,
+        approvals=indexes["approvals"],
+        evaluations=indexes["evaluations"],
+        policies=indexes["policies"],
+        namespaces=indexes["namespaces"],
+        owned={**_entries(indexes["owned_deployments"]), **_entries(indexes["owned_services"])},
+        allow_no_policy=cfg.allow_no_policy,
+    )
+    if not (
+        loop.caught_up("status", body)
+        and loop.caught_up("Deployment", obs.owned_deployment)
+        and loop.caught_up("Service", obs.owned_service)
+    ):
+        return now + dt.timedelta(seconds=CATCH_UP)  # a watch event with our write will wake us
+    loop.min_rv.clear()
+    p = plan(obs, now)
+    for obj, existing in ((p.deployment, obs.owned_deployment), (p.service, obs.owned_service)):
+        if obj is not None:
+            loop.wrote(obj["kind"], await kube.write_owned(obj, existing))
+    for d in p.decisions:
+        audit.record(body, d)
+        metrics.DECISIONS.labels(action=d.action).inc()
+    rv = await kube.write_status(ns, name, body.get("status") or {}, p.status)
+    if rv is not None:
+        loop.wrote("status", rv)
+    metrics.PHASE.observe(ns, name, p.status.get("phase"))
+    return p.requeue_at
+
+
+def _entries(index: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {k: index[k] for k in index}
+
+
+@kopf.daemon(GROUP, VERSION, "modeldeployments", id="reconcile", cancellation_timeout=10.0)
+async def reconcile(
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **kwargs: Any,
+) -> None:
+    cfg: OperatorConfig = memo["config"]
+    wakeups: Wakeups = memo["wakeups"]
+    key = (namespace or "", name)
+    wake = wakeups.register(key)
+    loop = Loop()
+    failures = 0
+    try:
+        while not stopped:
+            wake.clear()
+            started = time.perf_counter()
+            now = dt.datetime.now(dt.UTC)
+            try:
+                until = await reconcile_once(body, kwargs, cfg, wakeups, loop, now)
+                failures = 0
+                delay = (
+                    RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
+                )
+            except kube.Conflict as e:
+                logger.info(f"Deferred after a write conflict: {e}")
+                loop.min_rv.clear()
+                delay = 1.0
+            except pydantic.ValidationError as e:
+                logger.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
+                delay = RESYNC
+            except Exception:
+                failures += 1
+                logger.exception(
+                    f"Reconcile of ModelDeployment {namespace}/{name} failed; attempt={failures}"
+                )
+                loop.min_rv.clear()
+                delay = min(60.0, 2.0**failures)
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+    finally:
+        wakeups.unregister(key)
+
+
+@kopf.on.delete(GROUP, VERSION, "modeldeployments", id="retire")
+async def retire(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    """Remove the serving objects and record the retirement (the finalizer holds the object until then)."""
+    ns = namespace or ""
+    removed = [kind for kind in ("Deployment", "Service") if await kube.delete_owned(kind, ns, name)]
+    status = dict(body.get("status") or {})
+    serving = status.get("servingRevision") or {}
+    decision = Decision(
+        action=c.ACTION_RETIRED,
+        reason=c.RETIRING,
+        message=f"Retired ModelDeployment {name}: removed {', '.join(removed) or 'no serving objects'}",
+        time=rfc3339(dt.datetime.now(dt.UTC)),
+        evidence={"servingRevision": serving, "removed": removed},
+        revision={"version": serving["version"], "digest": serving["digest"]} if serving else None,
+    )
+    audit.record(body, decision)
+    metrics.DECISIONS.labels(action=decision.action).inc()
+    metrics.PHASE.forget(ns, name)

@@ -1,0 +1,103 @@
+"""Kopf indexes: the operator's in-memory view of everything a gate decision reads.
+
+Each index holds the latest raw object; a watch handler on the same resource then wakes the
+reconcile loops that depend on it. Kopf updates indexes before it calls watch handlers for the
+same event, so a woken loop reads the new state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.decide.serving import LABEL_DEPLOYMENT
+from modelgate.observe.wakeups import Wakeups
+
+OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
+
+
+def _raw(body: kopf.Body) -> dict[str, Any]:
+    return {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec", "status") if k in body}
+
+
+@kopf.index(GROUP, VERSION, "modelapprovals", id="approvals")
+async def approvals(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _raw(body)}
+
+
+@kopf.index(GROUP, VERSION, "modelevaluations", id="evaluations")
+async def evaluations(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): _raw(body)}
+
+
+@kopf.index(GROUP, VERSION, "governancepolicies", id="policies")
+async def policies(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {name: _raw(body)}
+
+
+@kopf.index("", "v1", "namespaces", id="namespaces")
+async def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    return {name: dict(labels)}
+
+
+@kopf.index("apps", "v1", "deployments", labels=OWNED, id="owned_deployments")
+async def owned_deployments(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace, labels[LABEL_DEPLOYMENT], "Deployment"): _raw(body)}
+
+
+@kopf.index("", "v1", "services", labels=OWNED, id="owned_services")
+async def owned_services(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace, labels[LABEL_DEPLOYMENT], "Service"): _raw(body)}
+
+
+# --- wake the reconcile loops that depend on a change ----------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, "modelapprovals", id="wake-approval")
+async def wake_approval(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    wakeups: Wakeups = memo["wakeups"]
+    wakeups.poke_ref("ModelApproval", namespace or "", name)
+
+
+@kopf.on.event(GROUP, VERSION, "modelevaluations", id="wake-evaluation")
+async def wake_evaluation(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    wakeups: Wakeups = memo["wakeups"]
+    wakeups.poke_ref("ModelEvaluation", namespace or "", name)
+
+
+@kopf.on.event(GROUP, VERSION, "governancepolicies", id="wake-policy")
+async def wake_policy(memo: kopf.Memo, **_: Any) -> None:
+    wakeups: Wakeups = memo["wakeups"]
+    wakeups.poke_all()
+
+
+@kopf.on.event("", "v1", "namespaces", id="wake-namespace")
+async def wake_namespace(name: str, memo: kopf.Memo, **_: Any) -> None:
+    wakeups: Wakeups = memo["wakeups"]
+    wakeups.poke_namespace(name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OWNED, id="wake-owner-deployment")
+async def wake_owner_deployment(
+    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    wakeups: Wakeups = memo["wakeups"]
+    wakeups.poke((namespace or "", labels[LABEL_DEPLOYMENT]))
+
+
+@kopf.on.event("", "v1", "services", labels=OWNED, id="wake-owner-service")
+async def wake_owner_service(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    wakeups: Wakeups = memo["wakeups"]
+    wakeups.poke((namespace or "", labels[LABEL_DEPLOYMENT]))
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments", id="wake-self")
+async def wake_self(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    wakeups: Wakeups = memo["wakeups"]
+    wakeups.poke((namespace or "", name))

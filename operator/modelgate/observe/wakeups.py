@@ -1,0 +1,61 @@
+"""Who to wake when something changes: the link from Kopf's watch events to the reconcilers.
+
+Each ModelDeployment has one reconcile loop (a Kopf daemon) that sleeps on an asyncio.Event.
+Watch handlers for approvals, evaluations, policies, namespaces and owned objects call `poke*`
+after Kopf has updated its indexes, so a woken loop always reads the new state. A loop registers
+the names it references each time it runs, so an approval created after the model was applied
+still wakes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+Key = tuple[str, str]
+"""(namespace, name) of a ModelDeployment."""
+
+
+class Wakeups:
+    def __init__(self) -> None:
+        self._events: dict[Key, asyncio.Event] = {}
+        self._refs: dict[tuple[str, str, str], set[Key]] = defaultdict(set)
+        self._refs_of: dict[Key, set[tuple[str, str, str]]] = {}
+
+    def register(self, key: Key) -> asyncio.Event:
+        return self._events.setdefault(key, asyncio.Event())
+
+    def unregister(self, key: Key) -> None:
+        self._events.pop(key, None)
+        self.set_refs(key, set())
+
+    def set_refs(self, key: Key, refs: set[tuple[str, str, str]]) -> None:
+        """Declare the objects (kind, namespace, name) that `key` depends on."""
+        for ref in self._refs_of.get(key, set()) - refs:
+            self._refs[ref].discard(key)
+            if not self._refs[ref]:
+                del self._refs[ref]
+        for ref in refs:
+            self._refs[ref].add(key)
+        self._refs_of[key] = refs
+
+    def poke(self, key: Key) -> None:
+        event = self._events.get(key)
+        if event is not None:
+            event.set()
+
+    def poke_ref(self, kind: str, namespace: str, name: str) -> None:
+        for key in list(self._refs.get((kind, namespace, name), ())):
+            self.poke(key)
+
+    def poke_namespace(self, namespace: str) -> None:
+        for key in list(self._events):
+            if key[0] == namespace:
+                self.poke(key)
+
+    def poke_all(self) -> None:
+        for event in self._events.values():
+            event.set()
+
+    def __len__(self) -> int:
+        return len(self._events)

@@ -1,0 +1,127 @@
+"""Manifests for integration tests, built as dicts; each test isolates its policy to its namespace."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+API = "modelgate.io/v1alpha1"
+
+
+def digest(seed: str) -> str:
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+def now_rfc3339(delta: dt.timedelta = dt.timedelta()) -> str:
+    return (dt.datetime.now(dt.UTC) + delta).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def policy(
+    name: str,
+    namespace: str,
+    *,
+    roles: tuple[str, ...] = ("ethics-board",),
+    min_accuracy: float | None = 0.9,
+    on_revocation: str = "suspend",
+    separation: bool = False,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "namespaceSelector": {"matchLabels": {"modelgate.io/test": namespace}},
+        "requiredCardFields": ["owner", "intendedUse"],
+        "approvals": [{"role": r, "approvers": {"groups": [r]}, "count": 1} for r in roles],
+        "separationOfDuties": separation,
+        "onRevocation": on_revocation,
+    }
+    if min_accuracy is not None:
+        spec["evaluations"] = [{"metric": "accuracy", "min": min_accuracy, "maxAge": "30d"}]
+    return {"apiVersion": API, "kind": "GovernancePolicy", "metadata": {"name": name}, "spec": spec}
+
+
+def model_deployment(
+    name: str,
+    namespace: str,
+    version: str = "v1",
+    *,
+    replicas: int = 2,
+    approvals: tuple[str, ...] = (),
+    evaluations: tuple[str, ...] = (),
+    image: str = "registry.example/serve:1",
+    digest_set_by: str | None = "alice",
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": {
+            "name": name,
+            "version": version,
+            "uri": f"s3://models/{name}/{version}",
+            "digest": digest(f"{name}-{version}"),
+        },
+        "card": {"owner": "team@example.com", "intendedUse": "testing", "riskLevel": "high"},
+        "serving": {"image": image, "replicas": replicas, "port": 8080},
+        "approvals": [{"name": a} for a in approvals],
+        "evaluations": [{"name": e} for e in evaluations],
+    }
+    if digest_set_by:
+        spec["digestSetBy"] = {"username": digest_set_by, "groups": ["deployers"]}
+    return {
+        "apiVersion": API,
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def approval(
+    name: str,
+    namespace: str,
+    model: str,
+    version: str = "v1",
+    *,
+    role: str = "ethics-board",
+    user: str = "bob",
+    groups: tuple[str, ...] | None = None,
+    decision: str = "approved",
+    expires_at: str | None = None,
+    stamp: bool = True,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": {"name": model, "version": version, "digest": digest(f"{model}-{version}")},
+        "role": role,
+        "decision": decision,
+    }
+    if stamp:  # what the identity webhook writes; tests that run without it write it themselves
+        spec["approvedBy"] = {"username": user, "groups": list(groups if groups is not None else (role,))}
+    if expires_at:
+        spec["expiresAt"] = expires_at
+    return {
+        "apiVersion": API,
+        "kind": "ModelApproval",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def evaluation(
+    name: str,
+    namespace: str,
+    model: str,
+    version: str = "v1",
+    *,
+    accuracy: float = 0.95,
+    user: str = "erin",
+    stamp: bool = True,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": {"name": model, "version": version, "digest": digest(f"{model}-{version}")},
+        "dataset": {"name": "holdout", "uri": "s3://datasets/holdout"},
+        "metrics": {"accuracy": accuracy},
+        "evaluatedAt": now_rfc3339(),
+    }
+    if stamp:
+        spec["submittedBy"] = {"username": user, "groups": ["evaluators"]}
+    return {
+        "apiVersion": API,
+        "kind": "ModelEvaluation",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
