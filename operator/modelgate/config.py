@@ -20,6 +20,17 @@ class OperatorConfig:
     metrics_port: int = 8082
     prometheus_url: str | None = None
     kubeconfig: str | None = None
+    operator_namespace: str = "modelgate-system"
+    """Where the operator keeps its state (the seal key Secret)."""
+    seal_secret: str = "modelgate-seal-key"
+    webhook_port: int = 9443
+    """Port of the admission webhook server; 0 disables the webhooks (and identity stamping)."""
+    webhook_host: str = "127.0.0.1"
+    """Host the API server uses to reach the webhooks (a URL), when no Service is given."""
+    webhook_service: str | None = None
+    """namespace/name of the Service in front of the webhook server (in-cluster)."""
+    webhook_cert_dir: str | None = None
+    """tls.crt, tls.key, ca.crt for the webhook server; default: made at start-up."""
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,4 +80,10 @@ def from_args(ns: argparse.Namespace) -> OperatorConfig:
         metrics_port=int(ns.metrics_port),
         prometheus_url=ns.prometheus_url,
         kubeconfig=ns.kubeconfig,
+        operator_namespace=ns.operator_namespace,
+        seal_secret=ns.seal_secret,
+        webhook_port=int(ns.webhook_port),
+        webhook_host=ns.webhook_host,
+        webhook_service=ns.webhook_service,
+        webhook_cert_dir=ns.webhook_cert_dir,
     )

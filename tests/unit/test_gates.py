@@ -364,7 +364,10 @@ def test_approval_before_not_before_does_not_count() -> None:
     gate = only(report, "approval")
     assert not report.admitted and gate.reason == r.APPROVAL_PREDATES_QUARANTINE
     assert "ModelApproval bob-ok was created at 2026-12-01T10:59:59Z" in gate.message
-    assert "only approvals given at or after 2026-12-01T11:00:00Z count" in gate.message
+    assert (
+        "only approvals given at or after 2026-12-01T11:00:00Z (the last quarantine or rollback) count"
+        in gate.message
+    )
 
 
 def test_approval_given_at_or_after_not_before_counts() -> None:

@@ -47,6 +47,7 @@ USUAL_GROUPS = {
     "dave": ("ml-engineers",),
 }
 QUARANTINE = NOW - timedelta(hours=1)
+FUTURE_EDGE = timedelta(minutes=5)  # the clock skew the engine tolerates, exactly
 REASONS = {v for k, v in vars(conditions).items() if k.isupper() and isinstance(v, str)}
 
 
@@ -165,7 +166,18 @@ def evaluation_cases(draw: st.DrawFn, name: str) -> EvaluationCase:
         metrics=draw(
             st.dictionaries(st.sampled_from(METRICS), st.sampled_from([0.4, 0.9, 0.97]), min_size=1)
         ),
-        at=NOW + draw(st.sampled_from([timedelta(days=-20), timedelta(days=-2), timedelta(hours=1)])),
+        at=NOW
+        + draw(
+            st.sampled_from(
+                [
+                    -timedelta(days=20),
+                    -timedelta(days=10),
+                    -timedelta(days=2),
+                    FUTURE_EDGE,
+                    timedelta(hours=1),
+                ]
+            )
+        ),
         sealed=draw(LIKELY_SEALED),
     )
 
@@ -361,7 +373,7 @@ def oracle(case: Case) -> tuple[bool, bool, bool]:
     return approved and evaluated and card and policy, approved, evaluated
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(cases())
 def test_engine_admits_exactly_when_the_oracle_does(case: Case) -> None:
     report = build_and_evaluate(case)
@@ -370,7 +382,7 @@ def test_engine_admits_exactly_when_the_oracle_does(case: Case) -> None:
     assert (report.admitted, report.approved, report.evaluated) == oracle(case)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(cases())
 def test_each_requirement_gate_agrees_with_the_oracle(case: Case) -> None:
     report = build_and_evaluate(case)
@@ -390,7 +402,7 @@ def test_each_requirement_gate_agrees_with_the_oracle(case: Case) -> None:
         assert verdicts["separation of duties"] == (case.digest_set_by is not None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(cases())
 def test_every_gate_is_explained_and_the_report_is_consistent(case: Case) -> None:
     report = build_and_evaluate(case)

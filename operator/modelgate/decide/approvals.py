@@ -104,8 +104,8 @@ def _not_before(approval: ModelApproval, _: ApprovalRequirement, ctx: Context) -
     when = "has no readable creationTimestamp" if created is None else f"was created at {timestamp(created)}"
     return Miss(
         r.APPROVAL_PREDATES_QUARANTINE,
-        f"ModelApproval {approval.name} {when}, and only approvals given at or after "
-        f"{timestamp(ctx.not_before)} count (it predates the quarantine or rollback)",
+        f"ModelApproval {approval.name} {when}; only approvals given at or after "
+        f"{timestamp(ctx.not_before)} (the last quarantine or rollback) count",
     )
 
 

@@ -144,7 +144,7 @@ def _threshold(evaluation: ModelEvaluation, req: EvaluationRequirement) -> tuple
         f"ModelEvaluation {evaluation.name} (dataset {evaluation.spec.dataset.name}, evaluated at "
         f"{timestamp(evaluation.spec.evaluated_at)}) reports {req.metric} {_num(value)}"
     )
-    if req.min is not None and value <= req.min:
+    if req.min is not None and value < req.min:
         return r.METRIC_BELOW_MINIMUM, f"{reports}, below the minimum {_num(req.min)}"
     if req.max is not None and value > req.max:
         return r.METRIC_ABOVE_MAXIMUM, f"{reports}, above the maximum {_num(req.max)}"

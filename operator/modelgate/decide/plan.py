@@ -52,6 +52,11 @@ class Observed:
     owned_deployment: Mapping[str, Any] | None
     owned_service: Mapping[str, Any] | None
     allow_no_policy: bool = False
+    seal_valid: Mapping[tuple[str, str], bool] | None = None
+    """Whether each referenced (kind, name) carries a valid seal; None when sealing is not enforced."""
+
+    def seal_ok(self, evidence: ModelApproval | ModelEvaluation) -> bool:
+        return self.seal_valid is None or self.seal_valid.get((evidence.kind, evidence.name), False)
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
             evaluations=obs.evaluations,
             now=now,
             allow_no_policy=obs.allow_no_policy,
+            seal_ok=obs.seal_ok if obs.seal_valid is not None else None,
         )
     )
     owner = Owner(md.api_version, md.kind, md.name, md.namespace or "", str(meta.get("uid", "")))

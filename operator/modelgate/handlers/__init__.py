@@ -4,5 +4,6 @@ Importing this package registers every handler with Kopf's default registry.
 """
 
 from modelgate.handlers import deployments, indexes, startup
+from modelgate.webhooks import handlers as admission
 
-__all__ = ["deployments", "indexes", "startup"]
+__all__ = ["admission", "deployments", "indexes", "startup"]

@@ -72,6 +72,7 @@ async def reconcile_once(
     body: Mapping[str, Any],
     indexes: Mapping[str, Any],
     cfg: OperatorConfig,
+    seal_key: bytes | None,
     wakeups: Wakeups,
     loop: Loop,
     now: dt.datetime,
@@ -92,6 +93,7 @@ async def reconcile_once(
         namespaces=indexes["namespaces"],
         owned={**_entries(indexes["owned_deployments"]), **_entries(indexes["owned_services"])},
         allow_no_policy=cfg.allow_no_policy,
+        seal_key=seal_key,
     )
     if not (
         loop.caught_up("status", body)
@@ -140,7 +142,7 @@ async def reconcile(
             started = time.perf_counter()
             now = dt.datetime.now(dt.UTC)
             try:
-                until = await reconcile_once(body, kwargs, cfg, wakeups, loop, now)
+                until = await reconcile_once(body, kwargs, cfg, memo.get("seal_key"), wakeups, loop, now)
                 failures = 0
                 delay = (
                     RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)

@@ -37,6 +37,19 @@ async def policies(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {name: _raw(body)}
 
 
+@kopf.index(GROUP, VERSION, "modeldeployments", id="deployments_by_digest")
+async def deployments_by_digest(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[Any, Any]:
+    """Who set each digest, for the separation-of-duties check at approval time."""
+    summary = {
+        "name": name,
+        "digestSetBy": (spec.get("digestSetBy") or {}).get("username"),
+        "riskLevel": (spec.get("card") or {}).get("riskLevel"),
+    }
+    return {(namespace, (spec.get("model") or {}).get("digest")): summary}
+
+
 @kopf.index("", "v1", "namespaces", id="namespaces")
 async def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
     return {name: dict(labels)}

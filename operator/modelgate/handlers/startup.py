@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import kopf
 import kubernetes
 
+from modelgate.act import setup
 from modelgate.config import OperatorConfig
 from modelgate.observe.kube import load_kube_config
+from modelgate.webhooks import certs
+from modelgate.webhooks.configuration import Endpoint, configurations
 
 PREFIX = "modelgate.io"
 
 
 @kopf.on.startup(id="configure")
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -27,6 +32,30 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
+    cfg: OperatorConfig = memo["config"]
+    memo["seal_key"] = await setup.seal_key(cfg.operator_namespace, cfg.seal_secret)
+    if cfg.webhook_port:
+        await _serve_webhooks(settings, cfg, logger)
+
+
+async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: Any) -> None:
+    if cfg.webhook_cert_dir:
+        cert = certs.load_provided(Path(cfg.webhook_cert_dir))
+    else:
+        cert = certs.make_self_signed(Path(tempfile.mkdtemp(prefix="modelgate-webhook-")), [cfg.webhook_host])
+    if cfg.webhook_service:
+        svc_ns, _sep, svc_name = cfg.webhook_service.partition("/")
+        endpoint = Endpoint(cert.ca_pem, service_namespace=svc_ns, service_name=svc_name)
+        addr = "0.0.0.0"
+    else:
+        endpoint = Endpoint(cert.ca_pem, url=f"https://{cfg.webhook_host}:{cfg.webhook_port}")
+        addr = cfg.webhook_host
+    settings.admission.server = kopf.WebhookServer(
+        addr=addr, port=cfg.webhook_port, certfile=str(cert.certfile), pkeyfile=str(cert.keyfile)
+    )
+    settings.admission.managed = None  # we register our own configurations: short timeouts, Fail
+    await setup.register_webhooks(configurations(endpoint))
+    logger.info(f"Registered admission webhooks; server={addr}:{cfg.webhook_port}")
 
 
 @kopf.on.login(id="login")

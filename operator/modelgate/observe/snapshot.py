@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import pydantic
 
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
+from modelgate.decide import seal
 from modelgate.decide.plan import Observed
 from modelgate.decide.policy import select_policies
 
@@ -32,6 +33,20 @@ def _parse(cls: type[T], raw: Mapping[str, Any] | None) -> T | None:
         return None
 
 
+def parse_policies(policies: Mapping[Any, Any]) -> list[GovernancePolicy]:
+    return [p for key in policies for p in [_parse(GovernancePolicy, _first(policies, key))] if p]
+
+
+def _seals(
+    kind: str, ns: str, index: Mapping[Any, Any], names: list[str], key: bytes
+) -> dict[tuple[str, str], bool]:
+    out = {}
+    for name in names:
+        raw = _first(index, (ns, name))
+        out[(kind, name)] = raw is not None and seal.verify(key, kind, ns, raw.get("spec") or {})
+    return out
+
+
 def snapshot(
     body: Mapping[str, Any],
     *,
@@ -41,13 +56,20 @@ def snapshot(
     namespaces: Mapping[Any, Any],
     owned: Mapping[Any, Any],
     allow_no_policy: bool,
+    seal_key: bytes | None,
 ) -> Observed:
     """Raises pydantic.ValidationError when the ModelDeployment itself does not parse."""
     md = ModelDeployment.model_validate(
         {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
     )
     ns, name = md.namespace or "", md.name
-    all_policies = [p for key in policies for p in [_parse(GovernancePolicy, _first(policies, key))] if p]
+    all_policies = parse_policies(policies)
+    seal_valid = None
+    if seal_key is not None:
+        seal_valid = _seals("ModelApproval", ns, approvals, [r.name for r in md.spec.approvals], seal_key)
+        seal_valid |= _seals(
+            "ModelEvaluation", ns, evaluations, [r.name for r in md.spec.evaluations], seal_key
+        )
     labels = _first(namespaces, ns) or {}
     return Observed(
         body=body,
@@ -60,4 +82,5 @@ def snapshot(
         owned_deployment=_first(owned, (ns, name, "Deployment")),
         owned_service=_first(owned, (ns, name, "Service")),
         allow_no_policy=allow_no_policy,
+        seal_valid=seal_valid,
     )

@@ -1,0 +1,166 @@
+"""Admission handlers: identity stamping, sealing, immutability and early refusals.
+
+Identities come from the authenticated request (`userInfo`), never from what the client wrote,
+the way the API server fills a CertificateSigningRequest's username:
+- ModelApproval `spec.approvedBy` and ModelEvaluation `spec.submittedBy` are set on CREATE and
+  sealed (an HMAC over the stamped spec, see decide/seal.py); on UPDATE the stored values are put
+  back, so neither can be changed after creation.
+- ModelDeployment `spec.digestSetBy` records who set `spec.model.digest`: set on CREATE and on any
+  UPDATE that changes the digest, restored from the stored object otherwise.
+Stamped fields are replaced wholesale (a patch transformation, not a merge), so nothing a client
+wrote into them survives.
+
+Validation refuses, with the rule named: changing an approval or evaluation after creation, and an
+approval by the identity that set that digest when a selecting policy demands separation of duties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.decide import seal
+from modelgate.decide.policy import select_policies
+from modelgate.observe.snapshot import parse_policies
+
+STAMPED = {"ModelApproval": "approvedBy", "ModelEvaluation": "submittedBy"}
+
+
+def identity(userinfo: Mapping[str, Any]) -> dict[str, Any]:
+    ident: dict[str, Any] = {
+        "username": str(userinfo.get("username", "")),
+        "groups": list(userinfo.get("groups") or []),
+    }
+    if userinfo.get("uid"):
+        ident["uid"] = str(userinfo["uid"])
+    return ident
+
+
+def _set_spec_fields(patch: kopf.Patch, fields: Mapping[str, Any]) -> None:
+    """Replace spec fields wholesale in the admission response (not a recursive merge)."""
+
+    def apply(body: Any) -> None:
+        body.setdefault("spec", {}).update(fields)
+
+    patch.fns.append(apply)
+
+
+def _stamp(
+    kind: str,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    userinfo: Mapping[str, Any],
+    operation: str | None,
+    old: kopf.Body | None,
+    memo: kopf.Memo,
+) -> None:
+    field = STAMPED[kind]
+    if operation == "UPDATE" and old is not None:
+        kept = {k: old.spec.get(k) for k in (field, "seal") if old.spec.get(k) is not None}
+        _set_spec_fields(patch, kept)
+        return
+    spec = {**dict(body.spec), field: identity(userinfo)}
+    spec["seal"] = seal.compute(memo["seal_key"], kind, body.metadata.get("namespace") or "", spec)
+    _set_spec_fields(patch, {field: spec[field], "seal": spec["seal"]})
+
+
+@kopf.on.mutate(GROUP, VERSION, "modelapprovals", id="stamp-approval")
+def stamp_approval(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    userinfo: kopf.UserInfo,
+    memo: kopf.Memo,
+    operation: str | None = None,
+    old: kopf.Body | None = None,
+    **_: Any,
+) -> None:
+    _stamp("ModelApproval", body, patch, userinfo, operation, old, memo)
+
+
+@kopf.on.mutate(GROUP, VERSION, "modelevaluations", id="stamp-evaluation")
+def stamp_evaluation(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    userinfo: kopf.UserInfo,
+    memo: kopf.Memo,
+    operation: str | None = None,
+    old: kopf.Body | None = None,
+    **_: Any,
+) -> None:
+    _stamp("ModelEvaluation", body, patch, userinfo, operation, old, memo)
+
+
+@kopf.on.mutate(GROUP, VERSION, "modeldeployments", id="stamp-deployment")
+def stamp_deployment(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    userinfo: kopf.UserInfo,
+    operation: str | None = None,
+    old: kopf.Body | None = None,
+    **_: Any,
+) -> None:
+    digest = (body.spec.get("model") or {}).get("digest")
+    if operation == "UPDATE" and old is not None and (old.spec.get("model") or {}).get("digest") == digest:
+        stored = old.spec.get("digestSetBy")
+        if stored is not None:
+            _set_spec_fields(patch, {"digestSetBy": stored})
+        return
+    _set_spec_fields(patch, {"digestSetBy": identity(userinfo)})
+
+
+@kopf.on.validate(GROUP, VERSION, "modelevaluations", id="validate-evaluation")
+def validate_evaluation(
+    body: kopf.Body, operation: str | None = None, old: kopf.Body | None = None, **_: Any
+) -> None:
+    if operation == "UPDATE" and old is not None and dict(old.spec) != dict(body.spec):
+        raise kopf.AdmissionError(
+            "ModelEvaluation spec is immutable: it records one measurement of one artifact; "
+            "create a new ModelEvaluation instead",
+            code=422,
+        )
+
+
+@kopf.on.validate(GROUP, VERSION, "modelapprovals", id="validate-approval")
+def validate_approval(
+    body: kopf.Body,
+    userinfo: kopf.UserInfo,
+    namespace: str | None,
+    operation: str | None = None,
+    old: kopf.Body | None = None,
+    **kwargs: Any,
+) -> None:
+    if operation == "UPDATE":
+        if old is not None and dict(old.spec) != dict(body.spec):
+            raise kopf.AdmissionError(
+                "ModelApproval spec is immutable: an approval is a decision about one artifact; "
+                "create a new ModelApproval instead (delete this one to revoke it)",
+                code=422,
+            )
+        return
+    if operation != "CREATE" or body.spec.get("decision") != "approved":
+        return
+    ns = namespace or ""
+    digest = (body.spec.get("model") or {}).get("digest")
+    requester = str(userinfo.get("username", ""))
+    labels: Mapping[str, str] = (
+        next(iter(kwargs["namespaces"].get(ns, [])), {}) if "namespaces" in kwargs else {}
+    )
+    policies = parse_policies(kwargs.get("policies", {}))
+    for dep in kwargs.get("deployments_by_digest", {}).get((ns, digest), []):
+        if dep.get("digestSetBy") != requester:
+            continue
+        demanding = [
+            p.name
+            for p in select_policies(policies, labels, dep.get("riskLevel", ""))
+            if p.spec.separation_of_duties
+        ]
+        if demanding:
+            raise kopf.AdmissionError(
+                f"separation of duties: {requester} set the digest {digest} on ModelDeployment "
+                f"{dep['name']} and may not approve it (GovernancePolicy {', '.join(demanding)}); "
+                "another person must approve",
+                code=403,
+            )
