@@ -368,6 +368,7 @@ def _start_components(bin_dir: Path, pids: dict[str, int]) -> None:
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-ip=127.0.0.1",
+            "--node-lease-duration-seconds=40",
             "--cidr=10.244.0.1/16",
             f"--server-address=127.0.0.1:{PORTS['kwok']}",
         ],

@@ -59,6 +59,9 @@ def cluster() -> Iterator[Cluster]:
         kube = Kubectl(str(bin_dir / "kubectl"), ROOT / ".cache" / "cluster" / "kubeconfig")
     kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    kube("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"))
+    kube("apply", "-f", str(ROOT / "deploy" / "rbac"))
+    kube("apply", "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
     yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=not external)
     if started_here:
         subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"])

@@ -70,6 +70,37 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default=env("KUBECONFIG"),
         help="kubeconfig to use; default: in-cluster config, then ~/.kube/config",
     )
+    p.add_argument(
+        "--operator-namespace",
+        default=env("POD_NAMESPACE", "modelgate-system"),
+        help="namespace of the operator's own state (the seal key Secret)",
+    )
+    p.add_argument(
+        "--seal-secret",
+        default="modelgate-seal-key",
+        help="name of the Secret holding the HMAC key that seals approvals and evaluations",
+    )
+    p.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(env("MODELGATE_WEBHOOK_PORT", "9443")),
+        help="port of the admission webhook server (0 disables the webhooks)",
+    )
+    p.add_argument(
+        "--webhook-host",
+        default=env("MODELGATE_WEBHOOK_HOST", "127.0.0.1"),
+        help="host the API server calls the webhooks on, when no --webhook-service is given",
+    )
+    p.add_argument(
+        "--webhook-service",
+        default=env("MODELGATE_WEBHOOK_SERVICE"),
+        help="namespace/name of the Service in front of the webhook server (in-cluster)",
+    )
+    p.add_argument(
+        "--webhook-cert-dir",
+        default=env("MODELGATE_WEBHOOK_CERT_DIR"),
+        help="directory with tls.crt, tls.key and ca.crt; default: a self-signed CA made at start",
+    )
 
 
 def from_args(ns: argparse.Namespace) -> OperatorConfig:

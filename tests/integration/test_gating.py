@@ -78,16 +78,16 @@ def admit_v1(
     expires_at: str | None = None,
 ) -> dict[str, Any]:
     kubectl.apply(m.policy(policy_name, ns, on_revocation=on_revocation))
-    kubectl.apply(m.approval("v1-ethics", ns, "fraud", expires_at=expires_at))
-    kubectl.apply(m.evaluation("v1-eval", ns, "fraud"))
-    kubectl.apply(m.model_deployment("fraud", ns, approvals=("v1-ethics",), evaluations=("v1-eval",)))
+    m.approve(kubectl, m.approval("v1-ethics", ns, "fraud", expires_at=expires_at))
+    m.submit(kubectl, m.evaluation("v1-eval", ns, "fraud"))
+    m.deploy(kubectl, m.model_deployment("fraud", ns, approvals=("v1-ethics",), evaluations=("v1-eval",)))
     return wait_phase(kubectl, ns, "Serving")
 
 
 def test_model_without_a_selecting_policy_is_blocked_with_reason_no_policy(
     kubectl: Kubectl, namespace: str, operator: OperatorProcess
 ) -> None:
-    kubectl.apply(m.model_deployment("fraud", namespace))
+    m.deploy(kubectl, m.model_deployment("fraud", namespace))
     obj = wait_phase(kubectl, namespace, "Blocked")
     admitted = condition(obj, "Admitted")
     assert admitted and admitted["status"] == "False" and admitted["reason"] == "NoPolicy"
@@ -101,15 +101,17 @@ def test_blocked_model_is_admitted_when_its_evidence_arrives_and_serves_ready_po
     kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess
 ) -> None:
     kubectl.apply(m.policy(policy_name, namespace))
-    kubectl.apply(m.model_deployment("fraud", namespace, approvals=("v1-ethics",), evaluations=("v1-eval",)))
+    m.deploy(
+        kubectl, m.model_deployment("fraud", namespace, approvals=("v1-ethics",), evaluations=("v1-eval",))
+    )
     obj = wait_phase(kubectl, namespace, "Blocked")
     missing = {g["requirement"]: g for g in obj["status"]["gates"] if not g["satisfied"]}
     assert any("ModelApproval" in r and "v1-ethics" in r for r in missing), missing
     assert any("ModelEvaluation" in r and "v1-eval" in r for r in missing), missing
     assert kubectl.get("deployment", "fraud", namespace) is None
 
-    kubectl.apply(m.approval("v1-ethics", namespace, "fraud"))
-    kubectl.apply(m.evaluation("v1-eval", namespace, "fraud"))
+    m.approve(kubectl, m.approval("v1-ethics", namespace, "fraud"))
+    m.submit(kubectl, m.evaluation("v1-eval", namespace, "fraud"))
     obj = wait_phase(kubectl, namespace, "Serving")
     for ctype in ("Approved", "Evaluated", "Admitted", "Ready"):
         assert condition(obj, ctype)["status"] == "True", condition(obj, ctype)  # type: ignore[index]
@@ -192,8 +194,9 @@ def test_new_version_waits_while_the_old_one_serves_then_is_admitted(
     kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess
 ) -> None:
     admit_v1(kubectl, namespace, policy_name)
-    kubectl.apply(
-        m.model_deployment("fraud", namespace, "v2", approvals=("v2-ethics",), evaluations=("v2-eval",))
+    m.deploy(
+        kubectl,
+        m.model_deployment("fraud", namespace, "v2", approvals=("v2-ethics",), evaluations=("v2-eval",)),
     )
     obj = wait_phase(kubectl, namespace, "Blocked")
     assert obj["status"]["servingRevision"]["version"] == "v1"
@@ -203,8 +206,8 @@ def test_new_version_waits_while_the_old_one_serves_then_is_admitted(
     assert served_digest(kubectl, namespace) == m.digest("fraud-v1")
     assert kubectl.get("deployment", "fraud", namespace)["status"]["readyReplicas"] == 2  # type: ignore[index]
 
-    kubectl.apply(m.approval("v2-ethics", namespace, "fraud", "v2"))
-    kubectl.apply(m.evaluation("v2-eval", namespace, "fraud", "v2"))
+    m.approve(kubectl, m.approval("v2-ethics", namespace, "fraud", "v2"))
+    m.submit(kubectl, m.evaluation("v2-eval", namespace, "fraud", "v2"))
     obj = wait_phase(kubectl, namespace, "Serving")
     assert obj["status"]["servingRevision"]["version"] == "v2"
     assert obj["status"]["lastKnownGood"]["version"] == "v2"
@@ -217,8 +220,8 @@ def test_approval_for_another_digest_does_not_count(
     kubectl.apply(m.policy(policy_name, namespace, min_accuracy=None))
     wrong = m.approval("v1-ethics", namespace, "fraud")
     wrong["spec"]["model"]["digest"] = m.digest("something-else")
-    kubectl.apply(wrong)
-    kubectl.apply(m.model_deployment("fraud", namespace, approvals=("v1-ethics",)))
+    m.approve(kubectl, wrong)
+    m.deploy(kubectl, m.model_deployment("fraud", namespace, approvals=("v1-ethics",)))
     obj = wait_phase(kubectl, namespace, "Blocked")
     messages = " ".join(g["message"] for g in obj["status"]["gates"] if not g["satisfied"])
     assert m.digest("something-else")[:15] in messages, messages
@@ -247,7 +250,7 @@ def test_revocation_with_keep_keeps_serving_with_approved_false(
 ) -> None:
     admit_v1(kubectl, namespace, policy_name, on_revocation="keep")
     kubectl("delete", "modelapproval", "v1-ethics", "-n", namespace)
-    kubectl.apply(m.approval("v1-ethics", namespace, "fraud", decision="rejected"))
+    m.approve(kubectl, m.approval("v1-ethics", namespace, "fraud", decision="rejected"))
     obj = wait_until(
         "Approved=False with reason ApprovalRejected",
         lambda: (

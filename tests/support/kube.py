@@ -49,9 +49,18 @@ class Kubectl:
             raise AssertionError(f"kubectl get {kind} {name} failed: {res.stderr.strip()}")
         return json.loads(res.stdout) if res.stdout.strip() else None
 
-    def apply(self, manifest: str | dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self,
+        manifest: str | dict[str, Any],
+        *extra: str,
+        as_user: str | None = None,
+        as_groups: tuple[str, ...] = (),
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl apply, optionally as another user (impersonation, as real users appear)."""
         text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-        return self("apply", "-f", "-", *extra, input=text)
+        who = [f"--as={as_user}", *(f"--as-group={g}" for g in as_groups)] if as_user else []
+        return self("apply", "-f", "-", *who, *extra, input=text, check=check)
 
 
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 90.0, interval: float = 0.25) -> T:

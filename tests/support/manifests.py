@@ -6,6 +6,11 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from tests.support.kube import Kubectl
+
+DEPLOYERS = ("deployers",)
+EVALUATORS = ("evaluators",)
+
 API = "modelgate.io/v1alpha1"
 
 
@@ -89,7 +94,7 @@ def approval(
         "role": role,
         "decision": decision,
     }
-    if stamp:  # what the identity webhook writes; tests that run without it write it themselves
+    if stamp:  # a forged claim: the identity webhook overwrites it with the requester
         spec["approvedBy"] = {"username": user, "groups": list(groups if groups is not None else (role,))}
     if expires_at:
         spec["expiresAt"] = expires_at
@@ -125,3 +130,20 @@ def evaluation(
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+# --- acting as the people who do these things (kubectl impersonation) ---------------------------
+
+
+def deploy(kubectl: Kubectl, obj: dict[str, Any], user: str = "alice") -> None:
+    kubectl.apply(obj, as_user=user, as_groups=DEPLOYERS)
+
+
+def approve(
+    kubectl: Kubectl, obj: dict[str, Any], user: str = "bob", groups: tuple[str, ...] | None = None
+) -> None:
+    kubectl.apply(obj, as_user=user, as_groups=groups if groups is not None else (obj["spec"]["role"],))
+
+
+def submit(kubectl: Kubectl, obj: dict[str, Any], user: str = "erin") -> None:
+    kubectl.apply(obj, as_user=user, as_groups=EVALUATORS)

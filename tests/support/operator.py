@@ -74,9 +74,7 @@ def run_operator(kubeconfig: Path, log: Path, *args: str) -> Iterator[OperatorPr
 
     def healthy() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"the operator exited with {proc.returncode}; log: {log.read_text()[-3000:]}"
-            )
+            raise RuntimeError(f"the operator exited with {proc.returncode}; log: {log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{live}/healthz", timeout=2) as r:
                 return bool(r.status == 200)
