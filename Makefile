@@ -48,10 +48,10 @@ test: deps build lint typecheck ## Everything CI runs: lint, types, unit and int
 	@$(PY) -m pytest tests -q
 
 demo: deps build ## The example scenario on the local control plane, with the operator running
-	@bash hack/demo.sh
+	@$(PY) hack/demo.py
 
 demo-down: ## Stop the demo's operator, Prometheus and control plane
-	@bash hack/demo.sh down
+	@$(PY) hack/demo.py down
 
 bench: deps build ## Benchmarks (see BENCHMARKS.md)
 	@$(PY) bench/admission.py

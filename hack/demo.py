@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""`make demo`: the example scenario on the local control plane, told step by step.
+
+    python hack/demo.py        # run the story; the operator keeps running afterwards
+    python hack/demo.py down   # stop the operator, Prometheus and the control plane
+
+1. The local control plane and Prometheus start; CRDs, RBAC and the governance policy are applied.
+2. The operator starts (webhooks included) and keeps running in the background.
+3. alice (fraud-team) applies fraud-detector v1: Blocked, the gates name what is missing.
+4. bob (ethics board) and carol (model risk) approve, the pipeline submits an evaluation: v1 is
+   admitted and serves Ready pods on kwok nodes.
+5. alice applies v2: it waits, Blocked, while v1 keeps serving.
+6. v2's approvals and evaluation arrive: v2 is admitted and serves.
+Each step prints `modelgate status` as a cluster admin would read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".cache" / "demo"
+KUBECONFIG = ROOT / ".cache" / "cluster" / "kubeconfig"
+EX = ROOT / "examples"
+NS = "fraud-prod"
+PY = sys.executable
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+def run(*argv: str, input: str | None = None) -> str:
+    res = subprocess.run(argv, input=input, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"demo: {' '.join(argv[:4])} ... failed: {res.stderr.strip()}")
+    return res.stdout
+
+
+def kubectl(*args: str, input: str | None = None) -> str:
+    return run(str(ROOT / "hack" / "kubectl"), *args, input=input)
+
+
+def apply_as(
+    path: Path, user: str | None = None, groups: tuple[str, ...] = (), stamp_now: bool = False
+) -> None:
+    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    for d in docs:
+        if stamp_now and d["kind"] == "ModelEvaluation":  # a fresh evaluation, within the policy's maxAge
+            d["spec"]["evaluatedAt"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    who = [f"--as={user}", *(f"--as-group={g}" for g in groups)] if user else []
+    out = kubectl("apply", *who, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
+    print("   " + out.strip().replace("\n", "\n   ") + (f"   (as {user})" if user else ""))
+
+
+def wait_phase(phase: str, version: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = json.loads(kubectl("get", "mdep", "fraud-detector", "-n", NS, "-o", "json"))
+        st = obj.get("status") or {}
+        if (
+            st.get("phase") == phase
+            and obj["spec"]["model"]["version"] == version
+            and st.get("observedGeneration") == obj["metadata"]["generation"]
+        ):
+            return
+        time.sleep(0.5)
+    sys.exit(
+        f"demo: fraud-detector {version} did not reach {phase} in {timeout:.0f}s; see {STATE}/operator.log"
+    )
+
+
+def status() -> None:
+    print(run(PY, "-m", "modelgate", "status", "-n", NS, "fraud-detector", "--kubeconfig", str(KUBECONFIG)))
+
+
+def start_operator() -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    pidfile = STATE / "operator.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+    log = open(STATE / "operator.log", "ab")  # noqa: SIM115 (the operator outlives this script)
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "modelgate",
+            "run",
+            "--kubeconfig",
+            str(KUBECONFIG),
+            "--liveness-port",
+            "18081",
+            "--metrics-port",
+            "18082",
+            "--prometheus-url",
+            "http://127.0.0.1:29090",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    pidfile.write_text(str(proc.pid))
+    probe = {
+        "apiVersion": "modelgate.io/v1alpha1",
+        "kind": "ModelApproval",
+        "metadata": {"name": "probe", "namespace": "default"},
+        "spec": {
+            "model": {"name": "p", "version": "v1", "digest": "sha256:" + "0" * 64},
+            "role": "probe",
+            "decision": "approved",
+        },
+    }
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"demo: the operator exited; see {STATE}/operator.log")
+        res = subprocess.run(
+            [str(ROOT / "hack" / "kubectl"), "create", "--dry-run=server", "-o", "json", "-f", "-"],
+            input=json.dumps(probe),
+            capture_output=True,
+            text=True,
+        )
+        if res.returncode == 0 and "approvedBy" in res.stdout:
+            print(f"   operator running, pid {proc.pid}, log {STATE / 'operator.log'}")
+            return
+        time.sleep(0.5)
+    sys.exit(f"demo: the operator's webhooks did not answer in 60s; see {STATE}/operator.log")
+
+
+def down() -> None:
+    pidfile = STATE / "operator.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+        pidfile.unlink()
+    subprocess.run([PY, str(ROOT / "hack" / "prometheus.py"), "down"])
+    subprocess.run([PY, str(ROOT / "hack" / "cluster.py"), "down"])
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["down"]:
+        down()
+        return 0
+    say("Starting the local control plane (built from upstream Go modules) and Prometheus")
+    run(PY, str(ROOT / "hack" / "cluster.py"), "up")
+    run(PY, str(ROOT / "hack" / "prometheus.py"), "up")
+    say("Installing the CRDs, the operator's namespace, the shipped roles, the policy and metric templates")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    kubectl("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"), "-f", str(ROOT / "deploy" / "rbac"))
+    for f in ("namespace.yaml", "governancepolicy.yaml", "people.yaml"):
+        apply_as(EX / "01-governance" / f)
+    apply_as(EX / "02-metric-templates")
+    say("Starting the operator (admission webhooks on 127.0.0.1:9443)")
+    start_operator()
+
+    say("alice (fraud-team) applies fraud-detector v1 without its evidence: it must not serve")
+    apply_as(EX / "03-first-model" / "modeldeployment.yaml", "alice", ("fraud-team",))
+    wait_phase("Blocked", "v1")
+    status()
+
+    say("bob (ethics-board) and carol (model-risk) approve; the pipeline submits the evaluation")
+    apply_as(EX / "03-first-model" / "approval-ethics-board.yaml", "bob", ("ethics-board",))
+    apply_as(EX / "03-first-model" / "approval-model-risk.yaml", "carol", ("model-risk",))
+    apply_as(EX / "03-first-model" / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
+    wait_phase("Serving", "v1")
+    status()
+    print(
+        kubectl("get", "deploy,pods,svc", "-n", NS, "-l", "modelgate.io/model=fraud-detector", "-o", "wide")
+    )
+
+    say("alice applies v2: it waits for its own evidence while v1 keeps serving")
+    apply_as(EX / "04-second-version" / "modeldeployment.yaml", "alice", ("fraud-team",))
+    wait_phase("Blocked", "v2")
+    status()
+
+    say("v2's approvals and evaluation arrive: v2 is admitted and rolls out")
+    apply_as(EX / "04-second-version" / "approval-ethics-board.yaml", "bob", ("ethics-board",))
+    apply_as(EX / "04-second-version" / "approval-model-risk.yaml", "carol", ("model-risk",))
+    apply_as(EX / "04-second-version" / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
+    wait_phase("Serving", "v2")
+    status()
+    print(kubectl("get", "mdep,mapr,meval", "-n", NS))
+    print(kubectl("get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment"))
+    say("Done. The operator keeps running; try: hack/kubectl get modelgate -A ; stop with: make demo-down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
