@@ -8,6 +8,8 @@ import json
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -43,14 +45,19 @@ class Simulator:
 
 @pytest.fixture
 def simulator(prometheus: Prometheus, tmp_path: Path) -> Iterator[tuple[Simulator, str, str]]:
-    """A simulator serving two models, m-<run> and other-<run>, scraped by Prometheus."""
+    """A simulator serving two models, m-<run> and other-<run>, scraped by Prometheus (both ways of
+    naming models on the command line)."""
     run = uuid.uuid4().hex[:6]
     model, other = f"m-{run}", f"other-{run}"
     log = tmp_path / "simulator.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "hack" / "simulator.py"), "--port", "0"]
-            + ["--models", f"{NS}/{model}/1.0.0,{NS}/{other}/1.0.0"],
+            [
+                sys.executable,
+                str(ROOT / "hack" / "simulator.py"),
+                *("--port", "0", "--namespace", NS, "--model", model, "--version", "1.0.0"),
+                *("--models", f"{NS}/{other}/1.0.0"),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -100,6 +107,7 @@ def test_drift_switched_on_over_http_drives_psi_past_the_major_shift_threshold(
     assert before < 0.1
 
     answer = sim.call("POST", f"/drift?model={model}&on=1")
+    switched = time.monotonic()
     assert [(m["model"], m["drift"]) for m in answer] == [(model, True)]
     assert {m["model"]: m["drift"] for m in sim.call("GET", "/drift")} == {model: True, other: False}
 
@@ -109,6 +117,7 @@ def test_drift_switched_on_over_http_drives_psi_past_the_major_shift_threshold(
         timeout=30,
     )
     assert after > 0.25
+    assert time.monotonic() - switched < 15, "drift should show within a few seconds"
     assert (psi(prometheus, other) or 1.0) < 0.1
 
     sim.call("POST", f"/drift?model={model}&on=0")

@@ -72,10 +72,10 @@ def test_example_round_trips_through_the_models_unchanged(doc: dict[str, Any]) -
     assert set(doc["spec"]) <= set(full["spec"])
 
 
-def test_examples_cover_every_kind_and_nothing_foreign_but_namespaces() -> None:
+def test_examples_cover_every_kind_and_nothing_foreign_but_namespaces_and_role_bindings() -> None:
     docs = [doc for _, doc in example_documents()]
     assert {d["kind"] for d in docs if d["apiVersion"] == API_VERSION} == set(KINDS)
-    assert {d["kind"] for d in docs if d["apiVersion"] != API_VERSION} == {"Namespace"}
+    assert {d["kind"] for d in docs if d["apiVersion"] != API_VERSION} == {"Namespace", "RoleBinding"}
 
 
 def test_every_example_folder_has_a_readme() -> None:

@@ -173,3 +173,23 @@ def test_bearer_token_file_is_read_on_every_request(tmp_path: Any) -> None:
     assert auth(prepared).headers["Authorization"] == "Bearer first"
     token.write_text("rotated")
     assert auth(prepared).headers["Authorization"] == "Bearer rotated"
+
+
+def test_config_from_environment_with_the_flag_winning() -> None:
+    env = {
+        "MODELGATE_PROMETHEUS_URL": "https://prom.monitoring:9090",
+        "MODELGATE_PROMETHEUS_BEARER_TOKEN_FILE": "/var/run/secrets/token",
+        "MODELGATE_PROMETHEUS_CA_FILE": "/etc/prom/ca.crt",
+        "MODELGATE_PROMETHEUS_TIMEOUT": "2.5",
+        "MODELGATE_PROMETHEUS_CONCURRENCY": "8",
+    }
+    config = PrometheusConfig.from_env(environ=env)
+    assert (config.url, config.bearer_token_file, config.ca_file) == (
+        "https://prom.monitoring:9090",
+        "/var/run/secrets/token",
+        "/etc/prom/ca.crt",
+    )
+    assert (config.timeout, config.concurrency, config.retries, config.insecure) == (2.5, 8, 2, False)
+    assert PrometheusConfig.from_env("http://flag:9090", env).url == "http://flag:9090"
+    with pytest.raises(ValueError, match="no Prometheus URL"):
+        PrometheusConfig.from_env(environ={})

@@ -28,7 +28,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
-import logging
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -40,8 +40,6 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
-
-log = logging.getLogger(__name__)
 
 QueryKind = Literal["series", "query-error", "timeout", "unreachable"]
 DEFAULT_TIMEOUT: Final = 5.0
@@ -116,6 +114,35 @@ class PrometheusConfig:
     """Extra attempts after a connection error (never after a read timeout)."""
     concurrency: int = DEFAULT_CONCURRENCY
     """Queries in flight at once."""
+
+    @classmethod
+    def from_env(cls, url: str | None = None, environ: Mapping[str, str] | None = None) -> PrometheusConfig:
+        """A config from MODELGATE_PROMETHEUS_* variables; `url` (a flag) wins over ..._URL.
+
+        URL, BEARER_TOKEN, BEARER_TOKEN_FILE, USERNAME, PASSWORD, CA_FILE, INSECURE (true/false),
+        CERT_FILE, KEY_FILE, TIMEOUT (seconds), RETRIES, CONCURRENCY."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            return env.get(f"MODELGATE_PROMETHEUS_{name}") or None
+
+        url = url or get("URL")
+        if not url:
+            raise ValueError("no Prometheus URL: pass --prometheus-url or set MODELGATE_PROMETHEUS_URL")
+        return cls(
+            url=url,
+            bearer_token=get("BEARER_TOKEN"),
+            bearer_token_file=get("BEARER_TOKEN_FILE"),
+            username=get("USERNAME"),
+            password=get("PASSWORD"),
+            ca_file=get("CA_FILE"),
+            insecure=(get("INSECURE") or "false").lower() == "true",
+            cert_file=get("CERT_FILE"),
+            key_file=get("KEY_FILE"),
+            timeout=float(get("TIMEOUT") or DEFAULT_TIMEOUT),
+            retries=int(get("RETRIES") or DEFAULT_RETRIES),
+            concurrency=int(get("CONCURRENCY") or DEFAULT_CONCURRENCY),
+        )
 
     def __post_init__(self) -> None:
         if (self.bearer_token or self.bearer_token_file) and self.username:
@@ -244,6 +271,8 @@ class PrometheusSource:
             return _Attempt("unreachable", error=f"request to {url} failed: {e}")
         except (ValueError, KeyError, TypeError, IndexError) as e:
             return _Attempt("unreachable", error=f"{url} did not answer like the Prometheus API: {e!r}")
+        except Exception as e:  # never raise: an unexpected failure is an outage, not a crash
+            return _Attempt("unreachable", error=f"query to {url} failed: {type(e).__name__}: {e}")
 
 
 @dataclass(frozen=True)
