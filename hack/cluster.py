@@ -51,6 +51,15 @@ PORTS = {
     "kwok": 20247 + OFFSET,
 }
 NODES = int(os.environ.get("MODELGATE_CLUSTER_NODES", "2"))
+NODE_PODS = os.environ.get("MODELGATE_CLUSTER_NODE_PODS", "110")
+AUDIT = os.environ.get("MODELGATE_CLUSTER_AUDIT") == "1"
+"""Write an API audit log (metadata only) to logs/audit.log: benchmarks count requests with it."""
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+"""
 START_TIMEOUT = 120.0
 
 
@@ -211,7 +220,7 @@ def kubectl(bin_dir: Path, *args: str, input: str | None = None) -> subprocess.C
 
 def node_manifest(i: int) -> dict[str, object]:
     name = f"kwok-node-{i}"
-    res = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+    res = {"cpu": "1000", "memory": "4096Gi", "pods": NODE_PODS}
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -265,6 +274,20 @@ def up() -> None:
     )
 
 
+def audit_flags() -> list[str]:
+    if not AUDIT:
+        return []
+    (STATE / "audit-policy.yaml").write_text(AUDIT_POLICY)
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    return [
+        f"--audit-policy-file={STATE / 'audit-policy.yaml'}",
+        f"--audit-log-path={STATE / 'logs' / 'audit.log'}",
+        "--audit-log-format=json",
+        "--audit-log-mode=batch",
+        "--audit-log-maxsize=1024",
+    ]
+
+
 def _start_components(bin_dir: Path, pids: dict[str, int]) -> None:
     pki = STATE / "pki"
     make_pki(pki)
@@ -314,6 +337,7 @@ def _start_components(bin_dir: Path, pids: dict[str, int]) -> None:
             "--profiling=false",
             "--enable-priority-and-fairness=false",
             "--v=1",
+            *audit_flags(),
         ],
         pids,
     )

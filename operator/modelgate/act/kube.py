@@ -18,12 +18,15 @@ from kubernetes.client.exceptions import ApiException
 from modelgate.api.v1alpha1 import GROUP, VERSION
 
 PLURAL = "modeldeployments"
+USER_AGENT = "modelgate-operator"
 
 
 @functools.cache
 def client() -> kubernetes.client.ApiClient:
     """One client (one connection pool) for the process; created after the config is loaded."""
-    return kubernetes.client.ApiClient()
+    api = kubernetes.client.ApiClient()
+    api.user_agent = USER_AGENT
+    return api
 
 
 class Conflict(Exception):

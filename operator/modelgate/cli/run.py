@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import kopf
 import prometheus_client
@@ -14,6 +15,11 @@ from modelgate.config import OperatorConfig
 def run(cfg: OperatorConfig) -> int:
     kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON, log_refkey="object")
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    # Kopf logs every handler and webhook success at INFO, and aiohttp every webhook request: at
+    # hundreds of models that is most of the log and a good part of the CPU. Decisions are logged
+    # by the audit logger; warnings and errors still show.
+    for noisy in ("kopf.objects", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     import modelgate.handlers  # noqa: F401  (registers the handlers with Kopf)
     from modelgate.observe.kube import load_kube_config
     from modelgate.observe.wakeups import Wakeups
@@ -23,16 +29,21 @@ def run(cfg: OperatorConfig) -> int:
         prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")
     liveness = f"http://0.0.0.0:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
     memo = kopf.Memo(config=cfg, wakeups=Wakeups())
-    try:
-        asyncio.run(
-            kopf.operator(
-                clusterwide=not cfg.namespaces,
-                namespaces=cfg.namespaces,
-                standalone=True,
-                liveness_endpoint=liveness,
-                memo=memo,
-            )
+
+    async def main() -> None:
+        # Blocking Kubernetes and Prometheus calls run in threads; the default pool (cores + 4) is
+        # too small to keep the API server busy when hundreds of models reconcile at once.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
+        await kopf.operator(
+            clusterwide=not cfg.namespaces,
+            namespaces=cfg.namespaces,
+            standalone=True,
+            liveness_endpoint=liveness,
+            memo=memo,
         )
+
+    try:
+        asyncio.run(main())
     except KeyboardInterrupt:
         return 130
     return 0

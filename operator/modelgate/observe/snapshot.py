@@ -54,7 +54,8 @@ def snapshot(
     evaluations: Mapping[Any, Any],
     policies: Mapping[Any, Any],
     namespaces: Mapping[Any, Any],
-    owned: Mapping[Any, Any],
+    owned_deployments: Mapping[Any, Any],
+    owned_services: Mapping[Any, Any],
     allow_no_policy: bool,
     seal_key: bytes | None,
 ) -> Observed:
@@ -79,8 +80,8 @@ def snapshot(
         evaluations={
             r.name: _parse(ModelEvaluation, _first(evaluations, (ns, r.name))) for r in md.spec.evaluations
         },
-        owned_deployment=_first(owned, (ns, name, "Deployment")),
-        owned_service=_first(owned, (ns, name, "Service")),
+        owned_deployment=_first(owned_deployments, (ns, name, "Deployment")),
+        owned_service=_first(owned_services, (ns, name, "Service")),
         allow_no_policy=allow_no_policy,
         seal_valid=seal_valid,
     )

@@ -68,7 +68,7 @@ def _stamp(
 
 
 @kopf.on.mutate(GROUP, VERSION, "modelapprovals", id="stamp-approval")
-def stamp_approval(
+async def stamp_approval(
     body: kopf.Body,
     patch: kopf.Patch,
     userinfo: kopf.UserInfo,
@@ -81,7 +81,7 @@ def stamp_approval(
 
 
 @kopf.on.mutate(GROUP, VERSION, "modelevaluations", id="stamp-evaluation")
-def stamp_evaluation(
+async def stamp_evaluation(
     body: kopf.Body,
     patch: kopf.Patch,
     userinfo: kopf.UserInfo,
@@ -94,7 +94,7 @@ def stamp_evaluation(
 
 
 @kopf.on.mutate(GROUP, VERSION, "modeldeployments", id="stamp-deployment")
-def stamp_deployment(
+async def stamp_deployment(
     body: kopf.Body,
     patch: kopf.Patch,
     userinfo: kopf.UserInfo,
@@ -112,7 +112,7 @@ def stamp_deployment(
 
 
 @kopf.on.validate(GROUP, VERSION, "modelevaluations", id="validate-evaluation")
-def validate_evaluation(
+async def validate_evaluation(
     body: kopf.Body, operation: str | None = None, old: kopf.Body | None = None, **_: Any
 ) -> None:
     if operation == "UPDATE" and old is not None and dict(old.spec) != dict(body.spec):
@@ -124,7 +124,7 @@ def validate_evaluation(
 
 
 @kopf.on.validate(GROUP, VERSION, "modelapprovals", id="validate-approval")
-def validate_approval(
+async def validate_approval(
     body: kopf.Body,
     userinfo: kopf.UserInfo,
     namespace: str | None,
