@@ -105,6 +105,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--keep", action="store_true", help="leave the bench control plane running (for analysis)")
     args = p.parse_args()
     n = args.n
 
@@ -192,7 +193,8 @@ def main() -> int:
     admit = [watcher.admitted[k] - created[k] for k in created if k in watcher.admitted]
     ready = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
     report(n, args.replicas, applied, admit, ready, t_admitted_all, t_ready_all, requests, rss)
-    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True)
+    if not args.keep:
+        subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True)
     return 0 if len(ready) == n else 1
 
 

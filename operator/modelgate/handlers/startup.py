@@ -18,13 +18,24 @@ from modelgate.webhooks.configuration import Endpoint, configurations
 PREFIX = "modelgate.io"
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Kopf's diff-base ("last-handled-configuration") is for create/update handlers, and modelgate
+    has none: its reconcile loop is level-based and reads the whole object. Reporting the current
+    state as the last handled one makes every event a no-change for Kopf, which saves one patch
+    (and one trip through the admission webhook) per ModelDeployment and per spec change."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return self.build(body=body)
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup(id="configure")
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = "modelgate"
     settings.posting.level = 20  # INFO and above may be posted; we post deliberately via kopf.event
     settings.watching.server_timeout = 300

@@ -80,6 +80,14 @@ def _webhook(hook: Hook, endpoint: Endpoint, mutating: bool) -> dict[str, Any]:
     }
     if mutating:
         w["reinvocationPolicy"] = "IfNeeded"
+    if "UPDATE" in hook.operations:
+        # Metadata-only updates (finalizers, labels, Kopf's bookkeeping) need no webhook call.
+        w["matchConditions"] = [
+            {
+                "name": "spec-changed",
+                "expression": "request.operation != 'UPDATE' || object.spec != oldObject.spec",
+            }
+        ]
     return w
 
 
