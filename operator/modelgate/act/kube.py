@@ -21,6 +21,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.decide.serving import LABEL_DEPLOYMENT, LABEL_QUARANTINED
 
 T = TypeVar("T")
 PLURAL = "modeldeployments"
@@ -139,3 +140,23 @@ def _delete(kind: str, namespace: str, name: str) -> bool:
 async def delete_owned(kind: str, namespace: str, name: str) -> bool:
     """Delete a serving object; False when it was already gone."""
     return await _in(_OBJECTS_POOL, _delete, kind, namespace, name)
+
+
+def _label_pods(namespace: str, deployment: str, quarantined: bool) -> int:
+    core: Any = kubernetes.client.CoreV1Api(client())
+    pods = core.list_namespaced_pod(namespace, label_selector=f"{LABEL_DEPLOYMENT}={deployment}").items
+    value = "true" if quarantined else None
+    changed = 0
+    for pod in pods:
+        if (pod.metadata.labels or {}).get(LABEL_QUARANTINED) != value:
+            core.patch_namespaced_pod(
+                pod.metadata.name, namespace, {"metadata": {"labels": {LABEL_QUARANTINED: value}}}
+            )
+            changed += 1
+    return changed
+
+
+async def label_pods(namespace: str, deployment: str, quarantined: bool) -> int:
+    """Mark the serving pods as quarantined (kept for forensics), or remove the mark; returns how many
+    pods changed."""
+    return await _in(_OBJECTS_POOL, _label_pods, namespace, deployment, quarantined)

@@ -28,7 +28,7 @@ def run(cfg: OperatorConfig) -> int:
     if cfg.metrics_port:
         prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")
     liveness = f"http://0.0.0.0:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
-    memo = kopf.Memo(config=cfg, wakeups=Wakeups())
+    memo = kopf.Memo(config=cfg, wakeups=Wakeups(), templates={})
 
     async def main() -> None:
         # Blocking Kubernetes and Prometheus calls run in threads; the default pool (cores + 4) is

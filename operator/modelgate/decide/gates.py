@@ -35,7 +35,8 @@ from modelgate.decide.approvals import check_approval_requirement, check_separat
 from modelgate.decide.evaluations import check_evaluation_requirement
 from modelgate.decide.evidence import Context, Outcome, clip, plural, require_aware
 
-GateKind = Literal["policy", "card", "reference", "approval", "evaluation", "separation"]
+GateKind = Literal["policy", "card", "reference", "approval", "evaluation", "separation", "renewal"]
+"""`renewal` gates are added by the plan after a rollback or quarantine (decide/plan.py)."""
 
 CARD_FIELDS: Final = {
     "owner": "owner",

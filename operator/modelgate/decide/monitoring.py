@@ -20,7 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelgate.api.v1alpha1 import GovernancePolicy, MetricCheck, MetricReading, ModelDeployment, parse_duration
+from modelgate.api.v1alpha1 import (
+    GovernancePolicy,
+    MetricCheck,
+    MetricReading,
+    ModelDeployment,
+    parse_duration,
+)
+from modelgate.api import conditions as c
+from modelgate.decide.conditions import Cond
 from modelgate.decide.drift import DriftSummary, MetricState, Sample, observe, summarize
 
 DEFAULT_INTERVAL = dt.timedelta(minutes=1)
@@ -91,11 +99,17 @@ def _stored(raw: Mapping[str, Any], check: MetricCheck) -> MetricState | None:
 
 def _same(a: MetricState, b: MetricState) -> bool:
     return (a.status, a.reason, a.consecutive_failures, a.consecutive_inconclusive) == (
-        b.status, b.reason, b.consecutive_failures, b.consecutive_inconclusive)
+        b.status,
+        b.reason,
+        b.consecutive_failures,
+        b.consecutive_inconclusive,
+    )
 
 
 def advance_metrics(
-    stored: Sequence[Mapping[str, Any]], checks: Sequence[MetricCheck], readings: Readings | None,
+    stored: Sequence[Mapping[str, Any]],
+    checks: Sequence[MetricCheck],
+    readings: Readings | None,
 ) -> MonitoringOutcome:
     by_name = {str(r.get("name")): r for r in stored}
     states: list[MetricState] = []
@@ -118,7 +132,11 @@ def advance_metrics(
         metrics.append(state.to_reading().model_dump(by_alias=True, exclude_none=True, mode="json"))
         if state.status_changed:
             changed.append(state)
-    return MonitoringOutcome(tuple(states), summarize(states), metrics, tuple(changed))
+    summary = summarize(states)
+    if checks and not states:
+        summary = DriftSummary(Cond(c.DRIFTED, c.FALSE, "AwaitingFirstCheck",
+                                    f"{len(checks)} metric(s) configured; no check has run yet"), act=False)
+    return MonitoringOutcome(tuple(states), summary, metrics, tuple(changed))
 
 
 def passed(outcome: MonitoringOutcome, checks: Sequence[MetricCheck]) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 LABEL_MODEL = "modelgate.io/model"
 LABEL_VERSION = "modelgate.io/version"
 LABEL_DEPLOYMENT = "modelgate.io/deployment"
+LABEL_QUARANTINED = "modelgate.io/quarantined"
 ANNOTATION_DIGEST = "modelgate.io/digest"
 CONTAINER = "model"
 
@@ -108,13 +109,20 @@ def desired_deployment(owner: Owner, rev: Revision, serving: ServingSpec) -> dic
     }
 
 
-def desired_service(owner: Owner, rev: Revision, serving: ServingSpec) -> dict[str, Any]:
+def desired_service(
+    owner: Owner, rev: Revision, serving: ServingSpec, quarantined: bool = False
+) -> dict[str, Any]:
+    """The Service in front of the serving pods. In quarantine its selector also requires
+    `modelgate.io/quarantined: "false"`, a label no pod carries: traffic stops, the pods stay."""
+    selector = {LABEL_DEPLOYMENT: owner.name}
+    if quarantined:
+        selector[LABEL_QUARANTINED] = "false"
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _meta(owner, rev),
         "spec": {
-            "selector": {LABEL_DEPLOYMENT: owner.name},
+            "selector": selector,
             "ports": [{"name": "http", "port": serving.port, "targetPort": "http", "protocol": "TCP"}],
         },
     }

@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -31,6 +32,7 @@ from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.plan import Decision, plan
 from modelgate.observe import metrics
+from modelgate.observe.monitor import Monitor
 from modelgate.observe.snapshot import snapshot
 from modelgate.observe.wakeups import Wakeups
 
@@ -56,6 +58,8 @@ class Loop:
     def __init__(self) -> None:
         self.min_rv: dict[str, int] = {}
         self.written_at = 0.0
+        self.readings_seq = 0
+        """The newest monitoring round already taken into account."""
 
     def wrote(self, what: str, rv: str) -> None:
         self.min_rv[what] = int(rv)
@@ -68,19 +72,28 @@ class Loop:
         return want == 0 or (obj is not None and _rv(obj) >= want)
 
 
+@dataclass(frozen=True)
+class Services:
+    """The operator-wide collaborators of every reconcile loop (from Kopf's memo)."""
+
+    config: OperatorConfig
+    seal_key: bytes | None
+    wakeups: Wakeups
+    monitor: Monitor
+
+    @classmethod
+    def of(cls, memo: kopf.Memo) -> Services:
+        return cls(memo["config"], memo.get("seal_key"), memo["wakeups"], memo["monitor"])
+
+
 async def reconcile_once(
-    body: Mapping[str, Any],
-    indexes: Mapping[str, Any],
-    cfg: OperatorConfig,
-    seal_key: bytes | None,
-    wakeups: Wakeups,
-    loop: Loop,
-    now: dt.datetime,
+    body: Mapping[str, Any], indexes: Mapping[str, Any], svc: Services, loop: Loop, now: dt.datetime
 ) -> dt.datetime | None:
     """One gather -> decide -> act pass; returns when to run again at the latest."""
     meta = body.get("metadata") or {}
     ns, name = str(meta.get("namespace")), str(meta.get("name"))
-    wakeups.set_refs(
+    readings = svc.monitor.take((ns, name), loop.readings_seq)
+    svc.wakeups.set_refs(
         (ns, name),
         {("ModelApproval", ns, r["name"]) for r in body["spec"].get("approvals") or []}
         | {("ModelEvaluation", ns, r["name"]) for r in body["spec"].get("evaluations") or []},
@@ -93,8 +106,9 @@ async def reconcile_once(
         namespaces=indexes["namespaces"],
         owned_deployments=indexes["owned_deployments"],
         owned_services=indexes["owned_services"],
-        allow_no_policy=cfg.allow_no_policy,
-        seal_key=seal_key,
+        allow_no_policy=svc.config.allow_no_policy,
+        seal_key=svc.seal_key,
+        readings=readings,
     )
     if not (
         loop.caught_up("status", body)
@@ -121,6 +135,13 @@ async def reconcile_once(
     for res in results:
         if isinstance(res, BaseException):
             raise res
+    if p.label_pods is not None:
+        await kube.label_pods(ns, name, p.label_pods)
+    if readings is not None:
+        loop.readings_seq = readings.seq
+    for verdict in p.verdicts:
+        metrics.CHECKS.labels(verdict=verdict).inc()
+    svc.monitor.watch((ns, name), p.watch)
     metrics.PHASE.observe(ns, name, p.status.get("phase"))
     return p.requeue_at
 
@@ -135,10 +156,9 @@ async def reconcile(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **kwargs: Any,
 ) -> None:
-    cfg: OperatorConfig = memo["config"]
-    wakeups: Wakeups = memo["wakeups"]
+    svc = Services.of(memo)
     key = (namespace or "", name)
-    wake = wakeups.register(key)
+    wake = svc.wakeups.register(key)
     loop = Loop()
     failures = 0
     try:
@@ -147,7 +167,7 @@ async def reconcile(
             started = time.perf_counter()
             now = dt.datetime.now(dt.UTC)
             try:
-                until = await reconcile_once(body, kwargs, cfg, memo.get("seal_key"), wakeups, loop, now)
+                until = await reconcile_once(body, kwargs, svc, loop, now)
                 failures = 0
                 delay = (
                     RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
@@ -170,7 +190,8 @@ async def reconcile(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=delay)
     finally:
-        wakeups.unregister(key)
+        svc.wakeups.unregister(key)
+        svc.monitor.watch(key, None)
 
 
 @kopf.on.delete(GROUP, VERSION, "modeldeployments", id="retire")

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+import pydantic
 
-from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
 from modelgate.decide.serving import LABEL_DEPLOYMENT
 from modelgate.observe.wakeups import Wakeups
 
@@ -114,3 +115,16 @@ async def wake_owner_service(namespace: str | None, labels: kopf.Labels, memo: k
 async def wake_self(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke((namespace or "", name))
+
+
+@kopf.on.event(GROUP, VERSION, "metrictemplates", id="templates")
+async def templates(type: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the parsed MetricTemplates for the monitor (it runs outside any handler)."""
+    known: dict[str, MetricTemplate] = memo["templates"]
+    if type == "DELETED":
+        known.pop(name, None)
+        return
+    try:
+        known[name] = MetricTemplate.model_validate(_raw(body))
+    except pydantic.ValidationError:
+        known.pop(name, None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,8 +13,11 @@ import kopf
 import kubernetes
 
 from modelgate.act import setup
+from modelgate.api.v1alpha1 import MetricTemplate
 from modelgate.config import OperatorConfig
 from modelgate.observe.kube import load_kube_config
+from modelgate.observe.monitor import Monitor
+from modelgate.observe.prometheus import PrometheusConfig, PrometheusSource
 from modelgate.webhooks import certs
 from modelgate.webhooks.configuration import Endpoint, configurations
 
@@ -45,8 +51,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     settings.networking.connect_timeout = 10
     cfg: OperatorConfig = memo["config"]
     memo["seal_key"] = await setup.seal_key(cfg.operator_namespace, cfg.seal_secret)
+    source = PrometheusSource(PrometheusConfig.from_env(cfg.prometheus_url)) if cfg.prometheus_url else None
+    templates: dict[str, MetricTemplate] = memo["templates"]
+    monitor = Monitor(source, memo["wakeups"], lambda: templates)
+    memo["monitor"] = monitor
+    memo["monitor_task"] = asyncio.create_task(monitor.run(), name="modelgate-monitor")
     if cfg.webhook_port:
         await _serve_webhooks(settings, cfg, logger)
+
+
+def _port_free(addr: str, port: int) -> bool:
+    # Kopf's server binds with SO_REUSEPORT, so a second operator on the same port would silently
+    # share it (and answer with another CA). A plain bind tells whether anyone holds the port.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((addr, port))
+        except OSError:
+            return False
+    return True
 
 
 async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: Any) -> None:
@@ -61,12 +83,27 @@ async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, 
     else:
         endpoint = Endpoint(cert.ca_pem, url=f"https://{cfg.webhook_host}:{cfg.webhook_port}")
         addr = cfg.webhook_host
+    if not _port_free(addr, cfg.webhook_port):
+        raise kopf.PermanentError(
+            f"webhook port {addr}:{cfg.webhook_port} is in use (another modelgate operator?); "
+            "stop it or pass --webhook-port"
+        )
     settings.admission.server = kopf.WebhookServer(
         addr=addr, port=cfg.webhook_port, certfile=str(cert.certfile), pkeyfile=str(cert.keyfile)
     )
     settings.admission.managed = None  # we register our own configurations: short timeouts, Fail
     await setup.register_webhooks(configurations(endpoint))
     logger.info(f"Registered admission webhooks; server={addr}:{cfg.webhook_port}")
+
+
+@kopf.on.cleanup(id="stop-monitor")
+async def stop_monitor(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("monitor_task")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await memo["monitor"].stop()
 
 
 @kopf.on.login(id="login")

@@ -13,6 +13,7 @@ import pydantic
 
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
 from modelgate.decide import seal
+from modelgate.decide.monitoring import Readings
 from modelgate.decide.plan import Observed
 from modelgate.decide.policy import select_policies
 
@@ -58,6 +59,7 @@ def snapshot(
     owned_services: Mapping[Any, Any],
     allow_no_policy: bool,
     seal_key: bytes | None,
+    readings: Readings | None = None,
 ) -> Observed:
     """Raises pydantic.ValidationError when the ModelDeployment itself does not parse."""
     md = ModelDeployment.model_validate(
@@ -84,4 +86,5 @@ def snapshot(
         owned_service=_first(owned_services, (ns, name, "Service")),
         allow_no_policy=allow_no_policy,
         seal_valid=seal_valid,
+        readings=readings,
     )

@@ -1,0 +1,161 @@
+"""The conditions and phase of a ModelDeployment, from what a plan decided. Pure.
+
+Ready summarizes the rest (Flux's kstatus convention): True only when the requested revision is
+admitted, rolled out, and neither drifted, rolled back, quarantined nor inconclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelgate.api import conditions as c
+from modelgate.decide.conditions import Cond
+from modelgate.decide.drift import DriftSummary
+from modelgate.decide.gates import Gate
+from modelgate.decide.serving import Revision
+
+
+def short(digest: str) -> str:
+    return digest[:19] + "…" if len(digest) > 19 else digest
+
+
+def describe(rev: Revision) -> str:
+    return f"{rev.model} {rev.version} ({short(rev.digest)})"
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the plan decided, in the terms the conditions speak of."""
+
+    requested: Revision
+    target: Revision | None
+    """The revision the serving objects are built for (None: nothing serves)."""
+    admitted: bool
+    approved: bool
+    evaluated: bool
+    gates: tuple[Gate, ...]
+    replicas: int
+    ready: bool
+    """The serving Deployment has rolled out the target with every replica ready."""
+    rollout: str
+    blocked_message: str
+    drift: DriftSummary
+    quarantined_since: str | None = None
+    rolled_back: str | None = None
+    """Message when the requested digest was rolled back after drift."""
+
+
+def _gate_cond(
+    s: Situation, ctype: str, ok: bool, kinds: tuple[str, ...], ok_reason: str, ok_msg: str
+) -> Cond:
+    if ok:
+        return Cond(ctype, c.TRUE, ok_reason, ok_msg)
+    failures = [g for g in s.gates if not g.satisfied]
+    bad = [g for g in failures if g.kind in kinds] or failures[:1]
+    return Cond(ctype, c.FALSE, bad[0].reason if bad else c.GATES_FAILED, "; ".join(g.message for g in bad))
+
+
+def conditions(s: Situation) -> tuple[list[Cond], str]:
+    req = describe(s.requested)
+    approved = _gate_cond(
+        s,
+        c.APPROVED,
+        s.approved,
+        ("approval", "separation", "reference", "policy", "renewal"),
+        c.APPROVALS_GRANTED,
+        f"every required approval is present for {req}",
+    )
+    evaluated = _gate_cond(
+        s,
+        c.EVALUATED,
+        s.evaluated,
+        ("evaluation", "reference", "policy"),
+        c.EVALUATIONS_PASSED,
+        f"every required evaluation passes for {req}",
+    )
+    if s.admitted:
+        admitted = Cond(c.ADMITTED, c.TRUE, c.ADMITTED_REASON, f"{req} satisfies every gate")
+    else:
+        first = next((g for g in s.gates if not g.satisfied), None)
+        admitted = Cond(c.ADMITTED, c.FALSE, first.reason if first else c.GATES_FAILED, s.blocked_message)
+    ready, phase = _ready(s)
+    drifted = s.drift.condition
+    if s.quarantined_since:
+        drifted = Cond(
+            c.DRIFTED, c.TRUE, c.DRIFT_DETECTED, f"drift detected; quarantined since {s.quarantined_since}"
+        )
+    elif s.rolled_back:
+        drifted = Cond(c.DRIFTED, c.TRUE, c.ROLLED_BACK, s.rolled_back)
+    quarantined = (
+        Cond(
+            c.QUARANTINED,
+            c.TRUE,
+            c.QUARANTINED_REASON,
+            f"traffic to {describe(s.target) if s.target else req} is cut since {s.quarantined_since}; "
+            "its pods are kept for forensics; it serves again only with a new ModelApproval created after "
+            "that time",
+        )
+        if s.quarantined_since
+        else Cond(c.QUARANTINED, c.FALSE, c.NOT_QUARANTINED, "the model is not quarantined")
+    )
+    return [ready, approved, evaluated, admitted, drifted, quarantined], phase
+
+
+def _ready(s: Situation) -> tuple[Cond, str]:
+    target = describe(s.target) if s.target else ""
+    if s.quarantined_since:
+        return Cond(
+            c.READY, c.FALSE, c.QUARANTINED_REASON, f"{target} is quarantined: no traffic"
+        ), c.PHASE_QUARANTINED
+    if s.rolled_back:
+        return Cond(c.READY, c.FALSE, c.ROLLED_BACK, s.rolled_back), c.PHASE_ROLLED_BACK
+    if s.admitted:
+        if not s.ready:
+            return (
+                Cond(c.READY, c.FALSE, c.ROLLOUT_IN_PROGRESS, f"rolling out {target}: {s.rollout}"),
+                c.PHASE_PROGRESSING,
+            )
+        if s.drift.status == c.UNKNOWN:
+            return Cond(
+                c.READY, c.UNKNOWN, s.drift.condition.reason, s.drift.condition.message
+            ), c.PHASE_DEGRADED
+        if s.drift.failing or s.drift.status == c.TRUE:
+            return (
+                Cond(
+                    c.READY,
+                    c.TRUE,
+                    c.SERVING_READY,
+                    f"{target} serves ({s.rollout}); {s.drift.condition.message}",
+                ),
+                c.PHASE_DEGRADED,
+            )
+        return Cond(c.READY, c.TRUE, c.SERVING_READY, f"{target} serves: {s.rollout}"), c.PHASE_SERVING
+    if s.target is not None and s.target == s.requested and s.replicas > 0:
+        return (
+            Cond(
+                c.READY,
+                c.TRUE if s.ready else c.FALSE,
+                c.APPROVAL_REVOKED,
+                f"{target} keeps serving ({s.rollout}) although its evidence no longer satisfies every "
+                "gate (policy onRevocation: keep)",
+            ),
+            c.PHASE_DEGRADED,
+        )
+    if s.target is not None and s.target == s.requested:
+        return (
+            Cond(
+                c.READY,
+                c.FALSE,
+                c.APPROVAL_REVOKED,
+                f"{target} is suspended (scaled to zero): {s.blocked_message}",
+            ),
+            c.PHASE_BLOCKED,
+        )
+    if s.target is not None:
+        return (
+            Cond(
+                c.READY, c.FALSE, c.NOT_ADMITTED, f"{s.blocked_message}; {target} keeps serving ({s.rollout})"
+            ),
+            c.PHASE_BLOCKED,
+        )
+    return Cond(c.READY, c.FALSE, c.NOT_ADMITTED, s.blocked_message), c.PHASE_BLOCKED
