@@ -31,8 +31,13 @@ import kubernetes
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_DIR = ROOT / ".cache" / "bench-cluster"
-ENV = {**os.environ, "MODELGATE_CLUSTER_DIR": str(CLUSTER_DIR), "MODELGATE_CLUSTER_PORT_OFFSET": "1000",
-       "MODELGATE_CLUSTER_AUDIT": "1", "MODELGATE_CLUSTER_NODE_PODS": "2000"}
+ENV = {
+    **os.environ,
+    "MODELGATE_CLUSTER_DIR": str(CLUSTER_DIR),
+    "MODELGATE_CLUSTER_PORT_OFFSET": "1000",
+    "MODELGATE_CLUSTER_AUDIT": "1",
+    "MODELGATE_CLUSTER_NODE_PODS": "2000",
+}
 KUBECONFIG = CLUSTER_DIR / "kubeconfig"
 API = "modelgate.io/v1alpha1"
 OPERATOR_AGENTS = ("kopf", "modelgate-operator")
@@ -45,10 +50,16 @@ def digest(i: int) -> str:
 
 
 def kubectl(*args: str, input: str | None = None) -> str:
-    bin_dir = subprocess.run(["bash", str(ROOT / "hack" / "build.sh")], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    res = subprocess.run([f"{bin_dir}/kubectl", "--kubeconfig", str(KUBECONFIG), *args], input=input,
-                         capture_output=True, text=True, timeout=600)
+    bin_dir = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    res = subprocess.run(
+        [f"{bin_dir}/kubectl", "--kubeconfig", str(KUBECONFIG), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if res.returncode != 0:
         sys.exit(f"bench: kubectl {' '.join(args[:3])} failed: {res.stderr.strip()[:2000]}")
     return res.stdout
@@ -56,7 +67,7 @@ def kubectl(*args: str, input: str | None = None) -> str:
 
 def apply_many(docs: list[dict[str, Any]], *who: str) -> None:
     for i in range(0, len(docs), 250):
-        kubectl("apply", *who, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs[i:i + 250]))
+        kubectl("apply", *who, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs[i : i + 250]))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -86,8 +97,14 @@ class Watcher(threading.Thread):
         api = kubernetes.client.CustomObjectsApi()
         while not self.stop.is_set():
             w = kubernetes.watch.Watch()
-            for ev in w.stream(api.list_namespaced_custom_object, "modelgate.io", "v1alpha1", self.namespace,
-                               "modeldeployments", timeout_seconds=30):
+            for ev in w.stream(
+                api.list_namespaced_custom_object,
+                "modelgate.io",
+                "v1alpha1",
+                self.namespace,
+                "modeldeployments",
+                timeout_seconds=30,
+            ):
                 now = time.monotonic()
                 obj = ev["object"]
                 name = obj["metadata"]["name"]
@@ -114,8 +131,15 @@ def main() -> int:
     subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], env=ENV, check=True)
     kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
-    kubectl("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"), "-f", str(ROOT / "deploy" / "rbac"),
-            "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
+    kubectl(
+        "apply",
+        "-f",
+        str(ROOT / "deploy" / "namespace.yaml"),
+        "-f",
+        str(ROOT / "deploy" / "rbac"),
+        "-f",
+        str(ROOT / "tests" / "support" / "test-users.yaml"),
+    )
     kubernetes.config.load_kube_config(config_file=str(KUBECONFIG))
     cfg = kubernetes.client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = 32
@@ -124,11 +148,18 @@ def main() -> int:
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", ns)
     kubectl("label", "namespace", ns, f"modelgate.io/bench={ns}")
-    policy = {"apiVersion": API, "kind": "GovernancePolicy", "metadata": {"name": f"bench-{ns}"},
-              "spec": {"namespaceSelector": {"matchLabels": {"modelgate.io/bench": ns}},
-                       "requiredCardFields": ["owner"], "separationOfDuties": True,
-                       "approvals": [{"role": "ethics-board", "approvers": {"groups": ["ethics-board"]}}],
-                       "evaluations": [{"metric": "accuracy", "min": 0.9, "maxAge": "30d"}]}}
+    policy = {
+        "apiVersion": API,
+        "kind": "GovernancePolicy",
+        "metadata": {"name": f"bench-{ns}"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"modelgate.io/bench": ns}},
+            "requiredCardFields": ["owner"],
+            "separationOfDuties": True,
+            "approvals": [{"role": "ethics-board", "approvers": {"groups": ["ethics-board"]}}],
+            "evaluations": [{"metric": "accuracy", "min": 0.9, "maxAge": "30d"}],
+        },
+    }
     kubectl("apply", "-f", "-", input=json.dumps(policy))
 
     log_path = ROOT / ".cache" / "bench-operator.log"
@@ -136,10 +167,24 @@ def main() -> int:
 
     metrics_port = free_port()
     operator = subprocess.Popen(
-        [sys.executable, "-m", "modelgate", "run", "--kubeconfig", str(KUBECONFIG), "--namespace", "bench-*",
-         "--liveness-port", str(free_port()), "--metrics-port", str(metrics_port),
-         "--webhook-port", str(free_port())],
-        stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "modelgate",
+            "run",
+            "--kubeconfig",
+            str(KUBECONFIG),
+            "--namespace",
+            "bench-*",
+            "--liveness-port",
+            str(free_port()),
+            "--metrics-port",
+            str(metrics_port),
+            "--webhook-port",
+            str(free_port()),
+        ],
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,  # noqa: SIM115
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -147,19 +192,52 @@ def main() -> int:
         print(f"bench: creating {n} approvals and {n} evaluations", file=sys.stderr)
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ref = lambda i: {"name": "m", "version": f"v{i}", "digest": digest(i)}  # noqa: E731
-        apply_many([{"apiVersion": API, "kind": "ModelApproval", "metadata": {"name": f"a{i}", "namespace": ns},
-                     "spec": {"model": ref(i), "role": "ethics-board", "decision": "approved"}} for i in range(n)],
-                   "--as=bob", "--as-group=ethics-board")
-        apply_many([{"apiVersion": API, "kind": "ModelEvaluation", "metadata": {"name": f"e{i}", "namespace": ns},
-                     "spec": {"model": ref(i), "dataset": {"name": "d", "uri": "s3://d"},
-                              "metrics": {"accuracy": 0.95}, "evaluatedAt": now}} for i in range(n)],
-                   "--as=erin", "--as-group=evaluators")
-        mds = [{"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": f"m{i}", "namespace": ns},
-                "spec": {"model": {**ref(i), "uri": f"s3://models/m/v{i}"},
-                         "card": {"owner": "bench@example.com", "riskLevel": "high"},
-                         "serving": {"image": "registry.example/serve:1", "replicas": args.replicas},
-                         "approvals": [{"name": f"a{i}"}], "evaluations": [{"name": f"e{i}"}]}}
-               for i in range(n)]
+        apply_many(
+            [
+                {
+                    "apiVersion": API,
+                    "kind": "ModelApproval",
+                    "metadata": {"name": f"a{i}", "namespace": ns},
+                    "spec": {"model": ref(i), "role": "ethics-board", "decision": "approved"},
+                }
+                for i in range(n)
+            ],
+            "--as=bob",
+            "--as-group=ethics-board",
+        )
+        apply_many(
+            [
+                {
+                    "apiVersion": API,
+                    "kind": "ModelEvaluation",
+                    "metadata": {"name": f"e{i}", "namespace": ns},
+                    "spec": {
+                        "model": ref(i),
+                        "dataset": {"name": "d", "uri": "s3://d"},
+                        "metrics": {"accuracy": 0.95},
+                        "evaluatedAt": now,
+                    },
+                }
+                for i in range(n)
+            ],
+            "--as=erin",
+            "--as-group=evaluators",
+        )
+        mds = [
+            {
+                "apiVersion": API,
+                "kind": "ModelDeployment",
+                "metadata": {"name": f"m{i}", "namespace": ns},
+                "spec": {
+                    "model": {**ref(i), "uri": f"s3://models/m/v{i}"},
+                    "card": {"owner": "bench@example.com", "riskLevel": "high"},
+                    "serving": {"image": "registry.example/serve:1", "replicas": args.replicas},
+                    "approvals": [{"name": f"a{i}"}],
+                    "evaluations": [{"name": f"e{i}"}],
+                },
+            }
+            for i in range(n)
+        ]
         watcher = Watcher(ns)
         watcher.start()
         time.sleep(1)  # let the watch establish before the first create (not a test; a measurement)
@@ -194,19 +272,43 @@ def main() -> int:
     ready = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
     report(n, args.replicas, applied, admit, ready, t_admitted_all, t_ready_all, requests, rss)
     if not args.keep:
-        subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True
+        )
     return 0 if len(ready) == n else 1
 
 
 def wait_webhooks() -> None:
-    probe = {"apiVersion": API, "kind": "ModelApproval", "metadata": {"name": "probe", "namespace": "default"},
-             "spec": {"model": {"name": "p", "version": "v1", "digest": digest(-1)}, "role": "r",
-                      "decision": "approved"}}
+    probe = {
+        "apiVersion": API,
+        "kind": "ModelApproval",
+        "metadata": {"name": "probe", "namespace": "default"},
+        "spec": {
+            "model": {"name": "p", "version": "v1", "digest": digest(-1)},
+            "role": "r",
+            "decision": "approved",
+        },
+    }
     for _ in range(240):
-        bin_dir = subprocess.run(["bash", str(ROOT / "hack" / "build.sh")], capture_output=True, text=True).stdout
-        res = subprocess.run([f"{bin_dir.strip()}/kubectl", "--kubeconfig", str(KUBECONFIG), "create",
-                              "--dry-run=server", "-o", "json", "-f", "-"], input=json.dumps(probe),
-                             capture_output=True, text=True)
+        bin_dir = subprocess.run(
+            ["bash", str(ROOT / "hack" / "build.sh")], capture_output=True, text=True
+        ).stdout
+        res = subprocess.run(
+            [
+                f"{bin_dir.strip()}/kubectl",
+                "--kubeconfig",
+                str(KUBECONFIG),
+                "create",
+                "--dry-run=server",
+                "-o",
+                "json",
+                "-f",
+                "-",
+            ],
+            input=json.dumps(probe),
+            capture_output=True,
+            text=True,
+        )
         if res.returncode == 0 and "approvedBy" in res.stdout:
             return
         time.sleep(0.25)
@@ -231,8 +333,17 @@ def count_operator_requests(since: dt.datetime, ns: str) -> dict[str, int]:
     return counts
 
 
-def report(n: int, replicas: int, applied: float, admit: list[float], ready: list[float], all_admitted: float,
-           all_ready: float, requests: dict[str, int], rss: float) -> None:
+def report(
+    n: int,
+    replicas: int,
+    applied: float,
+    admit: list[float],
+    ready: list[float],
+    all_admitted: float,
+    all_ready: float,
+    requests: dict[str, int],
+    rss: float,
+) -> None:
     total = sum(requests.values())
     lines = [
         f"### bench/admission, N={n}, replicas={replicas} ({dt.date.today()})",

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -73,12 +73,40 @@ def kubectl(cluster: Cluster) -> Kubectl:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    """The operator, running for the whole session; it watches the test namespaces (t-*)."""
-    with run_operator(
-        cluster.kubeconfig, ROOT / ".cache" / "test-logs" / "operator.log", "--namespace", "t-*"
-    ) as op:
-        yield op
+def operator(cluster: Cluster, prometheus: Prometheus) -> Iterator[OperatorProcess]:
+    """The operator, running for the whole session; it watches the test namespaces (t-*) and reads
+    metrics from the session's Prometheus. Its webhook configurations are removed afterwards, so
+    that a later session without the operator is not refused by webhooks nobody serves."""
+    log = ROOT / ".cache" / "test-logs" / "operator.log"
+    try:
+        with run_operator(
+            cluster.kubeconfig, log, "--namespace", "t-*", "--prometheus-url", prometheus.url
+        ) as op:
+            wait_until("the admission webhooks to answer", lambda: webhooks_answer(cluster.kubectl))
+            yield op
+    finally:
+        cluster.kubectl(
+            "delete",
+            "mutatingwebhookconfiguration,validatingwebhookconfiguration",
+            "modelgate.io",
+            "--ignore-not-found",
+        )
+
+
+def webhooks_answer(kubectl: Kubectl) -> bool:
+    """A server-side dry run passes through every admission webhook without storing anything."""
+    probe = {
+        "apiVersion": "modelgate.io/v1alpha1",
+        "kind": "ModelApproval",
+        "metadata": {"name": "webhook-probe", "namespace": "default"},
+        "spec": {
+            "model": {"name": "probe", "version": "v1", "digest": "sha256:" + "0" * 64},
+            "role": "probe",
+            "decision": "approved",
+        },
+    }
+    res = kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe), check=False)
+    return res.returncode == 0 and "approvedBy" in res.stdout
 
 
 @pytest.fixture
@@ -98,6 +126,7 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
 class Prometheus:
     url: str
     targets_dir: Path
+    _saved: dict[str, str] = field(default_factory=dict)
 
     def add_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> None:
         """Scrape `address` (host:port) from now on; file service discovery picks it up in ~1 s."""
@@ -108,6 +137,16 @@ class Prometheus:
 
     def remove_target(self, name: str) -> None:
         (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        """Stop the server (an outage); its targets are kept for `start`."""
+        self._saved = {p.name: p.read_text() for p in self.targets_dir.glob("*.json")}
+        subprocess.run([sys.executable, str(ROOT / "hack" / "prometheus.py"), "down"], check=True)
+
+    def start(self) -> None:
+        subprocess.run([sys.executable, str(ROOT / "hack" / "prometheus.py"), "up"], check=True)
+        for name, text in self._saved.items():
+            (self.targets_dir / name).write_text(text)
 
 
 @pytest.fixture(scope="session")

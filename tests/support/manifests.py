@@ -52,7 +52,8 @@ def model_deployment(
     approvals: tuple[str, ...] = (),
     evaluations: tuple[str, ...] = (),
     image: str = "registry.example/serve:1",
-    digest_set_by: str | None = "alice",
+    digest_set_by: str | None = None,
+    monitoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "model": {
@@ -66,6 +67,8 @@ def model_deployment(
         "approvals": [{"name": a} for a in approvals],
         "evaluations": [{"name": e} for e in evaluations],
     }
+    if monitoring:
+        spec["monitoring"] = monitoring
     if digest_set_by:
         spec["digestSetBy"] = {"username": digest_set_by, "groups": ["deployers"]}
     return {
@@ -87,7 +90,7 @@ def approval(
     groups: tuple[str, ...] | None = None,
     decision: str = "approved",
     expires_at: str | None = None,
-    stamp: bool = True,
+    stamp: bool = False,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "model": {"name": model, "version": version, "digest": digest(f"{model}-{version}")},
@@ -114,7 +117,7 @@ def evaluation(
     *,
     accuracy: float = 0.95,
     user: str = "erin",
-    stamp: bool = True,
+    stamp: bool = False,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "model": {"name": model, "version": version, "digest": digest(f"{model}-{version}")},
@@ -147,3 +150,38 @@ def approve(
 
 def submit(kubectl: Kubectl, obj: dict[str, Any], user: str = "erin") -> None:
     kubectl.apply(obj, as_user=user, as_groups=EVALUATORS)
+
+
+def psi_template(name: str) -> dict[str, Any]:
+    """A MetricTemplate over the reference exporter's prediction PSI, one series per model."""
+    return {
+        "apiVersion": API,
+        "kind": "MetricTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "query": "max by (namespace, model, version) (modelgate_prediction_psi)",
+            "description": "PSI of the prediction distribution",
+        },
+    }
+
+
+def psi_monitoring(
+    template: str,
+    on_drift: str = "rollback",
+    failure_limit: int = 2,
+    inconclusive_limit: int = 2,
+    interval: str = "2s",
+) -> dict[str, Any]:
+    return {
+        "interval": interval,
+        "onDrift": on_drift,
+        "metrics": [
+            {
+                "name": "psi",
+                "templateRef": {"name": template},
+                "max": 0.25,
+                "failureLimit": failure_limit,
+                "inconclusiveLimit": inconclusive_limit,
+            }
+        ],
+    }

@@ -175,6 +175,7 @@ class MetricState:
             consecutive_inconclusive=self.consecutive_inconclusive,
             checked_at=self.checked_at,
             reason=self.reason or None,
+            message=self.message[:1024] or None,
         )
 
     @classmethod
@@ -186,7 +187,7 @@ class MetricState:
             status=reading.status,
             value=reading.value,
             reason=reading.reason or "",
-            message="",
+            message=reading.message or "",
             consecutive_failures=reading.consecutive_failures,
             consecutive_inconclusive=reading.consecutive_inconclusive,
             checked_at=reading.checked_at,

@@ -134,8 +134,15 @@ def advance_metrics(
             changed.append(state)
     summary = summarize(states)
     if checks and not states:
-        summary = DriftSummary(Cond(c.DRIFTED, c.FALSE, "AwaitingFirstCheck",
-                                    f"{len(checks)} metric(s) configured; no check has run yet"), act=False)
+        summary = DriftSummary(
+            Cond(
+                c.DRIFTED,
+                c.FALSE,
+                "AwaitingFirstCheck",
+                f"{len(checks)} metric(s) configured; no check has run yet",
+            ),
+            act=False,
+        )
     return MonitoringOutcome(tuple(states), summary, metrics, tuple(changed))
 
 

@@ -470,6 +470,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
                     "time": stamp,
                 }
                 quarantined, quarantined_at, label_pods = True, stamp, True
+                outcome = advance_metrics([], checks, None)  # a release starts counting afresh
                 decisions.append(
                     Decision(
                         c.ACTION_QUARANTINED,

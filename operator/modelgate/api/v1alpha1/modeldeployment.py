@@ -210,6 +210,8 @@ class MetricReading(ApiModel):
     """When the metric was read."""
     reason: Reason | None = None
     """Why the reading has its status, for example MetricAboveMaximum or NoData."""
+    message: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    """The reading in words: the value and the threshold, or why there is no value."""
 
 
 class RevisionRef(ApiModel):
