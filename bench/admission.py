@@ -183,8 +183,8 @@ def main() -> int:
             "--webhook-port",
             str(free_port()),
         ],
-        stdout=open(log_path, "wb"),
-        stderr=subprocess.STDOUT,  # noqa: SIM115
+        stdout=log_path.open("wb"),  # the operator holds it until it exits
+        stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -354,8 +354,8 @@ def report(
         "| --- | --- |",
         f"| ModelDeployments created (16 client threads) | {n} in {applied:.1f} s |",
         f"| admitted / ready | {len(admit)} / {len(ready)} |",
-        f"| apply-to-Admitted p50 / p99 / max | {percentile(admit, 50):.2f} s / {percentile(admit, 99):.2f} s "
-        f"/ {max(admit):.2f} s |",
+        f"| apply-to-Admitted p50 / p99 / max | {percentile(admit, 50):.2f} s / "
+        f"{percentile(admit, 99):.2f} s / {max(admit):.2f} s |",
         f"| apply-to-Ready p50 / p99 / max | {percentile(ready, 50):.2f} s / {percentile(ready, 99):.2f} s "
         f"/ {max(ready):.2f} s |",
         f"| first create to all Admitted / all Ready | {all_admitted:.1f} s / {all_ready:.1f} s |",

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import (
     GovernancePolicy,
     MetricCheck,
@@ -27,7 +28,6 @@ from modelgate.api.v1alpha1 import (
     ModelDeployment,
     parse_duration,
 )
-from modelgate.api import conditions as c
 from modelgate.decide.conditions import Cond
 from modelgate.decide.drift import DriftSummary, MetricState, Sample, observe, summarize
 
