@@ -3,11 +3,11 @@
 
     .venv/bin/python bench/admission.py [--n 200] [--replicas 1]
 
-Runs on a separate local control plane (.cache/bench-cluster, ports offset by 1000) with API audit
-logging on, so that every request the operator makes is counted from the API server's own record.
-Measures, per ModelDeployment, the time from its create call returning to Admitted=True and to
-Ready=True as seen by a watch; throughput; API requests made by the operator per admission (audit
-log, user agents of Kopf and of the operator's client); and the operator's peak RSS (VmHWM).
+Runs on the benchmarks' own control plane (bench/common.py) with API audit logging on, so that every
+request the operator makes is counted from the API server's own record. Measures, per
+ModelDeployment, the time from its create call returning to Admitted=True and to Ready=True as seen
+by a watch; throughput; API requests made by the operator per admission (audit log, user agents of
+Kopf and of the operator's client); and the operator's peak RSS (VmHWM).
 Prints a Markdown block for BENCHMARKS.md.
 """
 
@@ -17,70 +17,31 @@ import argparse
 import concurrent.futures
 import datetime as dt
 import json
-import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 
-ROOT = Path(__file__).resolve().parent.parent
-CLUSTER_DIR = ROOT / ".cache" / "bench-cluster"
-ENV = {
-    **os.environ,
-    "MODELGATE_CLUSTER_DIR": str(CLUSTER_DIR),
-    "MODELGATE_CLUSTER_PORT_OFFSET": "1000",
-    "MODELGATE_CLUSTER_AUDIT": "1",
-    "MODELGATE_CLUSTER_NODE_PODS": "2000",
-}
-KUBECONFIG = CLUSTER_DIR / "kubeconfig"
-API = "modelgate.io/v1alpha1"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    API,
+    CLUSTER_DIR,
+    cluster_down,
+    cluster_up,
+    digest,
+    evidence,
+    log,
+    namespace_with_policy,
+    operator,
+    peak_rss_mb,
+    percentile,
+)
+
 OPERATOR_AGENTS = ("kopf", "modelgate-operator")
-
-
-def digest(i: int) -> str:
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(f"bench-{i}".encode()).hexdigest()
-
-
-def kubectl(*args: str, input: str | None = None) -> str:
-    bin_dir = subprocess.run(
-        ["bash", str(ROOT / "hack" / "build.sh")], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    res = subprocess.run(
-        [f"{bin_dir}/kubectl", "--kubeconfig", str(KUBECONFIG), *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if res.returncode != 0:
-        sys.exit(f"bench: kubectl {' '.join(args[:3])} failed: {res.stderr.strip()[:2000]}")
-    return res.stdout
-
-
-def apply_many(docs: list[dict[str, Any]], *who: str) -> None:
-    for i in range(0, len(docs), 250):
-        kubectl("apply", *who, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs[i : i + 250]))
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
-    return values[k]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Watcher(threading.Thread):
@@ -125,122 +86,37 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="leave the bench control plane running (for analysis)")
     args = p.parse_args()
     n = args.n
-
-    print(f"bench: starting the bench control plane in {CLUSTER_DIR}", file=sys.stderr)
-    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True)
-    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], env=ENV, check=True)
-    kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
-    kubectl(
-        "apply",
-        "-f",
-        str(ROOT / "deploy" / "namespace.yaml"),
-        "-f",
-        str(ROOT / "deploy" / "rbac"),
-        "-f",
-        str(ROOT / "tests" / "support" / "test-users.yaml"),
-    )
-    kubernetes.config.load_kube_config(config_file=str(KUBECONFIG))
-    cfg = kubernetes.client.Configuration.get_default_copy()
-    cfg.connection_pool_maxsize = 32
-    kubernetes.client.Configuration.set_default(cfg)
-
-    ns = f"bench-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", ns)
-    kubectl("label", "namespace", ns, f"modelgate.io/bench={ns}")
-    policy = {
-        "apiVersion": API,
-        "kind": "GovernancePolicy",
-        "metadata": {"name": f"bench-{ns}"},
-        "spec": {
-            "namespaceSelector": {"matchLabels": {"modelgate.io/bench": ns}},
+    cluster_up()
+    ns = namespace_with_policy(
+        {
             "requiredCardFields": ["owner"],
             "separationOfDuties": True,
             "approvals": [{"role": "ethics-board", "approvers": {"groups": ["ethics-board"]}}],
             "evaluations": [{"metric": "accuracy", "min": 0.9, "maxAge": "30d"}],
-        },
-    }
-    kubectl("apply", "-f", "-", input=json.dumps(policy))
-
-    log_path = ROOT / ".cache" / "bench-operator.log"
-    from tests.support.operator import free_port
-
-    metrics_port = free_port()
-    operator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelgate",
-            "run",
-            "--kubeconfig",
-            str(KUBECONFIG),
-            "--namespace",
-            "bench-*",
-            "--liveness-port",
-            str(free_port()),
-            "--metrics-port",
-            str(metrics_port),
-            "--webhook-port",
-            str(free_port()),
-        ],
-        stdout=log_path.open("wb"),  # the operator holds it until it exits
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        }
     )
-    try:
-        wait_webhooks()
-        print(f"bench: creating {n} approvals and {n} evaluations", file=sys.stderr)
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        ref = lambda i: {"name": "m", "version": f"v{i}", "digest": digest(i)}  # noqa: E731
-        apply_many(
-            [
-                {
-                    "apiVersion": API,
-                    "kind": "ModelApproval",
-                    "metadata": {"name": f"a{i}", "namespace": ns},
-                    "spec": {"model": ref(i), "role": "ethics-board", "decision": "approved"},
-                }
-                for i in range(n)
-            ],
-            "--as=bob",
-            "--as-group=ethics-board",
-        )
-        apply_many(
-            [
-                {
-                    "apiVersion": API,
-                    "kind": "ModelEvaluation",
-                    "metadata": {"name": f"e{i}", "namespace": ns},
-                    "spec": {
-                        "model": ref(i),
-                        "dataset": {"name": "d", "uri": "s3://d"},
-                        "metrics": {"accuracy": 0.95},
-                        "evaluatedAt": now,
-                    },
-                }
-                for i in range(n)
-            ],
-            "--as=erin",
-            "--as-group=evaluators",
-        )
+    with operator() as (proc, _metrics_port):
+        log(f"creating {n} approvals and {n} evaluations")
+        refs = [{"name": "m", "version": f"v{i}", "digest": digest(i)} for i in range(n)]
+        evidence(ns, refs, [str(i) for i in range(n)])
         mds = [
             {
                 "apiVersion": API,
                 "kind": "ModelDeployment",
                 "metadata": {"name": f"m{i}", "namespace": ns},
                 "spec": {
-                    "model": {**ref(i), "uri": f"s3://models/m/v{i}"},
+                    "model": {**refs[i], "uri": f"s3://models/m/v{i}"},
                     "card": {"owner": "bench@example.com", "riskLevel": "high"},
                     "serving": {"image": "registry.example/serve:1", "replicas": args.replicas},
-                    "approvals": [{"name": f"a{i}"}],
-                    "evaluations": [{"name": f"e{i}"}],
+                    "approvals": [{"name": f"a-{i}"}],
+                    "evaluations": [{"name": f"e-{i}"}],
                 },
             }
             for i in range(n)
         ]
         watcher = Watcher(ns)
         watcher.start()
-        time.sleep(1)  # let the watch establish before the first create (not a test; a measurement)
+        time.sleep(1)  # let the watch establish before the first create (a measurement, not a test)
         audit_start = dt.datetime.now(dt.UTC)
         api = kubernetes.client.ApiClient()
         api.user_agent = "modelgate-bench"
@@ -251,7 +127,7 @@ def main() -> int:
             custom.create_namespaced_custom_object("modelgate.io", "v1alpha1", ns, "modeldeployments", md)
             created[md["metadata"]["name"]] = time.monotonic()
 
-        print(f"bench: applying {n} ModelDeployments at once", file=sys.stderr)
+        log(f"applying {n} ModelDeployments at once")
         t0 = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             list(pool.map(create, mds))
@@ -261,58 +137,16 @@ def main() -> int:
             time.sleep(0.5)
         t_admitted_all = max(watcher.admitted.values(), default=float("nan")) - t0
         t_ready_all = max(watcher.ready.values(), default=float("nan")) - t0
-        rss = peak_rss_mb(operator.pid)
+        rss = peak_rss_mb(proc.pid)
         watcher.stop.set()
-    finally:
-        operator.terminate()
-        operator.wait(30)
     time.sleep(2)  # the audit log is written in batches
     requests = count_operator_requests(audit_start, ns)
     admit = [watcher.admitted[k] - created[k] for k in created if k in watcher.admitted]
     ready = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
     report(n, args.replicas, applied, admit, ready, t_admitted_all, t_ready_all, requests, rss)
     if not args.keep:
-        subprocess.run(
-            [sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True
-        )
+        cluster_down()
     return 0 if len(ready) == n else 1
-
-
-def wait_webhooks() -> None:
-    probe = {
-        "apiVersion": API,
-        "kind": "ModelApproval",
-        "metadata": {"name": "probe", "namespace": "default"},
-        "spec": {
-            "model": {"name": "p", "version": "v1", "digest": digest(-1)},
-            "role": "r",
-            "decision": "approved",
-        },
-    }
-    for _ in range(240):
-        bin_dir = subprocess.run(
-            ["bash", str(ROOT / "hack" / "build.sh")], capture_output=True, text=True
-        ).stdout
-        res = subprocess.run(
-            [
-                f"{bin_dir.strip()}/kubectl",
-                "--kubeconfig",
-                str(KUBECONFIG),
-                "create",
-                "--dry-run=server",
-                "-o",
-                "json",
-                "-f",
-                "-",
-            ],
-            input=json.dumps(probe),
-            capture_output=True,
-            text=True,
-        )
-        if res.returncode == 0 and "approvedBy" in res.stdout:
-            return
-        time.sleep(0.25)
-    sys.exit("bench: the operator's webhooks did not answer")
 
 
 def count_operator_requests(since: dt.datetime, ns: str) -> dict[str, int]:
@@ -372,5 +206,4 @@ def report(
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

@@ -11,6 +11,10 @@
    admitted and serves Ready pods on kwok nodes.
 5. alice applies v2: it waits, Blocked, while v1 keeps serving.
 6. v2's approvals and evaluation arrive: v2 is admitted and serves.
+7. The traffic simulator drifts v2: PSI crosses its threshold, and after failureLimit failed checks
+   the operator rolls back to v1 (the last known good revision).
+8. fraud-screener (onDrift: quarantine) serves, drifts, and is quarantined: its Service has no
+   endpoints, its pods are kept and labelled.
 Each step prints `modelgate status` as a cluster admin would read it.
 """
 
@@ -24,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -34,6 +39,8 @@ KUBECONFIG = ROOT / ".cache" / "cluster" / "kubeconfig"
 EX = ROOT / "examples"
 NS = "fraud-prod"
 PY = sys.executable
+INTERVAL = "5s"
+PROM_TARGETS = ROOT / ".cache" / "prometheus" / "targets"
 
 
 def say(text: str) -> None:
@@ -64,25 +71,61 @@ def apply_as(
     print("   " + out.strip().replace("\n", "\n   ") + (f"   (as {user})" if user else ""))
 
 
-def wait_phase(phase: str, version: str, timeout: float = 120) -> None:
+def wait_phase(
+    phase: str, version: str, timeout: float = 120, name: str = "fraud-detector", known_good: bool = False
+) -> None:
+    """Wait for the phase; with known_good also for the revision to have passed a monitoring check."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        obj = json.loads(kubectl("get", "mdep", "fraud-detector", "-n", NS, "-o", "json"))
+        obj = json.loads(kubectl("get", "mdep", name, "-n", NS, "-o", "json"))
         st = obj.get("status") or {}
+        good = [g["version"] for g in st.get("knownGood") or []]
         if (
             st.get("phase") == phase
             and obj["spec"]["model"]["version"] == version
             and st.get("observedGeneration") == obj["metadata"]["generation"]
+            and (not known_good or version in good)
         ):
             return
         time.sleep(0.5)
-    sys.exit(
-        f"demo: fraud-detector {version} did not reach {phase} in {timeout:.0f}s; see {STATE}/operator.log"
+    sys.exit(f"demo: {name} {version} did not reach {phase} in {timeout:.0f}s; see {STATE}/operator.log")
+
+
+def status(name: str = "fraud-detector") -> None:
+    print(run(PY, "-m", "modelgate", "status", "-n", NS, name, "--kubeconfig", str(KUBECONFIG)))
+
+
+def start_simulator() -> int:
+    """The reference exporter under simulated traffic for the three model revisions, scraped by
+    Prometheus; returns its port. Drift is switched with POST /drift."""
+    pidfile = STATE / "simulator.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    models = [f"{NS}/fraud-detector/v1", f"{NS}/fraud-detector/v2", f"{NS}/fraud-screener/v1"]
+    proc = subprocess.Popen(
+        [PY, str(ROOT / "hack" / "simulator.py"), "--port", "0", "--models", ",".join(models)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        sys.exit(f"demo: the simulator did not start: {line}")
+    pidfile.write_text(str(proc.pid))
+    port = int(line.split("port=")[1].split()[0])
+    PROM_TARGETS.mkdir(parents=True, exist_ok=True)
+    (PROM_TARGETS / "demo.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"]}]))
+    print(f"   simulator on 127.0.0.1:{port} (pid {proc.pid}) serving {', '.join(models)}")
+    return port
 
 
-def status() -> None:
-    print(run(PY, "-m", "modelgate", "status", "-n", NS, "fraud-detector", "--kubeconfig", str(KUBECONFIG)))
+def drift(port: int, model: str, version: str) -> None:
+    url = f"http://127.0.0.1:{port}/drift?model={model}&version={version}&on=1"
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5):
+        pass
 
 
 def start_operator() -> None:
@@ -147,6 +190,11 @@ def down() -> None:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.killpg(int(pidfile.read_text()), signal.SIGTERM)
         pidfile.unlink()
+    sim = STATE / "simulator.pid"
+    if sim.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(sim.read_text()), signal.SIGTERM)
+        sim.unlink()
     subprocess.run([PY, str(ROOT / "hack" / "prometheus.py"), "down"])
     subprocess.run([PY, str(ROOT / "hack" / "cluster.py"), "down"])
 
@@ -165,8 +213,9 @@ def main(argv: list[str]) -> int:
     for f in ("namespace.yaml", "governancepolicy.yaml", "people.yaml"):
         apply_as(EX / "01-governance" / f)
     apply_as(EX / "02-metric-templates")
-    say("Starting the operator (admission webhooks on 127.0.0.1:9443)")
+    say("Starting the operator (admission webhooks on 127.0.0.1:9443) and the traffic simulator")
     start_operator()
+    port = start_simulator()
 
     say("alice (fraud-team) applies fraud-detector v1 without its evidence: it must not serve")
     apply_as(EX / "03-first-model" / "modeldeployment.yaml", "alice", ("fraud-team",))
@@ -192,10 +241,65 @@ def main(argv: list[str]) -> int:
     apply_as(EX / "04-second-version" / "approval-ethics-board.yaml", "bob", ("ethics-board",))
     apply_as(EX / "04-second-version" / "approval-model-risk.yaml", "carol", ("model-risk",))
     apply_as(EX / "04-second-version" / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
-    wait_phase("Serving", "v2")
+    wait_phase("Serving", "v2", known_good=True)
     status()
-    print(kubectl("get", "mdep,mapr,meval", "-n", NS))
-    print(kubectl("get", "events", "-n", NS, "--field-selector", "involvedObject.kind=ModelDeployment"))
+
+    say(
+        f"Drift: the simulator shifts v2's traffic; PSI passes 0.25 and, after 3 failed checks "
+        f"({INTERVAL} apart), the operator rolls back to v1"
+    )
+    drift(port, "fraud-detector", "v2")
+    wait_phase("RolledBack", "v2")
+    status()
+    print(
+        kubectl(
+            "get",
+            "deploy",
+            "fraud-detector",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath=   fraud-detector now serves {.spec.template.spec.containers[0].env[1].value}\n",
+        )
+    )
+
+    say("Quarantine: fraud-screener says onDrift: quarantine; it serves, then drifts")
+    apply_as(EX / "05-quarantine" / "modeldeployment.yaml", "alice", ("fraud-team",))
+    apply_as(EX / "05-quarantine" / "approval-ethics-board.yaml", "bob", ("ethics-board",))
+    apply_as(EX / "05-quarantine" / "approval-model-risk.yaml", "carol", ("model-risk",))
+    apply_as(EX / "05-quarantine" / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
+    wait_phase("Serving", "v1", name="fraud-screener", known_good=True)
+    drift(port, "fraud-screener", "v1")
+    wait_phase("Quarantined", "v1", name="fraud-screener")
+    status("fraud-screener")
+    print("   Service endpoints (none: traffic cut):")
+    print(kubectl("get", "endpointslices", "-n", NS, "-l", "kubernetes.io/service-name=fraud-screener"))
+    print("   Pods kept for forensics:")
+    print(
+        kubectl(
+            "get",
+            "pods",
+            "-n",
+            NS,
+            "-l",
+            "modelgate.io/deployment=fraud-screener",
+            "-L",
+            "modelgate.io/quarantined",
+        )
+    )
+    print(kubectl("get", "mdep", "-n", NS))
+    print(
+        kubectl(
+            "get",
+            "events",
+            "-n",
+            NS,
+            "--field-selector",
+            "involvedObject.kind=ModelDeployment",
+            "--sort-by",
+            ".lastTimestamp",
+        )
+    )
     say("Done. The operator keeps running; try: hack/kubectl get modelgate -A ; stop with: make demo-down")
     return 0
 

@@ -22,11 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("-n", "--namespace", default="default")
     st.add_argument("-A", "--all-namespaces", action="store_true")
     st.add_argument("--kubeconfig", default=None)
+    rp = sub.add_parser(
+        "report", help="print the governance report (evidence, gates, revisions, history, events)"
+    )
+    rp.add_argument("name", nargs="?", help="one ModelDeployment; default: all in the namespace")
+    rp.add_argument("-n", "--namespace", default="default")
+    rp.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    rp.add_argument("--kubeconfig", default=None)
     args = p.parse_args(argv)
     if args.command == "run":
         from modelgate.cli.run import run
 
         return run(config.from_args(args))
+    if args.command == "report":
+        from modelgate.cli.report import report
+
+        return report(args.name, args.namespace, args.output, args.kubeconfig, sys.stdout)
     from modelgate.cli.status import status
 
     return status(args.name, None if args.all_namespaces else args.namespace, args.kubeconfig, sys.stdout)

@@ -1,0 +1,222 @@
+"""What the benchmarks share: their own control plane, kubectl, the operator under test, helpers.
+
+Benchmarks run on a control plane of their own (.cache/bench-cluster, every port +1000, API audit
+log on) so that they never disturb a developer's cluster or a test session, and so that the API
+server itself can count the operator's requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CLUSTER_DIR = ROOT / ".cache" / "bench-cluster"
+ENV = {
+    **os.environ,
+    "MODELGATE_CLUSTER_DIR": str(CLUSTER_DIR),
+    "MODELGATE_CLUSTER_PORT_OFFSET": "1000",
+    "MODELGATE_CLUSTER_AUDIT": "1",
+    "MODELGATE_CLUSTER_NODE_PODS": "2000",
+}
+KUBECONFIG = CLUSTER_DIR / "kubeconfig"
+API = "modelgate.io/v1alpha1"
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def digest(seed: object) -> str:
+    return "sha256:" + hashlib.sha256(f"bench-{seed}".encode()).hexdigest()
+
+
+@functools.cache
+def _kubectl_bin() -> str:
+    out = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build.sh")], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip() + "/kubectl"
+
+
+def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [_kubectl_bin(), "--kubeconfig", str(KUBECONFIG), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and res.returncode != 0:
+        sys.exit(f"bench: kubectl {' '.join(args[:3])} failed: {res.stderr.strip()[:2000]}")
+    return res
+
+
+def apply_many(docs: list[dict[str, Any]], *who: str) -> None:
+    for i in range(0, len(docs), 250):
+        kubectl("apply", *who, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs[i : i + 250]))
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cluster_up() -> None:
+    log(f"starting the bench control plane in {CLUSTER_DIR}")
+    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True)
+    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], env=ENV, check=True)
+    kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
+    kubectl(
+        "apply",
+        "-f",
+        str(ROOT / "deploy" / "namespace.yaml"),
+        "-f",
+        str(ROOT / "deploy" / "rbac"),
+        "-f",
+        str(ROOT / "tests" / "support" / "test-users.yaml"),
+    )
+    kubernetes.config.load_kube_config(config_file=str(KUBECONFIG))  # type: ignore[no-untyped-call]
+    cfg = kubernetes.client.Configuration.get_default_copy()
+    cfg.connection_pool_maxsize = 32
+    kubernetes.client.Configuration.set_default(cfg)
+
+
+def cluster_down() -> None:
+    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True)
+
+
+def namespace_with_policy(policy_spec: dict[str, Any]) -> str:
+    """A fresh namespace and a GovernancePolicy that selects only it."""
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", ns)
+    kubectl("label", "namespace", ns, f"modelgate.io/bench={ns}")
+    policy = {
+        "apiVersion": API,
+        "kind": "GovernancePolicy",
+        "metadata": {"name": f"bench-{ns}"},
+        "spec": {"namespaceSelector": {"matchLabels": {"modelgate.io/bench": ns}}, **policy_spec},
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(policy))
+    return ns
+
+
+def free_port() -> int:
+    from tests.support.operator import free_port as fp
+
+    return fp()
+
+
+@contextmanager
+def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`modelgate run` watching bench-* namespaces; yields the process and its metrics port."""
+    log_path = ROOT / ".cache" / "bench-operator.log"
+    metrics_port = free_port()
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modelgate",
+                "run",
+                "--kubeconfig",
+                str(KUBECONFIG),
+                "--namespace",
+                "bench-*",
+                "--liveness-port",
+                str(free_port()),
+                "--metrics-port",
+                str(metrics_port),
+                "--webhook-port",
+                str(free_port()),
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        wait_webhooks()
+        yield proc, metrics_port
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def wait_webhooks() -> None:
+    probe = {
+        "apiVersion": API,
+        "kind": "ModelApproval",
+        "metadata": {"name": "probe", "namespace": "default"},
+        "spec": {
+            "model": {"name": "p", "version": "v1", "digest": digest(-1)},
+            "role": "r",
+            "decision": "approved",
+        },
+    }
+    for _ in range(240):
+        res = kubectl(
+            "create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe), check=False
+        )
+        if res.returncode == 0 and "approvedBy" in res.stdout:
+            return
+        time.sleep(0.25)
+    sys.exit("bench: the operator's webhooks did not answer")
+
+
+def evidence(ns: str, refs: list[dict[str, str]], names: list[str]) -> None:
+    """An approval (as bob, ethics-board) and an evaluation (as erin) for each model ref."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    apply_many(
+        [
+            {
+                "apiVersion": API,
+                "kind": "ModelApproval",
+                "metadata": {"name": f"a-{n}", "namespace": ns},
+                "spec": {"model": r, "role": "ethics-board", "decision": "approved"},
+            }
+            for r, n in zip(refs, names, strict=True)
+        ],
+        "--as=bob",
+        "--as-group=ethics-board",
+    )
+    apply_many(
+        [
+            {
+                "apiVersion": API,
+                "kind": "ModelEvaluation",
+                "metadata": {"name": f"e-{n}", "namespace": ns},
+                "spec": {
+                    "model": r,
+                    "dataset": {"name": "d", "uri": "s3://d"},
+                    "metrics": {"accuracy": 0.95},
+                    "evaluatedAt": now,
+                },
+            }
+            for r, n in zip(refs, names, strict=True)
+        ],
+        "--as=erin",
+        "--as-group=evaluators",
+    )
