@@ -66,6 +66,8 @@ def apply_as(
     for d in docs:
         if stamp_now and d["kind"] == "ModelEvaluation":  # a fresh evaluation, within the policy's maxAge
             d["spec"]["evaluatedAt"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if d["kind"] == "ModelDeployment" and d["spec"].get("monitoring"):
+            d["spec"]["monitoring"]["interval"] = INTERVAL  # the examples say 1m; a demo has no time
     who = [f"--as={user}", *(f"--as-group={g}" for g in groups)] if user else []
     out = kubectl("apply", *who, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
     print("   " + out.strip().replace("\n", "\n   ") + (f"   (as {user})" if user else ""))
@@ -226,7 +228,7 @@ def main(argv: list[str]) -> int:
     apply_as(EX / "03-first-model" / "approval-ethics-board.yaml", "bob", ("ethics-board",))
     apply_as(EX / "03-first-model" / "approval-model-risk.yaml", "carol", ("model-risk",))
     apply_as(EX / "03-first-model" / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
-    wait_phase("Serving", "v1")
+    wait_phase("Serving", "v1", known_good=True)
     status()
     print(
         kubectl("get", "deploy,pods,svc", "-n", NS, "-l", "modelgate.io/model=fraud-detector", "-o", "wide")

@@ -46,8 +46,15 @@ def make_deployment(
     approvals: Sequence[str] = (),
     evaluations: Sequence[str] = (),
     digest_set_by: str | None = "dave",
+    monitoring: dict[str, Any] | None = None,
+    serving: dict[str, Any] | None = None,
+    uid: str | None = None,
+    generation: int | None = None,
 ) -> ModelDeployment:
-    """A ModelDeployment; `card` entries override (or, with None, remove) the default card fields."""
+    """A ModelDeployment; `card` entries override (or, with None, remove) the default card fields,
+    `serving` entries override the default serving spec (image only), `monitoring` is
+    spec.monitoring as written in a manifest; `uid` and `generation` go to metadata as the API
+    server would set them."""
     full_card: dict[str, Any] = {
         "owner": "team-fraud@example.com",
         "intendedUse": "Scores card-not-present transactions.",
@@ -68,13 +75,18 @@ def make_deployment(
             "digest": digest,
         },
         "card": full_card,
-        "serving": {"image": "registry.example/sklearn-server:1.4"},
+        "serving": {"image": "registry.example/sklearn-server:1.4", **(serving or {})},
         "approvals": [{"name": n} for n in approvals],
         "evaluations": [{"name": n} for n in evaluations],
     }
+    if monitoring is not None:
+        spec["monitoring"] = monitoring
     if digest_set_by is not None:
         spec["digestSetBy"] = {"username": digest_set_by, "groups": ["ml-engineers"]}
-    obj = parse(_object("ModelDeployment", name, namespace, spec))
+    raw = _object("ModelDeployment", name, namespace, spec, uid=uid)
+    if generation is not None:
+        raw["metadata"]["generation"] = generation
+    obj = parse(raw)
     assert isinstance(obj, ModelDeployment)
     return obj
 
@@ -93,6 +105,7 @@ def make_approval(
     created_at: datetime | str | None = NOW - timedelta(days=1),
     comment: str | None = None,
     seal: str | None = None,
+    uid: str | None = None,
 ) -> ModelApproval:
     """A ModelApproval; username None leaves approvedBy unset (never stamped by the webhook)."""
     spec: dict[str, Any] = {
@@ -108,7 +121,7 @@ def make_approval(
         spec["comment"] = comment
     if seal is not None:
         spec["seal"] = seal
-    obj = parse(_object("ModelApproval", name, NAMESPACE, spec, created_at))
+    obj = parse(_object("ModelApproval", name, NAMESPACE, spec, created_at, uid=uid))
     assert isinstance(obj, ModelApproval)
     return obj
 
@@ -123,6 +136,7 @@ def make_evaluation(
     version: str = VERSION,
     digest: str = DIGEST,
     seal: str | None = None,
+    uid: str | None = None,
 ) -> ModelEvaluation:
     spec: dict[str, Any] = {
         "model": {"name": model, "version": version, "digest": digest},
@@ -132,7 +146,7 @@ def make_evaluation(
     }
     if seal is not None:
         spec["seal"] = seal
-    obj = parse(_object("ModelEvaluation", name, NAMESPACE, spec, evaluated_at))
+    obj = parse(_object("ModelEvaluation", name, NAMESPACE, spec, evaluated_at, uid=uid))
     assert isinstance(obj, ModelEvaluation)
     return obj
 
@@ -177,6 +191,7 @@ def make_policy(
     evaluations: Sequence[dict[str, Any]] = (),
     separation_of_duties: bool = False,
     on_revocation: str = "suspend",
+    monitoring: Sequence[dict[str, Any]] = (),
 ) -> GovernancePolicy:
     spec: dict[str, Any] = {
         "riskLevels": list(risk_levels),
@@ -185,6 +200,7 @@ def make_policy(
         "evaluations": list(evaluations),
         "separationOfDuties": separation_of_duties,
         "onRevocation": on_revocation,
+        "monitoring": list(monitoring),
     }
     if namespace_selector is not None:
         spec["namespaceSelector"] = namespace_selector
@@ -216,9 +232,17 @@ def gate_input(
 
 
 def _object(
-    kind: str, name: str, namespace: str, spec: dict[str, Any], created: datetime | str | None = None
+    kind: str,
+    name: str,
+    namespace: str,
+    spec: dict[str, Any],
+    created: datetime | str | None = None,
+    *,
+    uid: str | None = None,
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if uid is not None:
+        metadata["uid"] = uid
     if created is not None:
         metadata["creationTimestamp"] = created if isinstance(created, str) else rfc3339(created)
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
