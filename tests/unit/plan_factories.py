@@ -219,8 +219,16 @@ def sample(value: Value) -> Sample:
     return value if isinstance(value, Sample) else Sample.of(value, query="psi{...}")
 
 
-def readings(digest: str, at: datetime, seq: int = 1, **values: Value) -> Readings:
-    """One monitoring round: `readings(DIGEST, now, psi=0.1)`."""
+def readings(
+    digest: str,
+    at: datetime,
+    samples: Mapping[str, Value] | None = None,
+    *,
+    seq: int = 1,
+    **named: Value,
+) -> Readings:
+    """One monitoring round: `readings(DIGEST, now, psi=0.1)`, `readings(DIGEST, now, {"p-99": 1})`."""
+    values = {**(samples or {}), **named}
     return Readings(seq, at, digest, {name: sample(v) for name, v in values.items()})
 
 
@@ -320,13 +328,21 @@ class Story:
             self.pods_quarantined = p.label_pods
         return p
 
-    def read(self, *values: Value, digest: str | None = None, **named: Value) -> Plan:
-        """A monitoring round for the serving revision (or `digest`): a positional value is psi."""
+    def read(
+        self,
+        psi: Value | None = None,
+        *,
+        digest: str | None = None,
+        samples: Mapping[str, Value] | None = None,
+        **named: Value,
+    ) -> Plan:
+        """A monitoring round for the serving revision (or `digest`), then a reconcile. Samples by
+        metric name: `read(0.1)` (psi), `read(psi=0.1, latency=0.2)`, `read(samples={"error-rate": 1})`."""
         self.seq += 1
-        samples = {"psi": values[0], **named} if values else named
+        values = {**({} if psi is None else {"psi": psi}), **(samples or {}), **named}
         digest = digest or self.serving_digest
         assert digest is not None, "nothing serves: no readings to take"
-        return self.run(readings(digest, self.now + self.tick, self.seq, **samples))
+        return self.run(readings(digest, self.now + self.tick, values, seq=self.seq))
 
     def change(
         self,
@@ -374,7 +390,7 @@ class Story:
     def pass_every_check(self) -> Plan | None:
         """One round in which every check of the snapshot reads PASSING (None without checks)."""
         names = [ch.name for ch in checks_for(self.template.deployment, self.template.policies)]
-        return self.read(**dict.fromkeys(names, PASSING)) if names else None
+        return self.read(samples=dict.fromkeys(names, PASSING)) if names else None
 
     def _monitoring(self) -> dict[str, Any] | None:
         mon = self.template.deployment.spec.monitoring
