@@ -641,12 +641,6 @@ def test_blocked_v2_while_v1_serves_is_a_steady_state() -> None:
     _steady(story, PASSING, 0.12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (decide/evaluations.py _not_from_future): the gate message of a future-dated "
-    "evaluation quotes `now`, so the blocked message changes on every reconcile: a new Blocked "
-    "decision (Event, history entry) and a status write each time, and each write wakes the loop",
-)
 def test_model_blocked_by_a_future_dated_evaluation_is_a_steady_state() -> None:
     md = model(evaluations=["holdout"])
     pol = policy(evaluations=[evaluation_requirement(min=0.9)])

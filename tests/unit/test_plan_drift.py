@@ -326,12 +326,6 @@ def test_approval_created_before_the_rollback_does_not_re_admit() -> None:
     assert c.ACTION_RELEASED not in actions(p)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the approval gates count an approval created in the rollback's own second "
-    "(created >= not_before) while the renewal gate needs created > rollback time: the two gates "
-    "contradict each other in status.gates",
-)
 def test_gates_agree_on_an_approval_created_in_the_second_of_the_rollback() -> None:
     story = served_v2()
     for _ in range(3):
@@ -361,11 +355,6 @@ def test_new_digest_after_a_rollback_is_admitted_without_renewal() -> None:
     assert p.status["phase"] == c.PHASE_PROGRESSING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: plan.watch is computed from the revision watched before the intervention, so the "
-    "plan that rolls back still asks the monitor to watch the drifted revision",
-)
 def test_plan_that_rolls_back_watches_the_revision_it_rolled_back_to() -> None:
     story = served_v2()
     story.read(FAILING)
@@ -580,11 +569,6 @@ def test_quarantine_stays_with_the_same_evidence() -> None:
         assert p.verdicts == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: plan.watch is computed before the intervention, so the plan that quarantines still "
-    "asks the monitor to watch the quarantined revision",
-)
 def test_plan_that_quarantines_watches_nothing() -> None:
     story = served_v1("quarantine")
     story.read(FAILING)
@@ -759,12 +743,6 @@ def test_round_without_a_sample_for_a_metric_changes_nothing() -> None:
     assert p.verdicts == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: while rolled back, Drifted is pinned True (RolledBack), so the 'Drifted was not "
-    "Unknown before' test in plan() holds on every round: MetricsInconclusive is decided (Event, "
-    "history entry, status write) on every inconclusive round past the limit",
-)
 def test_outage_while_rolled_back_is_reported_once() -> None:
     story = served_v2()
     for _ in range(3):
@@ -776,13 +754,6 @@ def test_outage_while_rolled_back_is_reported_once() -> None:
     assert sum(actions(p).count("MetricsInconclusive") for p in gap) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: same cause as above, without any new reading: while rolled back with stored "
-    "metrics at their inconclusive limit, every reconcile decides MetricsInconclusive and appends "
-    "to status.history; the status write wakes the loop (wake-self), which decides it again: a "
-    "self-sustaining loop of status writes and Events",
-)
 def test_reconcile_without_readings_while_rolled_back_and_inconclusive_decides_nothing() -> None:
     story = served_v2()
     for _ in range(3):

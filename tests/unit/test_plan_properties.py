@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 
-from hypothesis import assume, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from modelgate.api import conditions as c
@@ -112,17 +112,7 @@ def test_any_history_of_readings_settles_into_a_state_that_writes_nothing(
     story = serving_v2(failure_limit, 2)
     for _, sample in sequence:
         story.read(sample)
-    # Known bug, pinned by test_reconcile_without_readings_while_rolled_back_and_inconclusive_decides_
-    # nothing (xfail): rolled back with metrics at their inconclusive limit never settles. Drop this
-    # assume() when it is fixed.
-    assume(
-        not (
-            story.status["phase"] == c.PHASE_ROLLED_BACK
-            and any(m.get("consecutiveInconclusive", 0) >= 2 for m in story.status.get("metrics") or [])
-        )
-    )
-
-    story.run()  # the level-based follow-up of the last decision (a rollback is followed by Blocked)
+    story.run()  # the level-based follow-up of the last decision
     settled = copy.deepcopy(story.status)
     again = story.run()
 

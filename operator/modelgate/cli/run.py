@@ -20,7 +20,10 @@ def run(cfg: OperatorConfig) -> int:
     # by the audit logger; warnings and errors still show.
     for noisy in ("kopf.objects", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    import modelgate.handlers  # noqa: F401  (registers the handlers with Kopf)
+    import modelgate.handlers
+
+    if cfg.webhook_port:
+        import modelgate.webhooks.handlers  # noqa: F401
     from modelgate.observe.kube import load_kube_config
     from modelgate.observe.wakeups import Wakeups
 

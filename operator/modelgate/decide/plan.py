@@ -210,7 +210,7 @@ def _renewal_gate(obs: Observed, digest: str, since: dt.datetime, why: str) -> G
         and a.spec.decision == "approved"
         and obs.seal_ok(a)
         and (created := _time(a.metadata.get("creationTimestamp"))) is not None
-        and created > since
+        and created >= since
     ]
     when = rfc3339(since)
     if fresh:
@@ -400,7 +400,14 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
             )
         )
     old_drifted = next((x for x in old.get("conditions") or [] if x.get("type") == c.DRIFTED), None)
-    if outcome.summary.status == c.UNKNOWN and (old_drifted or {}).get("status") != c.UNKNOWN:
+    # Once, at the reading that reaches the inconclusive limit (not on every pass while it lasts).
+    newly_inconclusive = readings is not None and any(
+        s.name in readings.samples
+        and s.consecutive_inconclusive == s.inconclusive_limit
+        and not s.limit_reached
+        for s in outcome.states
+    )
+    if outcome.summary.status == c.UNKNOWN and newly_inconclusive:
         decisions.append(
             Decision(
                 "MetricsInconclusive",
@@ -483,6 +490,14 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
                     )
                 )
     req_rej = rejected.get(requested.digest)
+    if req_rej and not rej:  # withdrawn by this very plan: the renewal gate applies from now on
+        why = "quarantine" if req_rej.get("reason") == c.QUARANTINED_REASON else "rollback"
+        withdrawn = _time(req_rej["time"])
+        assert withdrawn is not None
+        gates.append(_renewal_gate(obs, requested.digest, withdrawn, why))
+        admitted = approved = False
+        first = next((g for g in gates if not g.satisfied), None)
+        blocked_message = f"{describe(requested)} is not admitted: {first.message}" if first else ""
     if req_rej and req_rej.get("reason") == c.DRIFT_DETECTED and target is not None and target != requested:
         rolled_back = (
             f"{describe(requested)} was rolled back after drift at {req_rej['time']}; "
@@ -585,6 +600,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     if quarantined and quarantined_at:
         status["quarantinedAt"] = quarantined_at
     watch = None
+    watched = target if target is not None and replicas > 0 and not quarantined else None
     if watched is not None and checks:
         watch = Target(
             md.namespace or "",

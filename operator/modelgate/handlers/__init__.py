@@ -1,9 +1,10 @@
 """Kopf registrations only: thin handlers that gather, call a pure decision, and act.
 
-Importing this package registers every handler with Kopf's default registry.
+Importing this package registers every handler with Kopf's default registry; the admission
+handlers (modelgate.webhooks.handlers) are imported by `modelgate run` only when webhooks are on,
+since Kopf refuses admission handlers without a webhook server.
 """
 
 from modelgate.handlers import deployments, indexes, startup
-from modelgate.webhooks import handlers as admission
 
-__all__ = ["admission", "deployments", "indexes", "startup"]
+__all__ = ["deployments", "indexes", "startup"]
