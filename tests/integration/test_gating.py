@@ -327,3 +327,48 @@ def test_deleting_the_model_deployment_retires_it(
         if a["action"] == "Retired" and a["object"]["namespace"] == namespace
     ]
     assert retired and retired[0]["evidence"]["servingRevision"]["digest"] == m.digest("fraud-v1")
+
+
+def test_a_policy_change_re_evaluates_serving_models(
+    kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess
+) -> None:
+    admit_v1(kubectl, namespace, policy_name)
+    # The policy now also demands model-risk: the serving model no longer satisfies it (suspend).
+    kubectl.apply(m.policy(policy_name, namespace, roles=("ethics-board", "model-risk")))
+    obj = wait_phase(kubectl, namespace, "Blocked")
+    assert any(not g["satisfied"] and "model-risk" in g["requirement"] for g in obj["status"]["gates"])
+    # Deleting the policy leaves no policy in force: fail closed.
+    kubectl("delete", "governancepolicy", policy_name)
+    obj = wait_until(
+        "reason NoPolicy",
+        lambda: (o := mdep(kubectl, namespace)) and condition(o, "Admitted")["reason"] == "NoPolicy" and o,
+    )  # type: ignore[index]
+    assert obj["status"]["phase"] == "Blocked"
+
+
+def test_a_namespace_label_change_re_evaluates_its_models(
+    kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess
+) -> None:
+    admit_v1(kubectl, namespace, policy_name)
+    kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "modelgate.io/test-",
+    )
+    obj = wait_until(
+        "reason NoPolicy once the namespace leaves the policy's selector",
+        lambda: (o := mdep(kubectl, namespace)) and condition(o, "Admitted")["reason"] == "NoPolicy" and o,
+    )  # type: ignore[index]
+    assert obj["status"]["phase"] == "Blocked"
+
+
+def test_the_operator_exposes_its_own_metrics(namespace: str, operator: OperatorProcess) -> None:
+    text = operator.metrics()
+    for name in (
+        "modelgate_decisions_total",
+        "modelgate_reconcile_duration_seconds_count",
+        "modelgate_models{",
+        "modelgate_prometheus_query_duration_seconds_count",
+    ):
+        assert name in text, name
