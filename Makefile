@@ -53,8 +53,9 @@ demo: deps build ## The example scenario on the local control plane, with the op
 demo-down: ## Stop the demo's operator, Prometheus and control plane
 	@$(PY) hack/demo.py down
 
-bench: deps build ## Benchmarks (see BENCHMARKS.md)
+bench: deps build ## Benchmarks at their default sizes (see BENCHMARKS.md for the full-size commands)
 	@$(PY) bench/admission.py
+	@$(PY) bench/monitoring.py --n 200
 
 clean: cluster-down prometheus-down ## Stop everything and remove caches in the tree
 	rm -rf .cache .pytest_cache .mypy_cache .ruff_cache

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import HackError, alive, check_ports, http_ok, load_pids, log, start, stop_all, wait_for
+from procs import HackError, check_ports, healthy, http_ok, load_pids, log, start, stop_all, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("MODELGATE_CLUSTER_DIR", ROOT / ".cache" / "cluster"))
@@ -249,18 +249,13 @@ def node_manifest(i: int) -> dict[str, object]:
 # --- commands --------------------------------------------------------------------------------------
 
 
-def healthy(pids: dict[str, int]) -> bool:
-    if not pids or not all(alive(p) for p in pids.values()):
-        return False
-    try:
-        return https_ok(f"https://127.0.0.1:{PORTS['kube-apiserver']}/readyz", STATE / "pki")
-    except Exception:
-        return False
+def apiserver_ready() -> bool:
+    return https_ok(f"https://127.0.0.1:{PORTS['kube-apiserver']}/readyz", STATE / "pki")
 
 
 def up() -> None:
     pids = load_pids(STATE)
-    if healthy(pids):
+    if healthy(pids, apiserver_ready):
         log(PREFIX, f"reusing the running control plane; kubeconfig {STATE / 'kubeconfig'}")
         return
     if pids:
@@ -443,7 +438,7 @@ def down() -> None:
 
 
 def status() -> int:
-    if healthy(load_pids(STATE)):
+    if healthy(load_pids(STATE), apiserver_ready):
         print(STATE / "kubeconfig")
         return 0
     log(PREFIX, "the local control plane is not running; start it with `make cluster-up`")

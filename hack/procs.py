@@ -118,6 +118,16 @@ def wait_for(state: Path, what: str, check: Callable[[], bool], pids: dict[str, 
     raise HackError(f"timed out after {timeout:.0f}s waiting for {what}; logs in {state / 'logs'}")
 
 
+def healthy(pids: dict[str, int], probe: Callable[[], bool]) -> bool:
+    """Every recorded process is alive and the service answers its health probe."""
+    if not pids or not all(alive(p) for p in pids.values()):
+        return False
+    try:
+        return probe()
+    except Exception:
+        return False
+
+
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as r:
         return bool(r.status == 200)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import HackError, alive, check_ports, http_ok, load_pids, log, start, stop_all, wait_for
+from procs import HackError, check_ports, healthy, http_ok, load_pids, log, start, stop_all, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("MODELGATE_PROMETHEUS_DIR", ROOT / ".cache" / "prometheus"))
@@ -60,18 +60,9 @@ def url() -> str:
     return f"http://127.0.0.1:{PORT}"
 
 
-def healthy(pids: dict[str, int]) -> bool:
-    if not pids or not all(alive(p) for p in pids.values()):
-        return False
-    try:
-        return http_ok(f"{url()}/-/ready")
-    except Exception:
-        return False
-
-
 def up() -> None:
     pids = load_pids(STATE)
-    if healthy(pids):
+    if healthy(pids, lambda: http_ok(f"{url()}/-/ready")):
         log(PREFIX, f"reusing Prometheus at {url()}")
         return
     if pids:
@@ -122,7 +113,7 @@ def main() -> int:
             up()
         elif args.command == "down":
             down()
-        elif healthy(load_pids(STATE)):
+        elif healthy(load_pids(STATE), lambda: http_ok(f"{url()}/-/ready")):
             print(f"url={url()}\ntargets_dir={STATE / 'targets'}")
         else:
             log(PREFIX, "Prometheus is not running; start it with `make prometheus-up`")

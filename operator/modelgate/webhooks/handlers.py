@@ -68,20 +68,8 @@ def _stamp(
 
 
 @kopf.on.mutate(GROUP, VERSION, "modelapprovals", id="stamp-approval")
-async def stamp_approval(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    userinfo: kopf.UserInfo,
-    memo: kopf.Memo,
-    operation: str | None = None,
-    old: kopf.Body | None = None,
-    **_: Any,
-) -> None:
-    _stamp("ModelApproval", body, patch, userinfo, operation, old, memo)
-
-
 @kopf.on.mutate(GROUP, VERSION, "modelevaluations", id="stamp-evaluation")
-async def stamp_evaluation(
+async def stamp_evidence(
     body: kopf.Body,
     patch: kopf.Patch,
     userinfo: kopf.UserInfo,
@@ -90,7 +78,7 @@ async def stamp_evaluation(
     old: kopf.Body | None = None,
     **_: Any,
 ) -> None:
-    _stamp("ModelEvaluation", body, patch, userinfo, operation, old, memo)
+    _stamp(str(body.get("kind")), body, patch, userinfo, operation, old, memo)
 
 
 @kopf.on.mutate(GROUP, VERSION, "modeldeployments", id="stamp-deployment")
