@@ -55,6 +55,13 @@ class Watcher(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self._watch()
+            except kubernetes.client.exceptions.ApiException as e:
+                log(f"watch restarted after {e.status} {e.reason}")  # e.g. 504 "Too large resource version"
+
+    def _watch(self) -> None:
         api = kubernetes.client.CustomObjectsApi()
         while not self.stop.is_set():
             w = kubernetes.watch.Watch()

@@ -88,7 +88,10 @@ def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
             )(name, ns, body, field_manager="modelgate", _preload_content=False)
     except ApiException as e:
         if e.status == 409:
-            raise Conflict(f"{obj['kind']} {ns}/{name} changed concurrently") from e
+            what = (
+                "already exists and is not owned by modelgate" if existing is None else "changed concurrently"
+            )
+            raise Conflict(f"{obj['kind']} {ns}/{name} {what}") from e
         raise
     return _resource_version(res)
 

@@ -165,17 +165,22 @@ async def reconcile(
         while not stopped:
             wake.clear()
             started = time.perf_counter()
-            now = dt.datetime.now(dt.UTC)
             try:
+                now = dt.datetime.now(dt.UTC)
                 until = await reconcile_once(body, kwargs, svc, loop, now)
                 failures = 0
                 delay = (
                     RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
                 )
             except kube.Conflict as e:
-                logger.info(f"Deferred after a write conflict: {e}")
+                # Usually someone wrote in between and the watch wakes us; if it keeps happening (an
+                # object of that name that modelgate does not own), back off instead of spinning.
+                failures += 1
+                (logger.info if failures < 3 else logger.warning)(
+                    f"Deferred after a write conflict: {e}; attempt={failures}"
+                )
                 loop.min_rv.clear()
-                delay = 1.0
+                delay = min(60.0, 0.5 * 2.0**failures)
             except pydantic.ValidationError as e:
                 logger.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
                 delay = RESYNC
