@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """One or more flags are wrong; the message names each and says what is expected."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +60,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--liveness-port",
         type=int,
-        default=int(env("MODELGATE_LIVENESS_PORT", "8081")),
+        default=_int_env("MODELGATE_LIVENESS_PORT", 8081),
         help="port of the /healthz liveness endpoint on 127.0.0.1 (0 disables it)",
     )
     p.add_argument(
         "--metrics-port",
         type=int,
-        default=int(env("MODELGATE_METRICS_PORT", "8082")),
+        default=_int_env("MODELGATE_METRICS_PORT", 8082),
         help="port of the Prometheus /metrics endpoint (0 disables it)",
     )
     p.add_argument(
@@ -83,7 +92,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--webhook-port",
         type=int,
-        default=int(env("MODELGATE_WEBHOOK_PORT", "9443")),
+        default=_int_env("MODELGATE_WEBHOOK_PORT", 9443),
         help="port of the admission webhook server (0 disables the webhooks)",
     )
     p.add_argument(
@@ -103,8 +112,50 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def problems(cfg: OperatorConfig) -> list[str]:
+    """Everything wrong with a configuration, each as one line naming the flag; empty when valid."""
+    out = []
+    for flag, port, may_be_zero in (
+        ("--liveness-port", cfg.liveness_port, True),
+        ("--metrics-port", cfg.metrics_port, True),
+        ("--webhook-port", cfg.webhook_port, True),
+    ):
+        if not (0 if may_be_zero else 1) <= port <= 65535:
+            out.append(f"{flag} {port}: a port is 0 (off) or 1-65535")
+    if cfg.prometheus_url is not None:
+        url = urllib.parse.urlparse(cfg.prometheus_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            out.append(f"--prometheus-url {cfg.prometheus_url!r}: expected http(s)://host[:port][/path]")
+    if cfg.webhook_service is not None:
+        ns, _sep, name = cfg.webhook_service.partition("/")
+        if not (DNS_LABEL.match(ns) and DNS_LABEL.match(name)):
+            out.append(f"--webhook-service {cfg.webhook_service!r}: expected namespace/name of a Service")
+    if cfg.webhook_cert_dir is not None:
+        missing = [
+            f for f in ("tls.crt", "tls.key", "ca.crt") if not (Path(cfg.webhook_cert_dir) / f).is_file()
+        ]
+        if missing:
+            out.append(f"--webhook-cert-dir {cfg.webhook_cert_dir}: missing {', '.join(missing)}")
+    if not DNS_LABEL.match(cfg.operator_namespace):
+        out.append(f"--operator-namespace {cfg.operator_namespace!r}: not a valid namespace name")
+    if cfg.kubeconfig is not None and not Path(cfg.kubeconfig).is_file():
+        out.append(f"--kubeconfig {cfg.kubeconfig}: no such file")
+    return out
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected a port number") from None
+
+
 def from_args(ns: argparse.Namespace) -> OperatorConfig:
-    return OperatorConfig(
+    """The configuration from parsed flags; raises ConfigError listing every problem."""
+    cfg = OperatorConfig(
         namespaces=tuple(ns.namespaces),
         allow_no_policy=bool(ns.allow_no_policy),
         liveness_port=int(ns.liveness_port),
@@ -118,3 +169,7 @@ def from_args(ns: argparse.Namespace) -> OperatorConfig:
         webhook_service=ns.webhook_service,
         webhook_cert_dir=ns.webhook_cert_dir,
     )
+    found = problems(cfg)
+    if found:
+        raise ConfigError("\n".join(found))
+    return cfg

@@ -13,6 +13,15 @@ from modelgate import config
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except config.ConfigError as e:
+        for line in str(e).splitlines():
+            print(f"modelgate run: {line}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="modelgate", description="Governance gates for ML models on Kubernetes.")
     sub = p.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the operator")

@@ -1,0 +1,83 @@
+"""`modelgate run` refuses bad flags up front, naming each, and starts nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelgate.config import OperatorConfig, problems
+
+
+def test_a_valid_configuration_has_no_problems(tmp_path: Path) -> None:
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        (tmp_path / name).write_text("x")
+    cfg = OperatorConfig(
+        prometheus_url="https://prom.monitoring:9090/prometheus",
+        webhook_service="modelgate-system/modelgate",
+        webhook_cert_dir=str(tmp_path),
+        webhook_port=0,
+    )
+    assert problems(cfg) == []
+
+
+@pytest.mark.parametrize(
+    ("cfg", "expected"),
+    [
+        (OperatorConfig(metrics_port=70000), "--metrics-port 70000: a port is 0 (off) or 1-65535"),
+        (OperatorConfig(liveness_port=-1), "--liveness-port -1"),
+        (
+            OperatorConfig(prometheus_url="prometheus:9090"),
+            "--prometheus-url 'prometheus:9090': expected http(s)://",
+        ),
+        (OperatorConfig(prometheus_url="ftp://x"), "--prometheus-url 'ftp://x'"),
+        (
+            OperatorConfig(webhook_service="modelgate"),
+            "--webhook-service 'modelgate': expected namespace/name",
+        ),
+        (
+            OperatorConfig(webhook_cert_dir="/nonexistent"),
+            "--webhook-cert-dir /nonexistent: missing tls.crt, tls.key, ca.crt",
+        ),
+        (OperatorConfig(operator_namespace="Not_A_Namespace"), "--operator-namespace 'Not_A_Namespace'"),
+        (
+            OperatorConfig(kubeconfig="/nonexistent/kubeconfig"),
+            "--kubeconfig /nonexistent/kubeconfig: no such file",
+        ),
+    ],
+)
+def test_each_bad_flag_is_named(cfg: OperatorConfig, expected: str) -> None:
+    found = problems(cfg)
+    assert len(found) == 1 and expected in found[0], found
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "modelgate", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_the_command_lists_every_problem_and_exits_2() -> None:
+    res = run("--prometheus-url", "nope", "--webhook-service", "x", "--kubeconfig", "/nonexistent")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert [ln.split(":")[1].split()[0] for ln in lines] == [
+        "--prometheus-url",
+        "--webhook-service",
+        "--kubeconfig",
+    ]
+    assert all(ln.startswith("modelgate run: ") for ln in lines)
+
+
+def test_a_bad_port_in_the_environment_is_named() -> None:
+    res = run(env={"MODELGATE_WEBHOOK_PORT": "abc"})
+    assert res.returncode == 2
+    assert res.stderr.strip() == "modelgate run: MODELGATE_WEBHOOK_PORT='abc': expected a port number"
