@@ -30,6 +30,7 @@ from tests.unit.plan_factories import (
     actions,
     approval,
     cond,
+    condition,
     decision,
     env,
     metric,
@@ -447,7 +448,12 @@ def test_serving_revision_drifting_while_a_newer_one_is_blocked_is_rolled_back()
     assert story.serving_digest == DIGEST
     assert digests(p.status, "rejectedDigests") == [OTHER_DIGEST]
     assert cond(p.status, c.ADMITTED)[0] == c.FALSE  # v3 is still waiting for its approval
-    assert p.status["phase"] == c.PHASE_BLOCKED
+    assert p.status["phase"] == c.PHASE_ROLLED_BACK
+    drifted = condition(p.status, c.DRIFTED)
+    assert (drifted["status"], drifted["reason"]) == (c.TRUE, c.ROLLED_BACK)
+    assert "serves instead while" in drifted["message"]
+    later = story.run()  # and it stays so, without new decisions
+    assert later.status["phase"] == c.PHASE_ROLLED_BACK and actions(later) == []
 
 
 def test_known_good_list_keeps_the_newest_ten() -> None:

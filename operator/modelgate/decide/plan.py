@@ -55,7 +55,6 @@ APPLIED_HASH = "modelgate.io/applied-hash"
 """Annotation on owned objects: the hash of the projection modelgate last applied. An object whose
 projection no longer matches its own hash was edited by someone else (tampering)."""
 KNOWN_GOOD_LIMIT = 10
-DRIFT_REASONS = (c.DRIFT_DETECTED, c.QUARANTINED_REASON)
 
 __all__ = ["Decision", "Observed", "Plan", "describe", "plan", "short"]
 
@@ -498,10 +497,23 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         admitted = approved = False
         first = next((g for g in gates if not g.satisfied), None)
         blocked_message = f"{describe(requested)} is not admitted: {first.message}" if first else ""
+    latest = max(rejected.values(), key=lambda r: str(r["time"]), default=None)
     if req_rej and req_rej.get("reason") == c.DRIFT_DETECTED and target is not None and target != requested:
         rolled_back = (
             f"{describe(requested)} was rolled back after drift at {req_rej['time']}; "
             f"{describe(target)} serves instead"
+        )
+    elif (
+        latest
+        and latest.get("reason") == c.DRIFT_DETECTED
+        and target is not None
+        and target != requested
+        and latest["digest"] != target.digest
+    ):
+        # An older serving revision drifted while a newer one waits for its evidence.
+        rolled_back = (
+            f"{short(latest['digest'])} was rolled back after drift at {latest['time']}; "
+            f"{describe(target)} serves instead while {describe(requested)} is not admitted"
         )
 
     # 6. Serving objects for the final target.
