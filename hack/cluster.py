@@ -17,7 +17,6 @@ fails stops whatever it had started.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import ipaddress
@@ -37,7 +36,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import HackError, check_ports, healthy, http_ok, load_pids, log, start, stop_all, wait_for
+from procs import (
+    HackError,
+    check_ports,
+    healthy,
+    http_ok,
+    load_pids,
+    log,
+    service_main,
+    start,
+    stop_all,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("MODELGATE_CLUSTER_DIR", ROOT / ".cache" / "cluster"))
@@ -445,24 +455,5 @@ def status() -> int:
     return 1
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["up", "down", "status"])
-    args = p.parse_args()
-    try:
-        if args.command == "up":
-            up()
-        elif args.command == "down":
-            down()
-        else:
-            return status()
-    except HackError as e:
-        print(f"cluster: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(service_main(__doc__, PREFIX, up, down, status))

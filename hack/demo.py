@@ -73,6 +73,13 @@ def apply_as(
     print("   " + out.strip().replace("\n", "\n   ") + (f"   (as {user})" if user else ""))
 
 
+def supply_evidence(folder: Path) -> None:
+    """The reviewers approve and the pipeline submits the evaluation, each as themselves."""
+    apply_as(folder / "approval-ethics-board.yaml", "bob", ("ethics-board",))
+    apply_as(folder / "approval-model-risk.yaml", "carol", ("model-risk",))
+    apply_as(folder / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
+
+
 def wait_phase(
     phase: str, version: str, timeout: float = 120, name: str = "fraud-detector", known_good: bool = False
 ) -> None:
@@ -225,9 +232,7 @@ def main(argv: list[str]) -> int:
     status()
 
     say("bob (ethics-board) and carol (model-risk) approve; the pipeline submits the evaluation")
-    apply_as(EX / "03-first-model" / "approval-ethics-board.yaml", "bob", ("ethics-board",))
-    apply_as(EX / "03-first-model" / "approval-model-risk.yaml", "carol", ("model-risk",))
-    apply_as(EX / "03-first-model" / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
+    supply_evidence(EX / "03-first-model")
     wait_phase("Serving", "v1", known_good=True)
     status()
     print(
@@ -240,9 +245,7 @@ def main(argv: list[str]) -> int:
     status()
 
     say("v2's approvals and evaluation arrive: v2 is admitted and rolls out")
-    apply_as(EX / "04-second-version" / "approval-ethics-board.yaml", "bob", ("ethics-board",))
-    apply_as(EX / "04-second-version" / "approval-model-risk.yaml", "carol", ("model-risk",))
-    apply_as(EX / "04-second-version" / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
+    supply_evidence(EX / "04-second-version")
     wait_phase("Serving", "v2", known_good=True)
     status()
 
@@ -267,9 +270,7 @@ def main(argv: list[str]) -> int:
 
     say("Quarantine: fraud-screener says onDrift: quarantine; it serves, then drifts")
     apply_as(EX / "05-quarantine" / "modeldeployment.yaml", "alice", ("fraud-team",))
-    apply_as(EX / "05-quarantine" / "approval-ethics-board.yaml", "bob", ("ethics-board",))
-    apply_as(EX / "05-quarantine" / "approval-model-risk.yaml", "carol", ("model-risk",))
-    apply_as(EX / "05-quarantine" / "evaluation.yaml", "pipeline", ("ml-pipeline",), stamp_now=True)
+    supply_evidence(EX / "05-quarantine")
     wait_phase("Serving", "v1", name="fraud-screener", known_good=True)
     drift(port, "fraud-screener", "v1")
     wait_phase("Quarantined", "v1", name="fraud-screener")

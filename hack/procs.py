@@ -7,6 +7,7 @@ their children, and a caller that fails part-way can stop exactly what it starte
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -131,3 +132,23 @@ def healthy(pids: dict[str, int], probe: Callable[[], bool]) -> bool:
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as r:
         return bool(r.status == 200)
+
+
+def service_main(
+    doc: str | None, prefix: str, up: Callable[[], None], down: Callable[[], None], status: Callable[[], int]
+) -> int:
+    """The `up | down | status` command line shared by hack/cluster.py and hack/prometheus.py: every
+    failure the user can act on ends in one `PREFIX: error: ...` line and exit code 1."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["up", "down", "status"])
+    command = p.parse_args().command
+    try:
+        if command == "status":
+            return status()
+        (up if command == "up" else down)()
+    except HackError as e:
+        print(f"{prefix}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

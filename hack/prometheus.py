@@ -17,7 +17,6 @@ binary named by $PROMETHEUS_BINARY.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -25,7 +24,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import HackError, check_ports, healthy, http_ok, load_pids, log, start, stop_all, wait_for
+from procs import (
+    HackError,
+    check_ports,
+    healthy,
+    http_ok,
+    load_pids,
+    log,
+    service_main,
+    start,
+    stop_all,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("MODELGATE_PROMETHEUS_DIR", ROOT / ".cache" / "prometheus"))
@@ -104,25 +114,13 @@ def down() -> None:
     log(PREFIX, "stopped" if pids else "Prometheus was not running")
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["up", "down", "status"])
-    args = p.parse_args()
-    try:
-        if args.command == "up":
-            up()
-        elif args.command == "down":
-            down()
-        elif healthy(load_pids(STATE), lambda: http_ok(f"{url()}/-/ready")):
-            print(f"url={url()}\ntargets_dir={STATE / 'targets'}")
-        else:
-            log(PREFIX, "Prometheus is not running; start it with `make prometheus-up`")
-            return 1
-    except HackError as e:
-        print(f"{PREFIX}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+def status() -> int:
+    if healthy(load_pids(STATE), lambda: http_ok(f"{url()}/-/ready")):
+        print(f"url={url()}\ntargets_dir={STATE / 'targets'}")
+        return 0
+    log(PREFIX, "Prometheus is not running; start it with `make prometheus-up`")
+    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(service_main(__doc__, PREFIX, up, down, status))

@@ -77,13 +77,12 @@ class Services:
     """The operator-wide collaborators of every reconcile loop (from Kopf's memo)."""
 
     config: OperatorConfig
-    seal_key: bytes | None
     wakeups: Wakeups
     monitor: Monitor
 
     @classmethod
     def of(cls, memo: kopf.Memo) -> Services:
-        return cls(memo["config"], memo.get("seal_key"), memo["wakeups"], memo["monitor"])
+        return cls(memo["config"], memo["wakeups"], memo["monitor"])
 
 
 async def reconcile_once(
@@ -107,7 +106,6 @@ async def reconcile_once(
         owned_deployments=indexes["owned_deployments"],
         owned_services=indexes["owned_services"],
         allow_no_policy=svc.config.allow_no_policy,
-        seal_key=svc.seal_key,
         readings=readings,
     )
     if not (

@@ -14,6 +14,7 @@ import pydantic
 
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
 from modelgate.decide.serving import LABEL_DEPLOYMENT
+from modelgate.observe.snapshot import index_evidence, index_policy
 from modelgate.observe.wakeups import Wakeups
 
 OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
@@ -34,18 +35,17 @@ def _raw(body: kopf.Body) -> dict[str, Any]:
 
 
 @kopf.index(GROUP, VERSION, "modelapprovals", id="approvals")
-async def approvals(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): _raw(body)}
-
-
 @kopf.index(GROUP, VERSION, "modelevaluations", id="evaluations")
-async def evaluations(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): _raw(body)}
+async def evidence(
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[Any, Any]:
+    """Parsed and seal-checked once per event; every model referencing it reads the result."""
+    return {(namespace, name): index_evidence(_raw(body), memo.get("seal_key"))}
 
 
 @kopf.index(GROUP, VERSION, "governancepolicies", id="policies")
 async def policies(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {name: _raw(body)}
+    return {name: index_policy(_raw(body))}
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments", id="deployments_by_digest")

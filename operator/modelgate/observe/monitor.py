@@ -47,7 +47,6 @@ class Monitor:
         self.next_due: dict[dt.timedelta, float] = {}
         self.running: set[dt.timedelta] = set()
         self.seq = itertools.count(1)
-        self.queries_total = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def watch(self, key: Key, target: Target | None) -> None:
@@ -95,7 +94,6 @@ class Monitor:
             else:
                 result = await run_checks(self.source, self.templates(), requests)
                 samples = result.samples
-                self.queries_total += result.queries
                 for r in result.results.values():
                     metrics.QUERY_SECONDS.observe(r.elapsed)
             per_model: dict[Key, dict[str, Sample]] = defaultdict(dict)

@@ -1,12 +1,16 @@
 """Gather: build the frozen `Observed` snapshot for one ModelDeployment from Kopf's indexes.
 
 No API calls: the indexes hold the latest approvals, evaluations, policies, namespace labels and
-owned objects, kept current by watches. Objects that fail to parse count as absent (fail closed).
+owned objects, kept current by watches. Evidence and policies are parsed (and evidence seals
+verified) once, when the watch delivers them (`index_evidence`, `index_policy`), not on every
+reconcile of every model that references them. Objects that fail to parse count as absent (fail
+closed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pydantic
@@ -20,7 +24,18 @@ from modelgate.decide.policy import select_policies
 T = TypeVar("T", ModelApproval, ModelEvaluation, GovernancePolicy)
 
 
-def _first(index: Mapping[Any, Any], key: Any) -> Mapping[str, Any] | None:
+@dataclass(frozen=True)
+class IndexedEvidence:
+    """A ModelApproval or ModelEvaluation as the indexes keep it."""
+
+    obj: ModelApproval | ModelEvaluation | None
+    """The parsed object; None when it does not parse."""
+    sealed: bool | None
+    """Whether its seal verifies; None when no seal key is known (sealing not enforced)."""
+
+
+def _first(index: Mapping[Any, Any], key: Any) -> Any:
+    """The value a Kopf index holds under `key` (one object per key), or None."""
     store = index.get(key)
     return next(iter(store), None) if store is not None else None
 
@@ -34,18 +49,29 @@ def _parse(cls: type[T], raw: Mapping[str, Any] | None) -> T | None:
         return None
 
 
+def index_evidence(raw: Mapping[str, Any], seal_key: bytes | None) -> IndexedEvidence:
+    """Parse an approval or evaluation and verify its seal, once per watch event."""
+    sealed = None
+    if seal_key is not None:
+        ns = str((raw.get("metadata") or {}).get("namespace") or "")
+        sealed = seal.verify(seal_key, str(raw.get("kind")), ns, raw.get("spec") or {})
+    parsed = (
+        _parse(ModelApproval, raw) if raw.get("kind") == "ModelApproval" else _parse(ModelEvaluation, raw)
+    )
+    return IndexedEvidence(parsed, sealed)
+
+
+def index_policy(raw: Mapping[str, Any]) -> GovernancePolicy | None:
+    return _parse(GovernancePolicy, raw)
+
+
 def parse_policies(policies: Mapping[Any, Any]) -> list[GovernancePolicy]:
-    return [p for key in policies for p in [_parse(GovernancePolicy, _first(policies, key))] if p]
+    """Every valid policy in the policies index."""
+    return [p for key in policies if (p := _first(policies, key)) is not None]
 
 
-def _seals(
-    kind: str, ns: str, index: Mapping[Any, Any], names: list[str], key: bytes
-) -> dict[tuple[str, str], bool]:
-    out = {}
-    for name in names:
-        raw = _first(index, (ns, name))
-        out[(kind, name)] = raw is not None and seal.verify(key, kind, ns, raw.get("spec") or {})
-    return out
+def _evidence(index: Mapping[Any, Any], ns: str, names: list[str]) -> dict[str, IndexedEvidence]:
+    return {n: _first(index, (ns, n)) or IndexedEvidence(None, False) for n in names}
 
 
 def snapshot(
@@ -58,7 +84,6 @@ def snapshot(
     owned_deployments: Mapping[Any, Any],
     owned_services: Mapping[Any, Any],
     allow_no_policy: bool,
-    seal_key: bytes | None,
     readings: Readings | None = None,
 ) -> Observed:
     """Raises pydantic.ValidationError when the ModelDeployment itself does not parse."""
@@ -66,25 +91,27 @@ def snapshot(
         {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
     )
     ns, name = md.namespace or "", md.name
-    all_policies = parse_policies(policies)
-    seal_valid = None
-    if seal_key is not None:
-        seal_valid = _seals("ModelApproval", ns, approvals, [r.name for r in md.spec.approvals], seal_key)
-        seal_valid |= _seals(
-            "ModelEvaluation", ns, evaluations, [r.name for r in md.spec.evaluations], seal_key
-        )
+    found_approvals = _evidence(approvals, ns, [r.name for r in md.spec.approvals])
+    found_evaluations = _evidence(evaluations, ns, [r.name for r in md.spec.evaluations])
+    seals = {
+        (kind, n): e.sealed
+        for kind, found in (("ModelApproval", found_approvals), ("ModelEvaluation", found_evaluations))
+        for n, e in found.items()
+        if e.obj is not None
+    }
+    enforced = any(v is not None for v in seals.values())
     labels = _first(namespaces, ns) or {}
     return Observed(
         body=body,
         deployment=md,
-        policies=select_policies(all_policies, labels, md.spec.card.risk_level),
-        approvals={r.name: _parse(ModelApproval, _first(approvals, (ns, r.name))) for r in md.spec.approvals},
+        policies=select_policies(parse_policies(policies), labels, md.spec.card.risk_level),
+        approvals={n: e.obj for n, e in found_approvals.items() if isinstance(e.obj, ModelApproval | None)},
         evaluations={
-            r.name: _parse(ModelEvaluation, _first(evaluations, (ns, r.name))) for r in md.spec.evaluations
+            n: e.obj for n, e in found_evaluations.items() if isinstance(e.obj, ModelEvaluation | None)
         },
         owned_deployment=_first(owned_deployments, (ns, name, "Deployment")),
         owned_service=_first(owned_services, (ns, name, "Service")),
         allow_no_policy=allow_no_policy,
-        seal_valid=seal_valid,
+        seal_valid={k: bool(v) for k, v in seals.items()} if enforced else None,
         readings=readings,
     )

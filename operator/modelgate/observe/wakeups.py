@@ -56,6 +56,3 @@ class Wakeups:
     def poke_all(self) -> None:
         for event in self._events.values():
             event.set()
-
-    def __len__(self) -> int:
-        return len(self._events)
