@@ -76,11 +76,19 @@ def percentile(values: list[float], p: float) -> float:
     return values[k]
 
 
-def peak_rss_mb(pid: int) -> float:
+def _proc_status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    return _proc_status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    return _proc_status_mb(pid, "VmRSS")
 
 
 def cluster_up() -> None:

@@ -445,22 +445,23 @@ def _serving_story() -> Story:
     return story
 
 
-@pytest.mark.parametrize(
-    ("kind", "edit"),
-    [
-        ("deployment", lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="evil:latest")),
-        ("deployment", lambda d: d["spec"].update(replicas=5)),
-        (
-            "deployment",
-            lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].append(
-                {"name": "MODEL_URI", "value": "s3://elsewhere"}
-            ),
+TAMPERING = [
+    ("deployment", lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="evil:latest")),
+    ("deployment", lambda d: d["spec"].update(replicas=5)),
+    (
+        "deployment",
+        lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].append(
+            {"name": "MODEL_URI", "value": "s3://elsewhere"}
         ),
-        ("deployment", lambda d: d["metadata"]["labels"].update({serving.LABEL_VERSION: "9.9.9"})),
-        ("service", lambda s: s["spec"].update(selector={"app": "other"})),
-        ("service", lambda s: s["spec"]["ports"][0].update(port=80)),
-    ],
-)
+    ),
+    ("deployment", lambda d: d["metadata"]["labels"].update({serving.LABEL_VERSION: "9.9.9"})),
+    ("service", lambda s: s["spec"].update(selector={"app": "other"})),
+    ("service", lambda s: s["spec"]["ports"][0].update(port=80)),
+]
+"""Edits someone might make with kubectl to an owned object (our applied-hash annotation kept)."""
+
+
+@pytest.mark.parametrize(("kind", "edit"), TAMPERING)
 def test_edit_to_an_owned_object_is_reverted_as_tampering(kind: str, edit: Any) -> None:
     story = _serving_story()
     desired = copy.deepcopy(getattr(story, kind))
@@ -512,6 +513,42 @@ def test_our_own_change_of_the_wanted_objects_is_not_tampering() -> None:
     assert p.deployment is not None
     assert p.deployment["spec"]["replicas"] == 4
     assert actions(p) == []
+
+
+@pytest.mark.parametrize(("kind", "edit"), [(None, None), *TAMPERING])
+def test_owned_objects_reduced_to_their_essentials_plan_the_same(kind: str | None, edit: Any) -> None:
+    story = _serving_story()
+    if kind is not None:
+        edit(getattr(story, kind))
+    assert story.deployment is not None
+    assert story.service is not None
+    template = story_observed(model(), status=story.status)
+    full = step(template, story.status, story.deployment, story.service, None, NOW)
+
+    reduced = step(
+        template,
+        story.status,
+        serving.essentials(story.deployment),
+        serving.essentials(story.service),
+        None,
+        NOW,
+    )
+
+    assert reduced == full
+
+
+def test_essentials_keep_what_a_write_carries_over() -> None:
+    story = _serving_story()
+    assert story.service is not None
+    assert story.deployment is not None
+
+    svc, dep = serving.essentials(story.service), serving.essentials(story.deployment)
+
+    assert svc["metadata"]["resourceVersion"] == story.service["metadata"]["resourceVersion"]
+    assert dep["metadata"]["resourceVersion"] == story.deployment["metadata"]["resourceVersion"]
+    assert svc["spec"]["clusterIP"] == story.service["spec"]["clusterIP"]
+    assert "managedFields" not in dep["metadata"]
+    assert rollout(dep) == rollout(story.deployment)
 
 
 def test_server_defaults_on_owned_objects_do_not_count_as_a_difference() -> None:

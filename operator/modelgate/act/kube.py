@@ -22,7 +22,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from modelgate.api.v1alpha1 import GROUP, VERSION
-from modelgate.decide.serving import LABEL_DEPLOYMENT, LABEL_QUARANTINED
+from modelgate.decide.serving import LABEL_DEPLOYMENT, LABEL_QUARANTINED, SERVICE_ALLOCATED_FIELDS
 
 T = TypeVar("T")
 PLURAL = "modeldeployments"
@@ -51,15 +51,7 @@ class Conflict(Exception):
 
 def _keep_service_fields(desired: dict[str, Any], existing: Mapping[str, Any]) -> dict[str, Any]:
     spec = existing.get("spec") or {}
-    for key in (
-        "clusterIP",
-        "clusterIPs",
-        "ipFamilies",
-        "ipFamilyPolicy",
-        "internalTrafficPolicy",
-        "type",
-        "sessionAffinity",
-    ):
+    for key in SERVICE_ALLOCATED_FIELDS:
         if key in spec:
             desired["spec"].setdefault(key, spec[key])
     return desired

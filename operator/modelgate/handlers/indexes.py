@@ -13,7 +13,7 @@ import kopf
 import pydantic
 
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
-from modelgate.decide.serving import LABEL_DEPLOYMENT
+from modelgate.decide.serving import LABEL_DEPLOYMENT, essentials
 from modelgate.observe.snapshot import index_evidence, index_policy
 from modelgate.observe.wakeups import Wakeups
 
@@ -22,7 +22,8 @@ OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
 
 def _raw(body: kopf.Body) -> dict[str, Any]:
     """The object as decisions read it. managedFields and kubectl's last-applied copy are dropped:
-    they are most of an object's size and nothing reads them (at 1,000 models this is tens of MB)."""
+    they are most of an object's size and nothing reads them (at 1,000 models this is tens of MB).
+    Owned Deployments and Services are kept smaller still: only their `essentials`."""
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     annotations = meta.get("annotations")
     if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
@@ -70,14 +71,14 @@ async def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[Any, Any]
 async def owned_deployments(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
-    return {(namespace, labels[LABEL_DEPLOYMENT], "Deployment"): _raw(body)}
+    return {(namespace, labels[LABEL_DEPLOYMENT], "Deployment"): essentials(body)}
 
 
 @kopf.index("", "v1", "services", labels=OWNED, id="owned_services")
 async def owned_services(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
-    return {(namespace, labels[LABEL_DEPLOYMENT], "Service"): _raw(body)}
+    return {(namespace, labels[LABEL_DEPLOYMENT], "Service"): essentials(body)}
 
 
 # --- wake the reconcile loops that depend on a change ----------------------------------------------
@@ -108,17 +109,17 @@ async def wake_namespace(name: str, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED, id="wake-owner-deployment")
-async def wake_owner_deployment(
-    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
-) -> None:
-    wakeups: Wakeups = memo["wakeups"]
-    wakeups.poke((namespace or "", labels[LABEL_DEPLOYMENT]))
-
-
 @kopf.on.event("", "v1", "services", labels=OWNED, id="wake-owner-service")
-async def wake_owner_service(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def wake_owner(
+    type: str | None, namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """Wake the owner only when something a decision reads changed: the controller-manager rewrites
+    a Deployment's status several times per rollout, mostly in fields no decision looks at."""
     wakeups: Wakeups = memo["wakeups"]
-    wakeups.poke((namespace or "", labels[LABEL_DEPLOYMENT]))
+    seen = None if type == "DELETED" else essentials(body)
+    if seen is not None:
+        seen["metadata"].pop("resourceVersion", None)
+    wakeups.poke_if_changed((namespace or "", labels[LABEL_DEPLOYMENT]), str(body.get("kind")), seen)
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments", id="wake-self")

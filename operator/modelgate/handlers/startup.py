@@ -13,7 +13,7 @@ import kopf
 import kubernetes
 
 from modelgate.act import setup
-from modelgate.api.v1alpha1 import MetricTemplate
+from modelgate.api.v1alpha1 import FINALIZER, MetricTemplate
 from modelgate.config import OperatorConfig
 from modelgate.observe.kube import load_kube_config
 from modelgate.observe.monitor import Monitor
@@ -26,12 +26,17 @@ PREFIX = "modelgate.io"
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """Kopf's diff-base ("last-handled-configuration") is for create/update handlers, and modelgate
-    has none: its reconcile loop is level-based and reads the whole object. Reporting the current
-    state as the last handled one makes every event a no-change for Kopf, which saves one patch
-    (and one trip through the admission webhook) per ModelDeployment and per spec change."""
+    has none: its reconcile loop is level-based and reads the whole object. Every event is reported
+    as a no-change: no annotation is written (one patch and one trip through the admission webhook
+    saved per ModelDeployment and per spec change), and no essence is built. Kopf's own `build`
+    deep-copies the whole body, managedFields and status included, on every watch event of every
+    watched kind: at 1,000 models that was an eighth of the operator's CPU (bench/admission)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return self.build(body=body)
+        return kopf.BodyEssence()
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         return None
@@ -39,7 +44,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 @kopf.on.startup(id="configure")
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = "modelgate"

@@ -21,6 +21,7 @@ class Wakeups:
         self._events: dict[Key, asyncio.Event] = {}
         self._refs: dict[tuple[str, str, str], set[Key]] = defaultdict(set)
         self._refs_of: dict[Key, set[tuple[str, str, str]]] = {}
+        self._seen: dict[tuple[Key, str], object] = {}
 
     def register(self, key: Key) -> asyncio.Event:
         return self._events.setdefault(key, asyncio.Event())
@@ -43,6 +44,18 @@ class Wakeups:
         event = self._events.get(key)
         if event is not None:
             event.set()
+
+    def poke_if_changed(self, key: Key, what: str, seen: object | None) -> None:
+        """Poke `key` when `seen` (what its reconcile reads of one owned object; None: gone) differs
+        from what the previous call for the same (key, what) passed."""
+        slot = (key, what)
+        if slot in self._seen and self._seen[slot] == seen:
+            return
+        if seen is None:
+            self._seen.pop(slot, None)
+        else:
+            self._seen[slot] = seen
+        self.poke(key)
 
     def poke_ref(self, kind: str, namespace: str, name: str) -> None:
         for key in list(self._refs.get((kind, namespace, name), ())):

@@ -6,7 +6,10 @@ the way the API server fills a CertificateSigningRequest's username:
   sealed (an HMAC over the stamped spec, see decide/seal.py); on UPDATE the stored values are put
   back, so neither can be changed after creation.
 - ModelDeployment `spec.digestSetBy` records who set `spec.model.digest`: set on CREATE and on any
-  UPDATE that changes the digest, restored from the stored object otherwise.
+  UPDATE that changes the digest, restored from the stored object otherwise. A ModelDeployment is
+  also created with modelgate's finalizer, so that the operator need not patch it in afterwards
+  (one write, one watch event and one round trip less before its first decision; Kopf still adds
+  it to objects created while the webhooks were not registered).
 Stamped fields are replaced wholesale (a patch transformation, not a merge), so nothing a client
 wrote into them survives.
 
@@ -21,7 +24,7 @@ from typing import Any
 
 import kopf
 
-from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.api.v1alpha1 import FINALIZER, GROUP, VERSION
 from modelgate.decide import seal
 from modelgate.decide.policy import select_policies
 from modelgate.observe.snapshot import parse_policies
@@ -44,6 +47,15 @@ def _set_spec_fields(patch: kopf.Patch, fields: Mapping[str, Any]) -> None:
 
     def apply(body: Any) -> None:
         body.setdefault("spec", {}).update(fields)
+
+    patch.fns.append(apply)
+
+
+def _add_finalizer(patch: kopf.Patch) -> None:
+    def apply(body: Any) -> None:
+        finalizers = body.setdefault("metadata", {}).setdefault("finalizers", [])
+        if FINALIZER not in finalizers:
+            finalizers.append(FINALIZER)
 
     patch.fns.append(apply)
 
@@ -97,6 +109,8 @@ async def stamp_deployment(
             _set_spec_fields(patch, {"digestSetBy": stored})
         return
     _set_spec_fields(patch, {"digestSetBy": identity(userinfo)})
+    if operation == "CREATE":
+        _add_finalizer(patch)
 
 
 @kopf.on.validate(GROUP, VERSION, "modelevaluations", id="validate-evaluation")

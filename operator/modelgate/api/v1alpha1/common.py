@@ -27,6 +27,8 @@ GROUP: Final = "modelgate.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = "modelgate.io/v1alpha1"  # f"{GROUP}/{VERSION}", spelled out for its Literal type
 CATEGORIES: Final = ("modelgate",)
+FINALIZER: Final = "modelgate.io/finalizer"
+"""Holds a ModelDeployment until its serving objects are removed and its retirement recorded."""
 
 DIGEST_PATTERN: Final = r"^sha256:[0-9a-f]{64}$"
 DURATION_PATTERN: Final = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
