@@ -329,6 +329,20 @@ def test_deleting_the_model_deployment_retires_it(
     assert retired and retired[0]["evidence"]["servingRevision"]["digest"] == m.digest("fraud-v1")
 
 
+def test_a_model_deployment_is_created_with_the_finalizer_and_never_patched_by_kopf(
+    kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess
+) -> None:
+    admit_v1(kubectl, namespace, policy_name)
+
+    obj = kubectl.json("get", "mdep", "fraud", "-n", namespace, "--show-managed-fields")
+
+    assert obj["metadata"]["finalizers"] == ["modelgate.io/finalizer"]
+    assert obj["metadata"]["generation"] == 1
+    managers = {(f["manager"], f.get("subresource", "")) for f in obj["metadata"]["managedFields"]}
+    assert ("modelgate", "status") in managers
+    assert not [mgr for mgr, _sub in managers if mgr.startswith("kopf")], managers
+
+
 def test_a_policy_change_re_evaluates_serving_models(
     kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess
 ) -> None:

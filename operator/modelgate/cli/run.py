@@ -38,13 +38,15 @@ def run(cfg: OperatorConfig) -> int:
     if cfg.webhook_port:
         import modelgate.webhooks.handlers  # noqa: F401
     from modelgate.observe.kube import load_kube_config
+    from modelgate.observe.loops import Loops
     from modelgate.observe.wakeups import Wakeups
 
     load_kube_config(cfg.kubeconfig)
     if cfg.metrics_port:
         prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")
     liveness = f"http://0.0.0.0:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
-    memo = kopf.Memo(config=cfg, wakeups=Wakeups(), templates={})
+    wakeups = Wakeups()
+    memo = kopf.Memo(config=cfg, wakeups=wakeups, loops=Loops(wakeups), templates={})
 
     async def main() -> None:
         # Blocking Kubernetes and Prometheus calls run in threads; the default pool (cores + 4) is

@@ -1,8 +1,9 @@
 """The ModelDeployment reconcile loop and its retirement.
 
-One Kopf daemon per ModelDeployment runs `reconcile_once` (gather -> decide -> act) whenever it
-is woken: by its own object, a referenced approval or evaluation, any policy, its namespace's
-labels, its owned Deployment or Service, or the instant a counted piece of evidence expires.
+One loop per ModelDeployment (observe/loops.py), started by its first watch event, runs
+`reconcile_once` (gather -> decide -> act) on the model as last indexed whenever it is woken: by
+its own object, a referenced approval or evaluation, any policy, its namespace's labels, its owned
+Deployment or Service, or the instant a counted piece of evidence expires.
 The loop is level-based: it always computes the whole desired state from the current state, so a
 restart at any moment converges to the same result without duplicate actions, and a steady state
 writes nothing.
@@ -32,8 +33,9 @@ from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.plan import Decision, plan
 from modelgate.observe import metrics
+from modelgate.observe.loops import Loops
 from modelgate.observe.monitor import Monitor
-from modelgate.observe.snapshot import snapshot
+from modelgate.observe.snapshot import first, snapshot
 from modelgate.observe.wakeups import Wakeups
 
 log = logging.getLogger("modelgate.reconcile")
@@ -78,11 +80,12 @@ class Services:
 
     config: OperatorConfig
     wakeups: Wakeups
+    loops: Loops
     monitor: Monitor
 
     @classmethod
     def of(cls, memo: kopf.Memo) -> Services:
-        return cls(memo["config"], memo["wakeups"], memo["monitor"])
+        return cls(memo["config"], memo["wakeups"], memo["loops"], memo["monitor"])
 
 
 async def reconcile_once(
@@ -144,28 +147,56 @@ async def reconcile_once(
     return p.requeue_at
 
 
-@kopf.daemon(GROUP, VERSION, "modeldeployments", id="reconcile", cancellation_timeout=10.0)
+INDEXES = (
+    "modeldeployments",
+    "approvals",
+    "evaluations",
+    "policies",
+    "namespaces",
+    "owned_deployments",
+    "owned_services",
+)
+"""The Kopf indexes a reconcile reads (live views: they stay current for the loop's whole life)."""
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments", id="reconcile")
 async def reconcile(
-    body: kopf.Body,
-    namespace: str | None,
-    name: str,
-    stopped: kopf.DaemonStopped,
-    memo: kopf.Memo,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
-    **kwargs: Any,
+    type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    """Start the model's reconcile loop at its first event and wake it at every later one; stop it
+    when the model is being deleted (the retirement takes over)."""
     svc = Services.of(memo)
     key = (namespace or "", name)
-    wake = svc.wakeups.register(key)
+    if type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
+        await svc.loops.stop(key)
+        return
+    if key not in svc.loops:
+        indexes = {k: kwargs[k] for k in INDEXES}
+        svc.loops.start(key, lambda wake, stopping: run_loop(key, indexes, svc, wake, stopping))
+    svc.wakeups.poke(key)
+
+
+async def run_loop(
+    key: tuple[str, str],
+    indexes: Mapping[str, Any],
+    svc: Services,
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+) -> None:
+    """Reconcile whenever woken, until stopped: one pass at a time, errors retried with backoff."""
+    namespace, name = key
     loop = Loop()
     failures = 0
     try:
-        while not stopped:
+        while not stopping.is_set():
             wake.clear()
+            body = first(indexes["modeldeployments"], key)
+            if body is None:
+                return  # deleted: the watch handler stops this loop
             started = time.perf_counter()
             try:
                 now = dt.datetime.now(dt.UTC)
-                until = await reconcile_once(body, kwargs, svc, loop, now)
+                until = await reconcile_once(body, indexes, svc, loop, now)
                 failures = 0
                 delay = (
                     RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
@@ -174,33 +205,32 @@ async def reconcile(
                 # Usually someone wrote in between and the watch wakes us; if it keeps happening (an
                 # object of that name that modelgate does not own), back off instead of spinning.
                 failures += 1
-                (logger.info if failures < 3 else logger.warning)(
-                    f"Deferred after a write conflict: {e}; attempt={failures}"
+                (log.info if failures < 3 else log.warning)(
+                    f"Deferred ModelDeployment {namespace}/{name} after a write conflict: {e}; "
+                    f"attempt={failures}"
                 )
                 loop.min_rv.clear()
                 delay = min(60.0, 0.5 * 2.0**failures)
             except pydantic.ValidationError as e:
-                logger.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
+                log.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
                 delay = RESYNC
             except Exception:
                 failures += 1
-                logger.exception(
-                    f"Reconcile of ModelDeployment {namespace}/{name} failed; attempt={failures}"
-                )
+                log.exception(f"Reconcile of ModelDeployment {namespace}/{name} failed; attempt={failures}")
                 loop.min_rv.clear()
                 delay = min(60.0, 2.0**failures)
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=delay)
     finally:
-        svc.wakeups.unregister(key)
         svc.monitor.watch(key, None)
 
 
 @kopf.on.delete(GROUP, VERSION, "modeldeployments", id="retire")
-async def retire(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+async def retire(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     """Remove the serving objects and record the retirement (the finalizer holds the object until then)."""
     ns = namespace or ""
+    await Services.of(memo).loops.stop((ns, name))  # never race a pass that might recreate them
     removed = [kind for kind in ("Deployment", "Service") if await kube.delete_owned(kind, ns, name)]
     status = dict(body.get("status") or {})
     serving = status.get("servingRevision") or {}

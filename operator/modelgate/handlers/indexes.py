@@ -49,6 +49,12 @@ async def policies(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {name: index_policy(_raw(body))}
 
 
+@kopf.index(GROUP, VERSION, "modeldeployments", id="modeldeployments")
+async def modeldeployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """What each reconcile loop reads its model from (trimmed: Kopf's own copy is let go)."""
+    return {(namespace or "", name): _raw(body)}
+
+
 @kopf.index(GROUP, VERSION, "modeldeployments", id="deployments_by_digest")
 async def deployments_by_digest(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
@@ -120,12 +126,6 @@ async def wake_owner(
     if seen is not None:
         seen["metadata"].pop("resourceVersion", None)
     wakeups.poke_if_changed((namespace or "", labels[LABEL_DEPLOYMENT]), str(body.get("kind")), seen)
-
-
-@kopf.on.event(GROUP, VERSION, "modeldeployments", id="wake-self")
-async def wake_self(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    wakeups: Wakeups = memo["wakeups"]
-    wakeups.poke((namespace or "", name))
 
 
 @kopf.on.event(GROUP, VERSION, "metrictemplates", id="templates")

@@ -49,6 +49,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = "modelgate"
     settings.posting.level = 20  # INFO and above may be posted; we post deliberately via kopf.event
+    # A per-object worker (its queue, its last event's body, its loggers) idles 5 s by default before
+    # it exits; in an admission burst that keeps thousands alive at once, most of the peak memory.
+    # Events for one object come in bursts well under a second apart (our writes, the
+    # controller-manager's), so a short idle time costs few worker restarts.
+    settings.queueing.idle_timeout = 0.5
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
@@ -99,6 +104,11 @@ async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, 
     settings.admission.managed = None  # we register our own configurations: short timeouts, Fail
     await setup.register_webhooks(configurations(endpoint))
     logger.info(f"Registered admission webhooks; server={addr}:{cfg.webhook_port}")
+
+
+@kopf.on.cleanup(id="stop-loops")
+async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
+    await memo["loops"].stop_all()
 
 
 @kopf.on.cleanup(id="stop-monitor")

@@ -34,7 +34,7 @@ class IndexedEvidence:
     """Whether its seal verifies; None when no seal key is known (sealing not enforced)."""
 
 
-def _first(index: Mapping[Any, Any], key: Any) -> Any:
+def first(index: Mapping[Any, Any], key: Any) -> Any:
     """The value a Kopf index holds under `key` (one object per key), or None."""
     store = index.get(key)
     return next(iter(store), None) if store is not None else None
@@ -67,11 +67,11 @@ def index_policy(raw: Mapping[str, Any]) -> GovernancePolicy | None:
 
 def parse_policies(policies: Mapping[Any, Any]) -> list[GovernancePolicy]:
     """Every valid policy in the policies index."""
-    return [p for key in policies if (p := _first(policies, key)) is not None]
+    return [p for key in policies if (p := first(policies, key)) is not None]
 
 
 def _evidence(index: Mapping[Any, Any], ns: str, names: list[str]) -> dict[str, IndexedEvidence]:
-    return {n: _first(index, (ns, n)) or IndexedEvidence(None, False) for n in names}
+    return {n: first(index, (ns, n)) or IndexedEvidence(None, False) for n in names}
 
 
 def snapshot(
@@ -100,7 +100,7 @@ def snapshot(
         if e.obj is not None
     }
     enforced = any(v is not None for v in seals.values())
-    labels = _first(namespaces, ns) or {}
+    labels = first(namespaces, ns) or {}
     return Observed(
         body=body,
         deployment=md,
@@ -109,8 +109,8 @@ def snapshot(
         evaluations={
             n: e.obj for n, e in found_evaluations.items() if isinstance(e.obj, ModelEvaluation | None)
         },
-        owned_deployment=_first(owned_deployments, (ns, name, "Deployment")),
-        owned_service=_first(owned_services, (ns, name, "Service")),
+        owned_deployment=first(owned_deployments, (ns, name, "Deployment")),
+        owned_service=first(owned_services, (ns, name, "Service")),
         allow_no_policy=allow_no_policy,
         seal_valid={k: bool(v) for k, v in seals.items()} if enforced else None,
         readings=readings,

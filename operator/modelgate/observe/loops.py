@@ -1,0 +1,78 @@
+"""One reconcile task per ModelDeployment: started at its first watch event, stopped when it is
+deleted or the operator stops.
+
+Plain asyncio tasks rather than Kopf daemons: a Kopf daemon keeps the object's whole last-seen
+body (managedFields included) and a set of per-daemon helpers alive for as long as the object
+exists, and at 1,000 models that was the largest part of the operator's memory. A task here holds
+only its coroutine; it reads the object from an index (trimmed) each time it is woken.
+
+A stop is graceful: the task finishes the pass it is in (its writes complete and are recorded),
+then exits; only a task that does not finish within the timeout is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from modelgate.observe.wakeups import Key, Wakeups
+
+Run = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
+"""A loop body: `run(wake, stopping)` returns once `stopping` is set."""
+
+
+class Loops:
+    def __init__(self, wakeups: Wakeups) -> None:
+        self._wakeups = wakeups
+        self._tasks: dict[Key, tuple[asyncio.Task[None], asyncio.Event]] = {}
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, key: Key, run: Run) -> None:
+        """Start the loop of `key` unless it runs already. A loop still stopping (its object was
+        deleted and one of the same name created) is let finish before the new one begins."""
+        previous = self._tasks.get(key)
+        if previous is not None and not previous[1].is_set():
+            return
+        wake, stopping = self._wakeups.register(key), asyncio.Event()
+        task = asyncio.create_task(
+            _after(previous[0] if previous else None, run(wake, stopping)),
+            name=f"reconcile {key[0]}/{key[1]}",
+        )
+        self._tasks[key] = (task, stopping)
+        task.add_done_callback(lambda t: self._finished(key, t))
+
+    def _finished(self, key: Key, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(key, (None,))[0] is task:
+            del self._tasks[key]
+            self._wakeups.unregister(key)
+
+    async def stop(self, key: Key, timeout: float = 10.0) -> None:
+        """Let the loop of `key` finish its current pass and exit; cancel it after `timeout`."""
+        entry = self._tasks.get(key)
+        if entry is None:
+            return
+        task, stopping = entry
+        stopping.set()
+        self._wakeups.poke(key)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def stop_all(self, timeout: float = 10.0) -> None:
+        await asyncio.gather(*(self.stop(key, timeout) for key in list(self._tasks)))
+
+
+async def _after(previous: asyncio.Task[None] | None, loop: Coroutine[Any, Any, None]) -> None:
+    if previous is not None:
+        await asyncio.wait([previous])  # neither raises its error nor swallows our cancellation
+    await loop
