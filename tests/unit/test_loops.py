@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 from modelgate.observe.loops import Loops, Run
 from modelgate.observe.wakeups import Wakeups
@@ -85,3 +86,22 @@ def test_a_new_loop_for_a_key_still_stopping_begins_after_the_old_one_ends() -> 
         return passes
 
     assert asyncio.run(scenario()) == ["old start", "old end", "new start", "new end"]
+
+
+def test_a_loop_keeps_nothing_of_the_context_that_started_it() -> None:
+    handler_var: contextvars.ContextVar[str] = contextvars.ContextVar("handler_var")
+
+    async def scenario() -> list[str]:
+        loops, seen = Loops(Wakeups()), list[str]()
+
+        async def run(wake: asyncio.Event, stopping: asyncio.Event) -> None:
+            seen.append(handler_var.get("unset"))
+            await stopping.wait()
+
+        handler_var.set("the watch event that started the loop")
+        loops.start(KEY, run)
+        await asyncio.sleep(0.01)
+        await loops.stop(KEY)
+        return seen
+
+    assert asyncio.run(scenario()) == ["unset"]

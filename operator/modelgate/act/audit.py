@@ -3,19 +3,26 @@
 The log line carries the evidence (object names, uids, digests, approvers, metric values) so that
 an auditor can reconstruct a decision from logs alone; the Event carries the human summary that
 `kubectl describe` shows. Both are emitted from the same `Decision` so they never disagree.
+
+Events are posted by modelgate's own client (act/kube.py), in the background: a decision never
+waits for its Event. (Kopf's `kopf.event` needs the context variables of a Kopf handler, which
+would tie every reconcile loop to the watch event that started it, and that event's whole body.)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-import kopf
-
+from modelgate.act import kube
 from modelgate.decide.plan import Decision
+
+COMPONENT = "modelgate"
+MAX_MESSAGE = 1000
 
 _audit = logging.getLogger("modelgate.audit")
 
@@ -50,9 +57,34 @@ def record(body: Mapping[str, Any], decision: Decision) -> None:
         "evidence": decision.evidence,
     }
     _audit.info(json.dumps(line, sort_keys=True, default=str))
-    kopf.event(
-        dict(body),  # type: ignore[arg-type]
-        type="Warning" if decision.warning else "Normal",
-        reason=decision.action,
-        message=decision.message[:1000],
-    )
+    kube.post_event(event(body, decision, dt.datetime.now(dt.UTC)))
+
+
+def event(body: Mapping[str, Any], decision: Decision, now: dt.datetime) -> dict[str, Any]:
+    """The core/v1 Event for a decision about `body`, as `kubectl describe` and `get events` show it."""
+    meta = body.get("metadata") or {}
+    stamp = now.isoformat().replace("+00:00", "Z")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"namespace": meta.get("namespace"), "generateName": f"{meta.get('name')}."},
+        "involvedObject": {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind", "ModelDeployment"),
+            "namespace": meta.get("namespace"),
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "type": "Warning" if decision.warning else "Normal",
+        "reason": decision.action,
+        "action": decision.action,
+        "message": decision.message[:MAX_MESSAGE],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "eventTime": stamp,
+        "count": 1,
+    }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,6 +32,8 @@ USER_AGENT = "modelgate-operator"
 
 _STATUS_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="status")
 _OBJECTS_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="objects")
+_EVENTS_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
+log = logging.getLogger("modelgate.kube")
 
 
 async def _in(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
@@ -169,3 +172,20 @@ async def label_pods(namespace: str, deployment: str, quarantined: bool) -> int:
     """Mark the serving pods as quarantined (kept for forensics), or remove the mark; returns how many
     pods changed."""
     return await _in(_OBJECTS_POOL, _label_pods, namespace, deployment, quarantined)
+
+
+def _create_event(event: Mapping[str, Any]) -> None:
+    core: Any = kubernetes.client.CoreV1Api(client())
+    try:
+        core.create_namespaced_event(event["metadata"]["namespace"], event, _preload_content=False)
+    except (ApiException, OSError) as e:
+        # The decision stands and its audit line and history entry are written; only the Event is lost.
+        obj = event["involvedObject"]
+        log.warning(
+            f"Could not post Event {event['reason']} for {obj['kind']} {obj['namespace']}/{obj['name']}: {e}"
+        )
+
+
+def post_event(event: Mapping[str, Any]) -> None:
+    """Post an Event in the background (from the event loop); failures are logged, not raised."""
+    asyncio.get_running_loop().run_in_executor(_EVENTS_POOL, _create_event, event)

@@ -48,7 +48,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = "modelgate"
-    settings.posting.level = 20  # INFO and above may be posted; we post deliberately via kopf.event
+    settings.posting.level = 20  # INFO and above may be posted; modelgate posts its own (act/audit.py)
     # A per-object worker (its queue, its last event's body, its loggers) idles 5 s by default before
     # it exits; in an admission burst that keeps thousands alive at once, most of the peak memory.
     # Events for one object come in bursts well under a second apart (our writes, the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -41,12 +42,17 @@ class Loops:
         if previous is not None and not previous[1].is_set():
             return
         wake, stopping = self._wakeups.register(key), asyncio.Event()
+        # A fresh context for the task and its callback: they would otherwise keep the Kopf
+        # handler's context variables, and with them the watch event (and its whole body) that
+        # started the loop, for the loop's whole life.
+        fresh = contextvars.Context()
         task = asyncio.create_task(
             _after(previous[0] if previous else None, run(wake, stopping)),
             name=f"reconcile {key[0]}/{key[1]}",
+            context=fresh,
         )
         self._tasks[key] = (task, stopping)
-        task.add_done_callback(lambda t: self._finished(key, t))
+        task.add_done_callback(lambda t: self._finished(key, t), context=fresh)
 
     def _finished(self, key: Key, task: asyncio.Task[None]) -> None:
         if self._tasks.get(key, (None,))[0] is task:
