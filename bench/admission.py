@@ -100,9 +100,12 @@ def _watch(kubeconfig: str, namespace: str, stop: Any, ready: Any, conn: Any) ->
 
     threading.Thread(target=answer, daemon=True).start()
     api = kubernetes.client.CustomObjectsApi()
-    rv = api.list_namespaced_custom_object(API_GROUP, API_VERSION_ONLY, namespace, "modeldeployments")[
-        "metadata"
-    ]["resourceVersion"]
+
+    def listed_version() -> str:
+        listed = api.list_namespaced_custom_object(API_GROUP, API_VERSION_ONLY, namespace, "modeldeployments")
+        return str(listed["metadata"]["resourceVersion"])
+
+    rv = listed_version()
     ready.set()
     while not stop.is_set():
         try:
@@ -129,9 +132,7 @@ def _watch(kubeconfig: str, namespace: str, stop: Any, ready: Any, conn: Any) ->
                     w.stop()
         except kubernetes.client.exceptions.ApiException as e:
             log(f"watch restarted after {e.status} {e.reason}")  # e.g. 410 Gone: list again
-            rv = api.list_namespaced_custom_object(
-                API_GROUP, API_VERSION_ONLY, namespace, "modeldeployments"
-            )["metadata"]["resourceVersion"]
+            rv = listed_version()
 
 
 def main() -> int:

@@ -72,6 +72,21 @@ def test_a_loop_that_does_not_finish_in_time_is_cancelled() -> None:
     assert asyncio.run(scenario()) == (["a start"], False)
 
 
+def test_a_key_whose_loop_is_stopping_counts_as_not_running() -> None:
+    async def scenario() -> tuple[bool, bool, bool]:
+        loops = Loops(Wakeups())
+        loops.start(KEY, _loop_recording([], "a", pass_seconds=0.05))
+        await asyncio.sleep(0.01)
+        running = KEY in loops
+        stopping = asyncio.create_task(loops.stop(KEY))
+        await asyncio.sleep(0)
+        while_stopping = KEY in loops
+        await stopping
+        return running, while_stopping, KEY in loops
+
+    assert asyncio.run(scenario()) == (True, False, False)
+
+
 def test_a_new_loop_for_a_key_still_stopping_begins_after_the_old_one_ends() -> None:
     async def scenario() -> list[str]:
         loops, passes = Loops(Wakeups()), list[str]()

@@ -551,6 +551,21 @@ def test_essentials_keep_what_a_write_carries_over() -> None:
     assert rollout(dep) == rollout(story.deployment)
 
 
+def test_essentials_without_version_tell_a_real_change_from_a_mere_new_version() -> None:
+    story = _serving_story()
+    assert story.deployment is not None
+    before = serving.essentials(story.deployment)
+    rewritten = copy.deepcopy(story.deployment)
+    rewritten["metadata"]["resourceVersion"] = "999"
+    rewritten["status"]["conditions"] = [{"type": "Progressing", "status": "True"}]
+    scaled = copy.deepcopy(rewritten)
+    scaled["status"]["readyReplicas"] = 0
+
+    assert serving.without_version(serving.essentials(rewritten)) == serving.without_version(before)
+    assert serving.without_version(serving.essentials(scaled)) != serving.without_version(before)
+    assert serving.essentials(rewritten)["metadata"]["resourceVersion"] == "999"
+
+
 def test_server_defaults_on_owned_objects_do_not_count_as_a_difference() -> None:
     first = plan(story_observed(model()), NOW)
     assert first.deployment is not None

@@ -178,6 +178,12 @@ def essentials(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def without_version(essential: Mapping[str, Any]) -> dict[str, Any]:
+    """`essentials` less the resourceVersion, which every write moves: two objects equal in this
+    read the same to every decision. Shallow: shares everything else with its argument."""
+    return {**essential, "metadata": {**essential["metadata"], "resourceVersion": None}}
+
+
 def projection(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The fields modelgate owns on a Deployment or Service, normalised so that server-side
     defaults do not count as a difference. Two objects with equal projections need no write."""

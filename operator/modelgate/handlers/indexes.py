@@ -13,8 +13,8 @@ import kopf
 import pydantic
 
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
-from modelgate.decide.serving import LABEL_DEPLOYMENT, essentials
-from modelgate.observe.snapshot import index_evidence, index_policy
+from modelgate.decide.serving import LABEL_DEPLOYMENT, essentials, without_version
+from modelgate.observe.snapshot import first, index_evidence, index_policy
 from modelgate.observe.wakeups import Wakeups
 
 OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
@@ -117,15 +117,17 @@ async def wake_namespace(name: str, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED, id="wake-owner-deployment")
 @kopf.on.event("", "v1", "services", labels=OWNED, id="wake-owner-service")
 async def wake_owner(
-    type: str | None, namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **_: Any
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """Wake the owner only when something a decision reads changed: the controller-manager rewrites
-    a Deployment's status several times per rollout, mostly in fields no decision looks at."""
+    a Deployment's status several times per rollout, mostly in fields no decision looks at. Reads
+    the essentials the index has just stored (None once the object is gone)."""
     wakeups: Wakeups = memo["wakeups"]
-    seen = None if type == "DELETED" else essentials(body)
-    if seen is not None:
-        seen["metadata"].pop("resourceVersion", None)
-    wakeups.poke_if_changed((namespace or "", labels[LABEL_DEPLOYMENT]), str(body.get("kind")), seen)
+    kind = str(body.get("kind"))
+    owner = (namespace or "", labels[LABEL_DEPLOYMENT])
+    index = kwargs["owned_deployments" if kind == "Deployment" else "owned_services"]
+    current = first(index, (namespace, owner[1], kind))
+    wakeups.poke_if_changed(owner, kind, None if current is None else without_version(current))
 
 
 @kopf.on.event(GROUP, VERSION, "metrictemplates", id="templates")

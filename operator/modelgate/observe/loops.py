@@ -30,17 +30,16 @@ class Loops:
         self._tasks: dict[Key, tuple[asyncio.Task[None], asyncio.Event]] = {}
 
     def __contains__(self, key: Key) -> bool:
-        return key in self._tasks
-
-    def __len__(self) -> int:
-        return len(self._tasks)
+        """Whether a loop runs for `key` and is not stopping."""
+        entry = self._tasks.get(key)
+        return entry is not None and not entry[1].is_set()
 
     def start(self, key: Key, run: Run) -> None:
         """Start the loop of `key` unless it runs already. A loop still stopping (its object was
         deleted and one of the same name created) is let finish before the new one begins."""
-        previous = self._tasks.get(key)
-        if previous is not None and not previous[1].is_set():
+        if key in self:
             return
+        previous = self._tasks.get(key)
         wake, stopping = self._wakeups.register(key), asyncio.Event()
         # A fresh context for the task and its callback: they would otherwise keep the Kopf
         # handler's context variables, and with them the watch event (and its whole body) that
