@@ -74,6 +74,8 @@ from modelgate.api.v1alpha1.policy import (
     EvaluationRequirement,
     GovernancePolicy,
     GovernancePolicySpec,
+    OperationalField,
+    RiskLevelConfirmation,
 )
 
 Resource = ModelDeployment | ModelApproval | ModelEvaluation | GovernancePolicy | MetricTemplate
@@ -144,14 +146,17 @@ __all__ = [
     "ModelEvaluationSpec",
     "ModelRef",
     "Monitoring",
+    "OperationalField",
     "PrinterColumn",
     "RejectedDigest",
     "Resource",
     "ResourceInfo",
     "ResourceRequirements",
     "Revision",
+    "RevisionId",
     "RevisionRef",
     "RiskLevel",
+    "RiskLevelConfirmation",
     "Serving",
     "TemplateRef",
     "parse",

@@ -61,6 +61,8 @@ Token = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 Quantity = int | Annotated[str, StringConstraints(max_length=64, pattern=QUANTITY_PATTERN)]
 
 RiskLevel = Literal["minimal", "limited", "high"]
+RevisionId = Annotated[str, StringConstraints(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+"""A revision id: 32 lowercase hex digits (modelgate.decide.revision)."""
 CardField = Literal["owner", "intendedUse", "limitations", "trainingData", "riskLevel"]
 
 
@@ -150,6 +152,12 @@ class ModelRef(ApiModel):
     digest: Digest
     """Content digest of the artifact this evidence is about: "sha256:" followed by 64 lowercase hex
     digits. Evidence counts only for a ModelDeployment whose spec.model.digest is identical."""
+    revision: RevisionId | None = None
+    """The revision this evidence covers: the id of the model artifact, its uri, the serving image
+    and every serving field the policies do not list as operational (see `modelgate revision`).
+    When absent at creation, the admission webhook fills it in from the ModelDeployment in the
+    namespace that requests this model name, version and digest. Evidence counts only for the
+    revision it names."""
 
 
 class LocalObjectReference(ApiModel):

@@ -21,6 +21,7 @@ from modelgate.api.v1alpha1.common import (
     ModelRef,
     PrinterColumn,
     ResourceInfo,
+    RiskLevel,
     Text,
     Token,
     Uri,
@@ -64,6 +65,10 @@ class ModelApprovalSpec(ApiModel):
     approvals for that role exist."""
     comment: Text | None = None
     """The reviewer's reasoning, conditions or references to review documents."""
+    risk_level: RiskLevel | None = None
+    """The risk level the approver confirms for the model (minimal, limited or high). A policy with
+    riskLevelConfirmation counts an approval of that role only when it confirms the model card's
+    riskLevel, so the deployer alone cannot choose which policies apply."""
     expires_at: AwareDatetime | None = None
     """When the approval stops counting (RFC 3339, for example 2026-06-30T00:00:00Z). Without it the
     approval does not expire."""

@@ -30,7 +30,9 @@ from modelgate.api.v1alpha1.common import (
     list_map,
 )
 from modelgate.api.v1alpha1.evidence import Role
-from modelgate.api.v1alpha1.monitoring import MAX_METRICS, MetricCheck
+from modelgate.api.v1alpha1.monitoring import MAX_METRICS, MetricCheck, OnDrift
+
+OperationalField = Literal["replicas", "resources", "env", "port"]
 
 OnRevocation = Literal["suspend", "keep"]
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=512)]
@@ -98,6 +100,13 @@ class EvaluationRequirement(ApiModel):
         return self
 
 
+class RiskLevelConfirmation(ApiModel):
+    """Which role must confirm a model card's riskLevel."""
+
+    role: Role
+    """Approvals of this role count only when their spec.riskLevel equals the card's riskLevel."""
+
+
 class GovernancePolicySpec(ApiModel):
     """Requirements for every ModelDeployment in scope."""
 
@@ -125,6 +134,36 @@ class GovernancePolicySpec(ApiModel):
     )
     """Metrics every model in scope is watched on, in addition to its own spec.monitoring.metrics.
     Names must be unique."""
+    allow_all: bool = False
+    """Admit every model the policy selects without any requirement. A policy with no requirement at
+    all (no card fields, approvals, evaluations or monitoring) is refused unless this is true, so an
+    empty policy never admits by accident."""
+    require_image_digest: bool = True
+    """The serving image must be pinned by digest (image@sha256:...): a tag can be moved to other
+    bytes after the review."""
+    operational_fields: list[OperationalField] = Field(
+        default_factory=lambda: ["replicas", "resources"], max_length=4, json_schema_extra=LIST_SET
+    )
+    """Serving fields that may change without new evidence (replicas, resources, env, port). Every
+    other field of the served pod template, the model and the image are covered by the evidence: a
+    change to one is a new revision. With several policies, a field is operational only if every
+    one lists it."""
+    risk_level_confirmation: RiskLevelConfirmation | None = None
+    """When set, an approval of the named role counts only if it confirms the model card's riskLevel
+    (ModelApproval spec.riskLevel): the deployer alone does not decide which policies apply."""
+    evaluators: Approvers | None = None
+    """Who may submit ModelEvaluations that count (users and groups, matched against
+    spec.submittedBy). Without it any submitter counts."""
+    on_drift: OnDrift | None = None
+    """The least a drifting model in scope gets: alert < rollback < quarantine. A model's own
+    spec.monitoring.onDrift may be stricter, never weaker."""
+    on_inconclusive: OnDrift = "alert"
+    """What happens when a policy metric stays Inconclusive (no data, several series, Prometheus
+    unreachable) past its inconclusiveLimit: alert (report only), rollback or quarantine. A missing
+    or duplicated series must not keep a drifting model serving."""
+    quarantine_retention: Duration = "168h"
+    """How long the pods of a quarantined model are kept for forensics after its ModelDeployment is
+    deleted."""
     on_revocation: OnRevocation = "suspend"
     """What happens to a serving model when evidence it was admitted on stops counting (an approval
     deleted, rejected or expired, an evaluation deleted): suspend (withdraw it from serving) or keep
