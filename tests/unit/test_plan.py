@@ -17,6 +17,7 @@ from modelgate.api import conditions as c
 from modelgate.decide import serving
 from modelgate.decide.objects import APPLIED_HASH, rollout
 from modelgate.decide.plan import plan
+from modelgate.decide.revision import requested_revision_id
 from tests.unit.factories import (
     DIGEST,
     MODEL,
@@ -138,6 +139,9 @@ def test_admission_records_the_revision_and_an_admitted_decision_with_its_eviden
         "uri": f"s3://models/{MODEL}/{VERSION}",
         "digest": DIGEST,
         "image": "registry.example/sklearn-server:1.4",
+        "revision": requested_revision_id(md, [pol]),
+        "port": 8080,
+        "env": [],
         "admittedAt": "2026-12-01T12:00:00Z",
     }
     d = decision(p, c.ACTION_ADMITTED)

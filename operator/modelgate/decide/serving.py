@@ -30,6 +30,7 @@ class Revision:
     uri: str
     digest: str
     image: str
+    id: str = ""
 
 
 @dataclass(frozen=True)
