@@ -6,7 +6,9 @@ the way the API server fills a CertificateSigningRequest's username:
   sealed (an HMAC over the stamped spec, see decide/seal.py); on UPDATE the stored values are put
   back, so neither can be changed after creation.
 - ModelDeployment `spec.digestSetBy` records who set `spec.model.digest`: set on CREATE and on any
-  UPDATE that changes the digest, restored from the stored object otherwise. A ModelDeployment is
+  UPDATE that changes the digest, restored from the stored object otherwise, and removed when the
+  stored object has none (an object written past the webhook): it is never the client's word, whether
+  the client updates, replaces or server-side applies. A ModelDeployment is
   also created with modelgate's finalizer, so that the operator need not patch it in afterwards
   (one write, one watch event and one round trip less before its first decision; Kopf still adds
   it to objects created while the webhooks were not registered).
@@ -47,6 +49,16 @@ def _set_spec_fields(patch: kopf.Patch, fields: Mapping[str, Any]) -> None:
 
     def apply(body: Any) -> None:
         body.setdefault("spec", {}).update(fields)
+
+    patch.fns.append(apply)
+
+
+def _remove_spec_field(patch: kopf.Patch, field: str) -> None:
+    """Drop a spec field the client wrote: Kopf diffs the transformed body against the request's
+    object, so the admission response carries a JSON patch `remove` for it."""
+
+    def apply(body: Any) -> None:
+        (body.get("spec") or {}).pop(field, None)
 
     patch.fns.append(apply)
 
@@ -107,6 +119,8 @@ async def stamp_deployment(
         stored = old.spec.get("digestSetBy")
         if stored is not None:
             _set_spec_fields(patch, {"digestSetBy": stored})
+        else:
+            _remove_spec_field(patch, "digestSetBy")
         return
     _set_spec_fields(patch, {"digestSetBy": identity(userinfo)})
     if operation == "CREATE":
