@@ -188,11 +188,15 @@ def make_pki(pki: Path) -> None:
 
 def admission_flags(pki: Path) -> list[str]:
     """kube-apiserver presents pki/webhook-client.crt to every admission webhook (user `*`)."""
+
     def b64(name: str) -> str:
         return base64.b64encode((pki / name).read_bytes()).decode()
 
     kubeconfig = STATE / "webhook-client.kubeconfig"
-    user = {"client-certificate-data": b64("webhook-client.crt"), "client-key-data": b64("webhook-client.key")}
+    user = {
+        "client-certificate-data": b64("webhook-client.crt"),
+        "client-key-data": b64("webhook-client.key"),
+    }
     kubeconfig.write_text(
         json.dumps({"apiVersion": "v1", "kind": "Config", "users": [{"name": "*", "user": user}]}, indent=2)
     )

@@ -9,7 +9,6 @@ nothing more (the serving CA is public, in the webhook configuration; no client 
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import re
 import ssl

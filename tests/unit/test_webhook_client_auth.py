@@ -93,9 +93,15 @@ def pki(tmp_path: Path) -> dict[str, Path]:
         "serving_ca": _write(tmp_path, "serving-ca", serving_ca)[0],
         "client_ca": _write(tmp_path, "client-ca", client_ca)[0],
     }
-    files["server_crt"], files["server_key"] = _write(tmp_path, "server", _issue("webhook.test", serving_ca, ca=False))
-    files["client_crt"], files["client_key"] = _write(tmp_path, "apiserver", _issue("apiserver", client_ca, ca=False))
-    files["other_crt"], files["other_key"] = _write(tmp_path, "other", _issue("apiserver", other_ca, ca=False))
+    files["server_crt"], files["server_key"] = _write(
+        tmp_path, "server", _issue("webhook.test", serving_ca, ca=False)
+    )
+    files["client_crt"], files["client_key"] = _write(
+        tmp_path, "apiserver", _issue("apiserver", client_ca, ca=False)
+    )
+    files["other_crt"], files["other_key"] = _write(
+        tmp_path, "other", _issue("apiserver", other_ca, ca=False)
+    )
     return files
 
 
@@ -123,9 +129,13 @@ def test_any_other_caller_is_refused_in_the_handshake(pki: dict[str, Path], who:
 
 
 def test_the_lost_seal_key_message_names_the_secret_the_count_and_the_ways_out() -> None:
-    msg = seal_key_lost_message("modelgate-system", "modelgate-seal-key", {"modelapprovals": 3, "modelevaluations": 0})
+    msg = seal_key_lost_message(
+        "modelgate-system", "modelgate-seal-key", {"modelapprovals": 3, "modelevaluations": 0}
+    )
     assert "\n" not in msg
-    assert msg.startswith("seal key Secret modelgate-system/modelgate-seal-key is missing while 3 sealed objects")
+    assert msg.startswith(
+        "seal key Secret modelgate-system/modelgate-seal-key is missing while 3 sealed objects"
+    )
     assert "(3 modelapprovals)" in msg
     assert "Restore the Secret from backup" in msg
     assert "kubectl -n modelgate-system create secret generic modelgate-seal-key" in msg

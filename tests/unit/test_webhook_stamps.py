@@ -59,8 +59,20 @@ CASES = [
     ("an update's claim is replaced by the stored setter", "UPDATE", md(set_by=BOB), md(set_by=ALICE), ALICE),
     ("an update's claim on an object without a setter is removed", "UPDATE", md(set_by=ALICE), md(), None),
     ("an update without a claim leaves no setter", "UPDATE", md(), md(), None),
-    ("a new digest records the requester", "UPDATE", md("sha256:bb", set_by=ALICE), md(set_by=ALICE), MALLORY),
-    ("a new digest on an object without a setter records the requester", "UPDATE", md("sha256:bb"), md(), MALLORY),
+    (
+        "a new digest records the requester",
+        "UPDATE",
+        md("sha256:bb", set_by=ALICE),
+        md(set_by=ALICE),
+        MALLORY,
+    ),
+    (
+        "a new digest on an object without a setter records the requester",
+        "UPDATE",
+        md("sha256:bb"),
+        md(),
+        MALLORY,
+    ),
 ]
 
 
