@@ -69,7 +69,16 @@ def _seal_key(namespace: str, name: str) -> bytes:
     except ApiException as e:
         if e.status != 404:
             raise
-    sealed = _count_sealed()
+    try:
+        sealed = _count_sealed()
+    except ApiException as e:
+        if e.status != 403:
+            raise
+        raise SealKeyLost(
+            f"seal key Secret {namespace}/{name} is missing and the operator may not list "
+            f"{' and '.join(SEALED_PLURALS)} cluster-wide to check that no sealed object depends on it; "
+            "grant that (deploy/rbac/operator-role.yaml) or restore the Secret from backup"
+        ) from None
     if any(sealed.values()):
         raise SealKeyLost(seal_key_lost_message(namespace, name, sealed))
     key = secrets.token_bytes(32)
