@@ -77,6 +77,7 @@ def test_claiming_digest_set_by_is_cleared_or_restamped_however_the_deployer_wri
         res = kubectl(*args, *DEPLOYER, input=text, check=False)
         assert res.returncode == 0, (how, res.stderr)
         assert setter(kubectl, namespace) is None, f"{how}: the claimed digestSetBy was kept"
+        assert "spec.digestSetBy is recorded by modelgate" in res.stderr, (how, res.stderr)
     res = kubectl(
         "patch", "mdep", "fraud", "-n", namespace, *DEPLOYER, "--type=merge",
         "-p", json.dumps({"spec": {"digestSetBy": {"username": "bob", "groups": ["deployers"]}}}),
@@ -84,6 +85,7 @@ def test_claiming_digest_set_by_is_cleared_or_restamped_however_the_deployer_wri
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert setter(kubectl, namespace) is None, "merge patch: the claimed digestSetBy was kept"
+    assert "the value written was ignored (kept: none)" in res.stderr, res.stderr
 
     # A new digest is stamped with whoever sets it, whatever the claim says ...
     v2 = m.model_deployment("fraud", namespace, "v2", digest_set_by="bob")
@@ -91,8 +93,9 @@ def test_claiming_digest_set_by_is_cleared_or_restamped_however_the_deployer_wri
     assert setter(kubectl, namespace)["username"] == "alice"
     # ... and from then on the stored setter stands against every later claim.
     for how, args in attempts.items():
-        kubectl(*args, "--as=mallory", "--as-group=deployers", input=json.dumps(v2))
+        res = kubectl(*args, "--as=mallory", "--as-group=deployers", input=json.dumps(v2))
         assert setter(kubectl, namespace)["username"] == "alice", how
+        assert "the value written was ignored (kept: alice)" in res.stderr, (how, res.stderr)
 
 
 def review(ns: str, user: dict[str, Any]) -> dict[str, Any]:

@@ -36,8 +36,16 @@ def md(digest: str = "sha256:aa", set_by: dict[str, Any] | None = None) -> dict[
 
 def admit(operation: str, new: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
     """The object the API server stores after applying the webhook's JSON patch."""
+    return admit_warned(operation, new, old)[0]
+
+
+def admit_warned(
+    operation: str, new: dict[str, Any], old: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The stored object and the warnings the requester sees."""
     body = kopf.Body(copy.deepcopy(new))
     patch = kopf.Patch(body=body)
+    warnings: list[str] = []
     asyncio.run(
         stamp_deployment(
             body=body,
@@ -45,10 +53,11 @@ def admit(operation: str, new: dict[str, Any], old: dict[str, Any] | None = None
             userinfo=MALLORY,
             operation=operation,
             old=kopf.Body(copy.deepcopy(old)) if old is not None else None,
+            warnings=warnings,
         )
     )
     ops = patch.as_json_patch()
-    return dict(jsonpatch.JsonPatch(ops).apply(copy.deepcopy(new)))
+    return dict(jsonpatch.JsonPatch(ops).apply(copy.deepcopy(new))), warnings
 
 
 CASES = [
@@ -91,3 +100,23 @@ def test_digest_set_by_is_the_requester_the_stored_setter_or_nothing(
 def test_a_create_adds_modelgates_finalizer() -> None:
     stored = admit("CREATE", md())
     assert stored["metadata"]["finalizers"] == [FINALIZER]
+
+
+@pytest.mark.parametrize(
+    ("operation", "new", "old", "warned"),
+    [
+        ("UPDATE", md(set_by=ALICE), md(), "kept: none"),
+        ("UPDATE", md(set_by=BOB), md(set_by=ALICE), "kept: alice"),
+        ("CREATE", md(set_by=ALICE), None, "kept: mallory"),
+        ("UPDATE", md(set_by=ALICE), md(set_by=ALICE), None),  # a read-modify-write round trip
+        ("UPDATE", md(), md(set_by=ALICE), None),
+    ],
+)
+def test_a_claimed_setter_is_answered_with_a_warning_naming_what_was_kept(
+    operation: str, new: dict[str, Any], old: dict[str, Any] | None, warned: str | None
+) -> None:
+    _stored, warnings = admit_warned(operation, new, old)
+    if warned is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and "the value written was ignored" in warnings[0] and warned in warnings[0]
