@@ -139,6 +139,12 @@ def free_port() -> int:
     return fp()
 
 
+def webhook_client_ca_args() -> list[str]:
+    """`--webhook-client-ca` when the local API server presents a webhook client certificate."""
+    ca = KUBECONFIG.parent / "webhook-client-ca.crt"
+    return ["--webhook-client-ca", str(ca)] if ca.is_file() else []
+
+
 @contextmanager
 def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`modelgate run` watching bench-* namespaces; yields the process and its metrics port."""
@@ -162,6 +168,7 @@ def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
                 "--webhook-port",
                 str(free_port()),
                 *extra,
+                *webhook_client_ca_args(),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -137,6 +137,12 @@ def drift(port: int, model: str, version: str) -> None:
         pass
 
 
+def webhook_client_ca_args() -> list[str]:
+    """`--webhook-client-ca` when the local API server presents a webhook client certificate."""
+    ca = KUBECONFIG.parent / "webhook-client-ca.crt"
+    return ["--webhook-client-ca", str(ca)] if ca.is_file() else []
+
+
 def start_operator() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     pidfile = STATE / "operator.pid"
@@ -158,6 +164,7 @@ def start_operator() -> None:
             "18082",
             "--prometheus-url",
             "http://127.0.0.1:29090",
+            *webhook_client_ca_args(),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
