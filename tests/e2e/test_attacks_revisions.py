@@ -50,11 +50,15 @@ def serve_v1_then_ask_for_v2(kubectl: Kubectl, ns: str, policy_name: str, on_rev
         lambda: (status_of(kubectl, ns).get("status") or {}).get("phase") == "Serving",
         timeout=90,
     )
-    m.deploy(kubectl, m.model_deployment("fraud", ns, "v2", approvals=("v2-ethics",), evaluations=("v2-eval",)))
+    m.deploy(
+        kubectl, m.model_deployment("fraud", ns, "v2", approvals=("v2-ethics",), evaluations=("v2-eval",))
+    )
     wait_until(
         "v2 to be Blocked while v1 keeps serving",
-        lambda: (st := status_of(kubectl, ns).get("status") or {}).get("phase") == "Blocked"
-        and st.get("servingRevision", {}).get("version") == "v1",
+        lambda: (
+            (st := status_of(kubectl, ns).get("status") or {}).get("phase") == "Blocked"
+            and st.get("servingRevision", {}).get("version") == "v1"
+        ),
         timeout=90,
     )
     assert replicas(kubectl, ns) == 2
