@@ -47,13 +47,14 @@ from modelgate.decide.serving import (
     ServingSpec,
     desired_deployment,
     desired_service,
-    projection,
+    differences,
+    normalised,
 )
 from modelgate.decide.summary import Situation, conditions, describe, short
 
 APPLIED_HASH = "modelgate.io/applied-hash"
-"""Annotation on owned objects: the hash of the projection modelgate last applied. An object whose
-projection no longer matches its own hash was edited by someone else (tampering)."""
+"""Annotation on owned objects: the hash of the normal form modelgate last applied. An object whose
+normal form no longer matches its own hash was edited by someone else (tampering)."""
 KNOWN_GOOD_LIMIT = 10
 
 __all__ = ["Decision", "Observed", "Plan", "describe", "plan", "short"]
@@ -147,8 +148,8 @@ def _time(text: str | None) -> dt.datetime | None:
 
 
 def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
-    """Stamp the projection hash that tells our own writes from other people's edits."""
-    digest = hashlib.sha256(json.dumps(projection(obj), sort_keys=True, default=str).encode()).hexdigest()
+    """Stamp the hash of the normal form that tells our own writes from other people's edits."""
+    digest = hashlib.sha256(json.dumps(normalised(obj), sort_keys=True, default=str).encode()).hexdigest()
     obj["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest[:16]
     return obj
 
@@ -524,24 +525,22 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
             desired_deployment(owner, target, ServingSpec(replicas, sspec.port, sspec.resources, sspec.env))
         )
         want_svc = with_hash(desired_service(owner, target, sspec, quarantined=quarantined))
-    dep_matches = projection(obs.owned_deployment) == projection(want_dep) if want_dep else True
-    svc_matches = projection(obs.owned_service) == projection(want_svc) if want_svc else True
+    dep_matches = normalised(obs.owned_deployment) == normalised(want_dep) if want_dep else True
+    svc_matches = normalised(obs.owned_service) == normalised(want_svc) if want_svc else True
     for kind, want, have, matches in (
         ("Deployment", want_dep, obs.owned_deployment, dep_matches),
         ("Service", want_svc, obs.owned_service, svc_matches),
     ):
         if want and have and not matches and _applied_hash(have) == _applied_hash(want):
+            edited = differences(normalised(have), normalised(want))
             decisions.append(
                 Decision(
                     "TamperReverted",
                     "TamperReverted",
-                    f"Reverted an edit to {kind} {md.name} that modelgate did not make",
+                    f"Reverted an edit to {kind} {md.name} that modelgate did not make: "
+                    f"{', '.join(edited)}",
                     stamp,
-                    {
-                        "object": {"kind": kind, "name": md.name},
-                        "observed": projection(have),
-                        "desired": projection(want),
-                    },
+                    {"object": {"kind": kind, "name": md.name}, "fields": edited},
                     None,
                     warning=True,
                 )
