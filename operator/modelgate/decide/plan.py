@@ -535,10 +535,9 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
             edited = differences(normalised(have), normalised(want))
             decisions.append(
                 Decision(
-                    "TamperReverted",
-                    "TamperReverted",
-                    f"Reverted an edit to {kind} {md.name} that modelgate did not make: "
-                    f"{', '.join(edited)}",
+                    c.ACTION_TAMPER_REVERTED,
+                    c.ACTION_TAMPER_REVERTED,
+                    f"Reverted an edit to {kind} {md.name} that modelgate did not make: {', '.join(edited)}",
                     stamp,
                     {"object": {"kind": kind, "name": md.name}, "fields": edited},
                     None,

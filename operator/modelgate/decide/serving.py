@@ -205,12 +205,18 @@ def without_version(essential: Mapping[str, Any]) -> dict[str, Any]:
     return {**essential, "metadata": {**essential["metadata"], "resourceVersion": None}}
 
 
-def controller_uid(obj: Mapping[str, Any]) -> str | None:
-    """The uid of the ModelDeployment that controls `obj` (its controller owner reference), if any."""
+def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The owner reference of the ModelDeployment that controls `obj`, if any."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("kind") == "ModelDeployment":
-            return str(ref.get("uid") or "") or None
+        if ref.get("controller") and ref.get("kind") == "ModelDeployment" and ref.get("uid"):
+            return dict(ref)
     return None
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the ModelDeployment that controls `obj`, if any."""
+    ref = controller_ref(obj)
+    return str(ref["uid"]) if ref else None
 
 
 # --- the normal form: server defaults removed -----------------------------------------------------
