@@ -183,7 +183,8 @@ def stored(obj: Mapping[str, Any], *, generation: int = 1) -> dict[str, Any]:
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
         spec.setdefault(
-            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+            "strategy",
+            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
         )
         pod = spec["template"]["spec"]
         pod.setdefault("restartPolicy", "Always")

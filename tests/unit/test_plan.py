@@ -458,7 +458,10 @@ TAMPERING = [
     ("service", lambda s: s["spec"].update(selector={"app": "other"})),
     ("service", lambda s: s["spec"]["ports"][0].update(port=80)),
     ("service", lambda s: s["spec"].update(type="NodePort")),
-    ("deployment", lambda d: d["spec"]["template"]["spec"]["containers"][0].update(command=["sh", "-c", "x"])),
+    (
+        "deployment",
+        lambda d: d["spec"]["template"]["spec"]["containers"][0].update(command=["sh", "-c", "x"]),
+    ),
     ("deployment", lambda d: d["spec"]["template"]["spec"].update(serviceAccountName="powerful")),
     ("deployment", lambda d: d["spec"].update(paused=True)),
 ]
