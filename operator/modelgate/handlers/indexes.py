@@ -131,9 +131,7 @@ async def wake_namespace(name: str, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED, id="wake-owner-deployment")
 @kopf.on.event("", "v1", "services", labels=OWNED, id="wake-owner-service")
-async def wake_owner(
-    namespace: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
-) -> None:
+async def wake_owner(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Wake the owner only when something a decision reads changed: the controller-manager rewrites
     a Deployment's status several times per rollout, mostly in fields no decision looks at. Reads
     the essentials the index has just stored (None once the object is gone)."""
