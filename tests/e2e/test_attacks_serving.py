@@ -105,7 +105,8 @@ def test_a_lookalike_pod_is_refused_and_without_the_revision_label_is_no_endpoin
 
     # Defence in depth: a cluster admin's pod with the model's labels but not the revision id's.
     svc = kubectl.get("service", "fraud", ns)
-    assert svc is not None and svc["spec"]["selector"].get("modelgate.io/revision"), svc["spec"]["selector"]
+    assert svc is not None
+    assert svc["spec"]["selector"].get("modelgate.io/revision"), svc["spec"]["selector"]
     admin_pod = lookalike(ns, {k: v for k, v in labels.items() if k != "modelgate.io/revision"}, "admin-pod")
     kubectl("create", "-f", "-", input=json.dumps(admin_pod))
     ip = wait_until(
@@ -224,11 +225,10 @@ def test_a_deployment_named_like_the_model_is_not_adopted_nor_overwritten(
     # Once the squatter is gone, the model gets its own Deployment.
     kubectl("delete", "deployment", "fraud", "-n", ns)
     wait_until("the model to serve", lambda: phase(kubectl, ns) == "Serving", timeout=150)
-    owner = kubectl.get("deployment", "fraud", ns)["metadata"]["ownerReferences"][0]  # type: ignore[index]
-    assert (
-        owner["kind"] == "ModelDeployment"
-        and owner["uid"] == kubectl.get("mdep", "fraud", ns)["metadata"]["uid"]
-    )  # type: ignore[index]
+    dep, md = kubectl.get("deployment", "fraud", ns), kubectl.get("mdep", "fraud", ns)
+    assert dep is not None and md is not None
+    owner = dep["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"]) == ("ModelDeployment", md["metadata"]["uid"])
 
 
 @pytest.fixture

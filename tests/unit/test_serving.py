@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from modelgate.decide import serving as s
+from modelgate.handlers.indexes import _owned
 from modelgate.observe.snapshot import snapshot
 from tests.unit.plan_factories import UID, body_of, model
 
@@ -364,3 +365,17 @@ def test_objects_of_another_uid_are_not_the_models_even_with_its_name_and_labels
     obs = _snapshot({(ns, "another-uid", "Deployment"): [other]}, {})
 
     assert obs.owned_deployment is None and obs.owned_service is None
+
+
+@pytest.mark.parametrize(
+    ("uid", "keys"),
+    [
+        (UID, [("fraud-prod", UID, "Deployment")]),
+        (None, []),
+    ],
+    ids=["controlled by a ModelDeployment", "labelled like ours, controlled by none"],
+)
+def test_the_owned_index_keys_on_the_controlling_uid_only(uid: str | None, keys: list[Any]) -> None:
+    body = _owned_by(uid)
+
+    assert list(_owned("fraud-prod", body)) == keys  # type: ignore[arg-type]
