@@ -117,7 +117,7 @@ def test_a_lookalike_pod_is_refused_and_without_the_revision_label_is_no_endpoin
     assert ip not in endpoint_ips(kubectl, ns)
 
 
-def test_replicasets_and_deployments_with_serving_labels_are_refused(
+def test_replicasets_deployments_services_and_pods_with_our_labels_are_refused(
     kubectl: Kubectl, team: str, operator: OperatorProcess
 ) -> None:
     ns = team
@@ -132,7 +132,22 @@ def test_replicasets_and_deployments_with_serving_labels_are_refused(
         }
         message = refused(kubectl("create", "-f", "-", *AS_DEPLOYER, input=json.dumps(obj), check=False))
         assert f"alice may not create {kind}" in message
-    assert kubectl.json("get", "replicasets,deployments", "-n", ns)["items"] == []
+    # A pod posing as the model to the metrics pipeline, with the model's label alone.
+    only_model = lookalike(ns, {"modelgate.io/model": "fraud"}, "metrics-spoof")
+    refused(kubectl("create", "-f", "-", *AS_DEPLOYER, input=json.dumps(only_model), check=False))
+    # A Service of the deployer's that would route to the model's (possibly quarantined) pods.
+    side_door = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "side-door", "namespace": ns},
+        "spec": {
+            "selector": {"modelgate.io/deployment": "fraud"},
+            "ports": [{"port": 80, "targetPort": 8080}],
+        },
+    }
+    message = refused(kubectl("create", "-f", "-", *AS_DEPLOYER, input=json.dumps(side_door), check=False))
+    assert "alice may not create Service" in message
+    assert kubectl.json("get", "replicasets,deployments,services,pods", "-n", ns)["items"] == []
 
 
 EDITS = {
