@@ -416,7 +416,7 @@ def _start_components(bin_dir: Path, pids: dict[str, int]) -> None:
             f"--root-ca-file={pki / 'ca.crt'}",
             f"--cluster-signing-cert-file={pki / 'ca.crt'}",
             f"--cluster-signing-key-file={pki / 'ca.key'}",
-            "--use-service-account-credentials=false",
+            "--use-service-account-credentials=true",
             "--leader-elect=false",
             "--controllers=*,-node-ipam-controller",
             "--concurrent-deployment-syncs=10",

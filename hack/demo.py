@@ -225,7 +225,15 @@ def main(argv: list[str]) -> int:
     say("Installing the CRDs, the operator's namespace, the shipped roles, the policy and metric templates")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    kubectl("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"), "-f", str(ROOT / "deploy" / "rbac"))
+    kubectl(
+        "apply",
+        "-f",
+        str(ROOT / "deploy" / "namespace.yaml"),
+        "-f",
+        str(ROOT / "deploy" / "rbac"),
+        "-f",
+        str(ROOT / "deploy" / "admission"),
+    )
     for f in ("namespace.yaml", "governancepolicy.yaml", "people.yaml"):
         apply_as(EX / "01-governance" / f)
     apply_as(EX / "02-metric-templates")

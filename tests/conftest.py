@@ -61,6 +61,7 @@ def cluster() -> Iterator[Cluster]:
     kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
     kube("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"))
     kube("apply", "-f", str(ROOT / "deploy" / "rbac"))
+    kube("apply", "-f", str(ROOT / "deploy" / "admission"))
     kube("apply", "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
     yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=not external)
     if started_here:

@@ -90,7 +90,7 @@ def snapshot(
     md = ModelDeployment.model_validate(
         {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
     )
-    ns, name = md.namespace or "", md.name
+    ns = md.namespace or ""
     found_approvals = _evidence(approvals, ns, [r.name for r in md.spec.approvals])
     found_evaluations = _evidence(evaluations, ns, [r.name for r in md.spec.evaluations])
     seals = {
@@ -101,6 +101,7 @@ def snapshot(
     }
     enforced = any(v is not None for v in seals.values())
     labels = first(namespaces, ns) or {}
+    uid = str((body.get("metadata") or {}).get("uid") or "")  # owned objects are found by owner uid
     return Observed(
         body=body,
         deployment=md,
@@ -109,8 +110,8 @@ def snapshot(
         evaluations={
             n: e.obj for n, e in found_evaluations.items() if isinstance(e.obj, ModelEvaluation | None)
         },
-        owned_deployment=first(owned_deployments, (ns, name, "Deployment")),
-        owned_service=first(owned_services, (ns, name, "Service")),
+        owned_deployment=first(owned_deployments, (ns, uid, "Deployment")) if uid else None,
+        owned_service=first(owned_services, (ns, uid, "Service")) if uid else None,
         allow_no_policy=allow_no_policy,
         seal_valid={k: bool(v) for k, v in seals.items()} if enforced else None,
         readings=readings,
