@@ -120,6 +120,8 @@ RETIRING: Final = "Retiring"
 TAMPER_REVERTED: Final = "TamperReverted"
 """An owned Deployment or Service was edited by someone else and put back."""
 AWAITING_FIRST_CHECK: Final = "AwaitingFirstCheck"
+RETENTION_EXPIRED: Final = "RetentionExpired"
+"""The retention of a retired quarantined model's kept pods ended; they were deleted."""
 
 # History actions (status.history[].action): what the operator did.
 ACTION_BLOCKED: Final = "Blocked"
@@ -135,6 +137,7 @@ ACTION_CHECK_PASSED: Final = "CheckPassed"
 ACTION_CHECK_FAILED: Final = "CheckFailed"
 ACTION_CHECK_INCONCLUSIVE: Final = "CheckInconclusive"
 ACTION_METRICS_INCONCLUSIVE: Final = "MetricsInconclusive"
+ACTION_RETENTION_EXPIRED: Final = "RetentionExpired"
 
 HISTORY_LIMIT: Final = 50
 """status.history keeps the newest entries up to this many (the CRD's maxItems)."""
