@@ -21,6 +21,7 @@ from modelgate.decide.records import (
     merge,
     record_name,
     retention_due,
+    updates_for,
     updates_from,
 )
 from tests.unit.factories import DIGEST, NOW, OTHER_DIGEST, VERSION
@@ -176,6 +177,33 @@ def test_plan_decisions_become_entries_for_the_withdrawn_digest() -> None:
     assert released.digest == DIGEST
     assert [e["action"] for e in released.entries] == ["Released", "Quarantined"]
     assert released.retention == "1h"
+
+
+@pytest.mark.parametrize(
+    ("known", "want"),
+    [
+        pytest.param([], [OTHER_DIGEST], id="no record yet: written from status"),
+        pytest.param(
+            [{"spec": {"model": {"digest": OTHER_DIGEST}, "state": "Withdrawn"}}], [], id="recorded"
+        ),
+        pytest.param(
+            [{"spec": {"model": {"digest": OTHER_DIGEST}, "state": "Released"}}], [], id="released elsewhere"
+        ),
+    ],
+)
+def test_a_rejected_digest_without_a_record_gets_one(known: list[dict[str, Any]], want: list[str]) -> None:
+    rejected = [{"digest": OTHER_DIGEST, "reason": c.QUARANTINED_REASON, "time": T0}]
+
+    updates = updates_for([], rejected, "fd", "fraud-detector", "u", known)
+
+    assert [u.digest for u in updates] == want
+    if updates:
+        spec = merge(None, updates[0])
+        assert (spec["state"], spec["withdrawnReason"], spec["entries"][0]["action"]) == (
+            "Withdrawn",
+            c.QUARANTINED_REASON,
+            c.ACTION_QUARANTINED,
+        )
 
 
 def test_kept_pods_expire_at_the_end_of_the_retention() -> None:

@@ -88,6 +88,36 @@ def updates_from(
     return list(out.values())
 
 
+def updates_for(
+    decisions: Iterable[Any],
+    rejected: Iterable[Mapping[str, Any]],
+    model: str,
+    deployment: str,
+    uid: str | None,
+    known: Iterable[Mapping[str, Any]],
+) -> list[RecordUpdate]:
+    """The record entries of a plan's interventions and releases, plus an entry for every digest the
+    status lists as rejected that has no record at all (withdrawn before records existed, or a lost
+    write): records end up holding at least what the status holds."""
+    updates = updates_from(decisions, model, deployment, uid)
+    recorded = {str((r.get("spec") or {}).get("model", {}).get("digest")) for r in known}
+    recorded |= {u.digest for u in updates}
+    for r in rejected:
+        digest = str(r["digest"])
+        if digest in recorded:
+            continue
+        action = c.ACTION_QUARANTINED if r.get("reason") == c.QUARANTINED_REASON else c.ACTION_ROLLED_BACK
+        entry = {
+            "time": r["time"],
+            "action": action,
+            "reason": r["reason"],
+            "message": f"{action} as recorded in ModelDeployment {deployment}'s status.rejectedDigests",
+            "modelDeployment": {"name": deployment, **({"uid": uid} if uid else {})},
+        }
+        updates.append(RecordUpdate(model, digest, (entry,)))
+    return updates
+
+
 def merge(spec: Mapping[str, Any] | None, update: RecordUpdate) -> dict[str, Any]:
     """The record spec after `update`: entries united by (time, action), oldest first, and the
     state of the newest intervention or release. Merging the same update twice is a no-op."""

@@ -34,9 +34,9 @@ from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.monitoring import DEFAULT_RETENTION
 from modelgate.decide.plan import plan
-from modelgate.decide.records import RecordUpdate, in_force, record_name, updates_from
 from modelgate.decide.records import keep as keep_record
-from modelgate.decide.types import Decision, Plan
+from modelgate.decide.records import record_name, updates_for
+from modelgate.decide.types import Decision
 from modelgate.observe import metrics
 from modelgate.observe.loops import Loops
 from modelgate.observe.monitor import Monitor
@@ -133,7 +133,14 @@ async def reconcile_once(
         audit.record(body, d)
         metrics.DECISIONS.labels(action=d.action).inc()
     # Records first: an intervention must outlive this ModelDeployment even if the status write fails.
-    updates = record_updates(p, obs.deployment.spec.model.name, name, meta.get("uid"), model_records)
+    updates = updates_for(
+        p.decisions,
+        p.status.get("rejectedDigests") or [],
+        obs.deployment.spec.model.name,
+        name,
+        meta.get("uid"),
+        model_records,
+    )
     if updates and (rv := await act_records.write(ns, updates)) is not None:
         loop.wrote("ModelRecord", rv)
     # The three writes are independent: issue them together (one round trip instead of three).
@@ -159,30 +166,6 @@ async def reconcile_once(
     svc.monitor.watch((ns, name), p.watch)
     metrics.PHASE.observe(ns, name, p.status.get("phase"))
     return p.requeue_at
-
-
-def record_updates(
-    p: Plan, model: str, name: str, uid: str | None, known: list[Mapping[str, Any]]
-) -> list[RecordUpdate]:
-    """The record entries of this plan's interventions and releases, plus any digest the status
-    lists as rejected that no record holds yet (written before this version, or a lost write)."""
-    updates = updates_from(p.decisions, model, name, uid)
-    held = in_force(known)
-    planned = {u.digest for u in updates}
-    for r in p.status.get("rejectedDigests") or []:
-        digest = str(r["digest"])
-        if digest in held or digest in planned:
-            continue
-        action = c.ACTION_QUARANTINED if r.get("reason") == c.QUARANTINED_REASON else c.ACTION_ROLLED_BACK
-        entry = {
-            "time": r["time"],
-            "action": action,
-            "reason": r["reason"],
-            "message": f"{action} as recorded in ModelDeployment {name}'s status.rejectedDigests",
-            "modelDeployment": {"name": name, **({"uid": uid} if uid else {})},
-        }
-        updates.append(RecordUpdate(model, digest, (entry,)))
-    return updates
 
 
 INDEXES = (
