@@ -11,6 +11,9 @@ quarantines the model when the policy says onInconclusive: quarantine.
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +44,12 @@ def sim(namespace: str, prometheus: Prometheus) -> Iterator[Simulator]:
         prometheus.add_target(namespace, s.address)
         yield s
         prometheus.remove_target(namespace)
+
+
+def series(prometheus: Prometheus, ns: str) -> int:
+    query = urllib.parse.urlencode({"query": f'modelgate_prediction_psi{{namespace="{ns}",model="fraud"}}'})
+    with urllib.request.urlopen(f"{prometheus.url}/api/v1/query?{query}", timeout=5) as r:
+        return len(json.loads(r.read())["data"]["result"])
 
 
 def policy_psi(template: str) -> dict[str, Any]:
@@ -153,6 +162,9 @@ def test_a_duplicated_series_quarantines_under_on_inconclusive_quarantine(
         "inconclusiveLimit": 2,
     }
     setup(kubectl, namespace, names, [raw], onInconclusive="quarantine")
+    # Missing data counts too under onInconclusive: quarantine, so serve only once Prometheus has
+    # scraped the model's exporter (a cluster needs inconclusiveLimit x interval above discovery).
+    wait_until("Prometheus to scrape the simulator", lambda: series(prometheus, namespace) == 1)
     deploy(kubectl, namespace, {"interval": "2s", "metrics": []})
     wait_for(kubectl, namespace, "v1 to serve and pass its checks", serving_and_passing)
 
@@ -161,6 +173,7 @@ def test_a_duplicated_series_quarantines_under_on_inconclusive_quarantine(
     with simulator([f"{namespace}/fraud/v1"]) as twin:
         prometheus.add_target(f"{namespace}-twin", twin.address)
         try:
+            wait_until("Prometheus to scrape the twin", lambda: series(prometheus, namespace) == 2)
             obj = wait_for(
                 kubectl, namespace, "the duplicate to be acted on", lambda o: history(o, "Quarantined")
             )

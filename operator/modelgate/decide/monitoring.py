@@ -22,7 +22,9 @@ when one of them stays Inconclusive (no data, several series, Prometheus unreach
 inconclusiveLimit, that action runs once, as a drift's would, with reason MetricsInconclusive and
 a message naming the metric and why. A deployer who can make a series vanish or appear twice then
 can no longer keep a drifting model serving; the price is that a long Prometheus outage withdraws
-the models under such a policy, which is what that policy asks for.
+the models under such a policy, which is what that policy asks for. A new model's series that
+Prometheus has not discovered yet is missing data too: choose inconclusiveLimit x interval above
+the time service discovery and the first scrape take.
 
 No status churn: a reading whose verdict and counters equal the stored one keeps the stored entry
 (value and checkedAt included), so a model that keeps passing writes nothing. Prometheus keeps the
