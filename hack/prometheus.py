@@ -9,7 +9,12 @@ Scrape targets come from file service discovery: every `*.json` file in
 .cache/prometheus/targets/ (the `targets_dir` printed by `status`) is a list of
 `{"targets": ["127.0.0.1:PORT"], "labels": {...}}` groups. A test adds an exporter by writing a
 file there; Prometheus picks it up within a second or two, with no restart or reload. Scrapes run
-every second with `honor_labels: true`, so an exporter's own `namespace` label is kept.
+every second. There is no `honor_labels`: the labels of a target file are this setup's service
+discovery labels and win over what an exporter says about itself (a clashing scraped `namespace`,
+`model`, `version` or `pod` is renamed `exported_*` and dropped), as in the shipped Kubernetes
+scrape configuration (examples/02-metric-templates/README.md). A target file without labels
+leaves the exporter's own labels in place, which is how the tests' one simulator serves many
+models.
 
 The server is Debian's `prometheus` package (`apt-get install prometheus`), or any `prometheus`
 binary named by $PROMETHEUS_BINARY.
@@ -49,10 +54,12 @@ global:
   evaluation_interval: 1s
 scrape_configs:
   - job_name: modelgate-test-targets
-    honor_labels: true
     file_sd_configs:
       - files: ["{targets}/*.json"]
         refresh_interval: 1s
+    metric_relabel_configs:
+      - regex: exported_(namespace|model|version|pod)
+        action: labeldrop
 """
 
 

@@ -46,13 +46,13 @@ LATER = NOW + timedelta(minutes=1)
             [metric("psi", max=0.25)],
             [[metric("psi", max=0.9)]],
             [("psi", 0.25)],
-            id="model's definition wins",
+            id="model may tighten the policy's max",
         ),
         pytest.param(
             None,
             [[metric("error-rate", max=0.02)], [metric("error-rate", max=0.5), metric("p99", max=0.3)]],
             [("error-rate", 0.02), ("p99", 0.3)],
-            id="first policy wins among policies",
+            id="the strictest policy wins among policies",
         ),
     ],
 )

@@ -835,7 +835,7 @@ def test_policy_required_metrics_are_checked_and_can_trigger_the_action() -> Non
     assert [ch["metric"] for ch in d.evidence["checks"]] == ["error-rate"]
 
 
-def test_models_own_metric_definition_wins_over_the_policys() -> None:
+def test_models_own_metric_may_tighten_the_policys_but_never_replaces_its_query() -> None:
     lax = metric("psi", max=0.9, template="psi")
     story = Story.of(
         model(monitoring=monitoring(metric("psi", max=0.25))), policies=[policy(monitoring=[lax])]
@@ -845,4 +845,4 @@ def test_models_own_metric_definition_wins_over_the_policys() -> None:
 
     assert p.watch is not None
     [check] = p.watch.checks
-    assert (check.max, check.query is not None) == (0.25, True)
+    assert (check.max, check.query, check.template_ref and check.template_ref.name) == (0.25, None, "psi")

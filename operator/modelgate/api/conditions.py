@@ -120,6 +120,8 @@ RETIRING: Final = "Retiring"
 TAMPER_REVERTED: Final = "TamperReverted"
 """An owned Deployment or Service was edited by someone else and put back."""
 AWAITING_FIRST_CHECK: Final = "AwaitingFirstCheck"
+RETENTION_EXPIRED: Final = "RetentionExpired"
+"""The retention of a retired quarantined model's kept pods ended; they were deleted."""
 
 # History actions (status.history[].action): what the operator did.
 ACTION_BLOCKED: Final = "Blocked"
@@ -139,6 +141,7 @@ ACTION_METRICS_INCONCLUSIVE: Final = "MetricsInconclusive"
 ACTION_NOT_OWNED: Final = "ServingObjectNotOwned"
 """A Deployment or Service with the model's name exists and no ModelDeployment of that uid controls
 it: modelgate neither adopts nor overwrites it."""
+ACTION_RETENTION_EXPIRED: Final = "RetentionExpired"
 
 HISTORY_LIMIT: Final = 50
 """status.history keeps the newest entries up to this many (the CRD's maxItems)."""

@@ -13,7 +13,8 @@ Three pure steps, no I/O and no clock (the caller passes `now`):
    hides it nor makes it worse.
 3. `summarize(states)`: Drifted is True as soon as one metric reached its failure limit (and the
    onDrift action should run), Unknown when none did but one reached its inconclusive limit (reason
-   MetricsInconclusive: the operator cannot tell, and never acts on that), False otherwise.
+   MetricsInconclusive: the operator cannot tell; it acts on that only when a policy's
+   onInconclusive says so, decide/monitoring.py), False otherwise.
 
 The state is level-based: `limit_reached` stays True while the failure count is at or above the
 limit, so a restarted operator that reads the counters back from status.metrics (`from_reading`)

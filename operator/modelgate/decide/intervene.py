@@ -3,10 +3,13 @@ intervene when it drifts. Pure.
 
 A round of readings counts only for the revision it was taken from (the digest it is tagged with),
 and only while that revision serves traffic (replicas > 0, not quarantined). When a metric reaches
-its failure limit, `onDrift` runs once per drifting digest: `rollback` serves the newest known-good
-revision with another digest (none: quarantine instead), `quarantine` cuts the Service off from the
-pods and keeps them, `alert` only reports. The drifting digest is recorded in `rejectedDigests`: the
-spec is never edited, and a GitOps re-sync of the same spec does not bring it back.
+its failure limit, `onDrift` (the strictest of the model's and its policies') runs once per drifting
+digest: `rollback` serves the newest known-good revision with another digest (none: quarantine
+instead), `quarantine` cuts the Service off from the pods and keeps them, `alert` only reports.
+When a policy metric stays Inconclusive past its limit, the policies' `onInconclusive` runs the
+same way (reason MetricsInconclusive; `alert`, the default, only reports). The withdrawn digest is
+recorded in `rejectedDigests` (and, by the runtime, in its ModelRecord): the spec is never edited,
+and a GitOps re-sync of the same spec does not bring it back.
 """
 
 from __future__ import annotations
@@ -16,10 +19,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelgate.api import conditions as c
-from modelgate.api.v1alpha1 import MetricCheck, ModelDeployment
+from modelgate.api.v1alpha1 import GovernancePolicy, MetricCheck, ModelDeployment
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.drift import MetricState
-from modelgate.decide.monitoring import MonitoringOutcome, Readings, advance_metrics, on_drift
+from modelgate.decide.monitoring import (
+    MonitoringOutcome,
+    Readings,
+    advance_metrics,
+    inconclusive_message,
+    on_drift,
+    on_inconclusive,
+    retention_of,
+    stuck_policy_metrics,
+)
+from modelgate.decide.revision import requested_revision_id
 from modelgate.decide.serving import Revision, ServingSpec
 from modelgate.decide.summary import describe, short
 from modelgate.decide.types import Decision
@@ -138,8 +151,51 @@ class Intervention:
     decisions: tuple[Decision, ...]
 
 
+ROLLBACK_REASONS = (c.DRIFT_DETECTED, c.METRICS_INCONCLUSIVE)
+"""rejectedDigests reasons of a rollback (a quarantine's is Quarantined)."""
+
+
+def _cause(rej: Mapping[str, Any]) -> str:
+    return "inconclusive metrics" if rej.get("reason") == c.METRICS_INCONCLUSIVE else "drift"
+
+
+def _trigger(
+    md: ModelDeployment, policies: Sequence[GovernancePolicy], outcome: MonitoringOutcome
+) -> tuple[str | None, str, str, list[MetricState]]:
+    """(action, reason, message, metrics) of the intervention due, if any: onDrift at a drift,
+    onInconclusive when a policy metric is stuck Inconclusive past its limit."""
+    if outcome.summary.act:
+        drifted = [s for s in outcome.states if s.limit_reached]
+        return on_drift(md, policies), c.DRIFT_DETECTED, outcome.summary.condition.message, drifted
+    stuck = list(stuck_policy_metrics(outcome.states, policies))
+    action = on_inconclusive(policies)
+    if not stuck or action == "alert":
+        return None, c.DRIFT_DETECTED, "", []
+    why = "; ".join(inconclusive_message(s) for s in stuck)
+    return (
+        action,
+        c.METRICS_INCONCLUSIVE,
+        f"policy metrics inconclusive past their limit (onInconclusive: {action}): {why}",
+        stuck,
+    )
+
+
+def _withdrawn(
+    watched: Revision, md: ModelDeployment, policies: Sequence[GovernancePolicy]
+) -> dict[str, str]:
+    """The withdrawn revision, for its ModelRecord: its revision id when it is the requested one."""
+    out = {"model": watched.model, **ref(watched)}
+    rid = watched.id or ""
+    if not rid and watched.digest == md.spec.model.digest:
+        rid = requested_revision_id(md, policies)
+    if rid:
+        out["revisionId"] = rid
+    return out
+
+
 def intervene(
     md: ModelDeployment,
+    policies: Sequence[GovernancePolicy],
     checks: Sequence[MetricCheck],
     watching: Watching,
     target: Revision | None,
@@ -149,19 +205,19 @@ def intervene(
     old_drifted: Mapping[str, Any] | None,
     stamp: str,
 ) -> Intervention:
-    """Step 4: run onDrift once per drifting digest."""
+    """Step 4: run onDrift (or onInconclusive) once per withdrawn digest."""
     withdrawn = {k: dict(v) for k, v in rejected.items()}
     outcome, watched = watching.outcome, watching.watched
     unchanged = Intervention(target, serving_raw, withdrawn, None, outcome, ())
-    if not outcome.summary.act or watched is None or watched.digest in withdrawn:
+    action, cause, message, acted = _trigger(md, policies, outcome)
+    if action is None or watched is None or watched.digest in withdrawn:
         return unchanged
     by_name = {ch.name: ch for ch in checks}
     drift_ev = {
-        "checks": drift_evidence([s for s in outcome.states if s.limit_reached], by_name),
+        "checks": drift_evidence(acted, by_name),
         "revision": ref(watched),
+        "withdrawn": _withdrawn(watched, md, policies),
     }
-    message = outcome.summary.condition.message
-    action = on_drift(md)
     if action == "alert":
         if (old_drifted or {}).get("status") == c.TRUE:
             return unchanged
@@ -180,10 +236,10 @@ def intervene(
     if action == "rollback" and good:
         back = stored_revision(good[0], md.spec.model.name)
         assert back is not None
-        withdrawn[watched.digest] = {"digest": watched.digest, "reason": c.DRIFT_DETECTED, "time": stamp}
+        withdrawn[watched.digest] = {"digest": watched.digest, "reason": cause, "time": stamp}
         rolled = Decision(
             c.ACTION_ROLLED_BACK,
-            c.DRIFT_DETECTED,
+            cause,
             f"Rolled back {describe(watched)} to {describe(back)}: {message}",
             stamp,
             {**drift_ev, "to": ref(back)},
@@ -195,10 +251,10 @@ def intervene(
     withdrawn[watched.digest] = {"digest": watched.digest, "reason": c.QUARANTINED_REASON, "time": stamp}
     quarantine = Decision(
         c.ACTION_QUARANTINED,
-        c.DRIFT_DETECTED,
+        cause,
         f"Quarantined {describe(watched)}{why}: traffic cut, pods kept: {message}",
         stamp,
-        drift_ev,
+        {**drift_ev, "retention": retention_of(policies)},
         ref(watched),
         warning=True,
     )
@@ -212,16 +268,16 @@ def rolled_back_message(
     if target is None or target == requested:
         return None
     req_rej = rejected.get(requested.digest)
-    if req_rej and req_rej.get("reason") == c.DRIFT_DETECTED:
+    if req_rej and req_rej.get("reason") in ROLLBACK_REASONS:
         return (
-            f"{describe(requested)} was rolled back after drift at {req_rej['time']}; "
+            f"{describe(requested)} was rolled back after {_cause(req_rej)} at {req_rej['time']}; "
             f"{describe(target)} serves instead"
         )
     latest = max(rejected.values(), key=lambda r: str(r["time"]), default=None)
-    if latest and latest.get("reason") == c.DRIFT_DETECTED and latest["digest"] != target.digest:
+    if latest and latest.get("reason") in ROLLBACK_REASONS and latest["digest"] != target.digest:
         # An older serving revision drifted while a newer one waits for its evidence.
         return (
-            f"{short(latest['digest'])} was rolled back after drift at {latest['time']}; "
+            f"{short(latest['digest'])} was rolled back after {_cause(latest)} at {latest['time']}; "
             f"{describe(target)} serves instead while {describe(requested)} is not admitted"
         )
     return None

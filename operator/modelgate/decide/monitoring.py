@@ -1,12 +1,30 @@
 """Monitoring decisions for one ModelDeployment: which checks it runs, what a round of readings
 changes, and when a drift calls for the onDrift action. Pure: readings and `now` are passed in.
 
-- `checks_for`: the ModelDeployment's own metrics plus every metric a selecting policy requires
-  (a policy metric the model does not define is added; the model's own definition wins by name).
+- `checks_for`: the policy's monitoring is a floor. Every metric a selecting policy requires runs
+  with the policy's source (templateRef or query), thresholds and limits. A model's own metric of
+  the same name can only tighten it: the effective check keeps the policy's source, takes the
+  higher min, the lower max and the smaller failureLimit and inconclusiveLimit. Several policies
+  requiring the same metric combine the same way (the source of the first policy by name). The
+  model's other metrics are added as they are.
+- `on_drift`: the strictest (alert < rollback < quarantine) of the model's spec.monitoring.onDrift
+  and every selecting policy's onDrift. `on_inconclusive`: the strictest policy onInconclusive
+  (default alert), for the policy metrics only (`policy_metrics`).
 - `Readings`: one round of samples for the revision being watched, tagged with its digest so that
   samples taken before a rollback never count against the revision served after it.
 - `advance_metrics`: previous counters (from status.metrics) + readings -> new states, the
   status.metrics to store and the verdict changes worth an Event.
+
+onInconclusive and "a Prometheus outage is never acted on": with the default onInconclusive
+`alert` missing data is still only reported (Drifted Unknown, MetricsInconclusive), never acted
+on. A policy that sets onInconclusive rollback or quarantine says otherwise for its own metrics:
+when one of them stays Inconclusive (no data, several series, Prometheus unreachable) past its
+inconclusiveLimit, that action runs once, as a drift's would, with reason MetricsInconclusive and
+a message naming the metric and why. A deployer who can make a series vanish or appear twice then
+can no longer keep a drifting model serving; the price is that a long Prometheus outage withdraws
+the models under such a policy, which is what that policy asks for. A new model's series that
+Prometheus has not discovered yet is missing data too: choose inconclusiveLimit x interval above
+the time service discovery and the first scrape take.
 
 No status churn: a reading whose verdict and counters equal the stored one keeps the stored entry
 (value and checkedAt included), so a model that keeps passing writes nothing. Prometheus keeps the
@@ -16,9 +34,9 @@ time series; status keeps the verdicts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import (
@@ -58,15 +76,99 @@ class Target:
     checks: tuple[MetricCheck, ...]
 
 
-def checks_for(md: ModelDeployment, policies: Sequence[GovernancePolicy]) -> tuple[MetricCheck, ...]:
-    own = list(md.spec.monitoring.metrics) if md.spec.monitoring else []
-    names = {c.name for c in own}
-    for policy in policies:
+ACTION_ORDER: Final[dict[str, int]] = {"alert": 0, "rollback": 1, "quarantine": 2}
+"""How strict each onDrift / onInconclusive action is: a policy sets the least, never the most."""
+
+
+def strictest(actions: Iterable[str], default: str) -> str:
+    """The strictest of `actions` (alert < rollback < quarantine); `default` when there is none."""
+    return max(actions, key=ACTION_ORDER.__getitem__, default=default)
+
+
+def _lower(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _higher(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def tighten(floor: MetricCheck, other: MetricCheck) -> MetricCheck:
+    """`floor` (a policy's check) made at least as strict as `other`: the floor's source and name,
+    the higher min, the lower max, the smaller limits. `other` can never loosen `floor`."""
+    return floor.model_copy(
+        update={
+            "min": _higher(floor.min, other.min),
+            "max": _lower(floor.max, other.max),
+            "failure_limit": min(floor.failure_limit, other.failure_limit),
+            "inconclusive_limit": min(floor.inconclusive_limit, other.inconclusive_limit),
+        }
+    )
+
+
+def _by_name(policies: Sequence[GovernancePolicy]) -> list[GovernancePolicy]:
+    return sorted(policies, key=lambda p: p.name)
+
+
+def policy_checks(policies: Sequence[GovernancePolicy]) -> dict[str, MetricCheck]:
+    """Every metric the policies require, combined by name (strictest; first policy's source)."""
+    required: dict[str, MetricCheck] = {}
+    for policy in _by_name(policies):
         for check in policy.spec.monitoring:
-            if check.name not in names:
-                own.append(check)
-                names.add(check.name)
-    return tuple(own)
+            have = required.get(check.name)
+            required[check.name] = check if have is None else tighten(have, check)
+    return required
+
+
+def checks_for(md: ModelDeployment, policies: Sequence[GovernancePolicy]) -> tuple[MetricCheck, ...]:
+    """The checks a model runs: its own (each tightening the policy check of its name, if any), then
+    the policy checks it does not name."""
+    required = policy_checks(policies)
+    own = list(md.spec.monitoring.metrics) if md.spec.monitoring else []
+    out = [tighten(required[m.name], m) if m.name in required else m for m in own]
+    names = {m.name for m in own}
+    out.extend(check for name, check in required.items() if name not in names)
+    return tuple(out)
+
+
+def policy_metrics(policies: Sequence[GovernancePolicy]) -> frozenset[str]:
+    """Names of the metrics some selecting policy requires (onInconclusive applies to these)."""
+    return frozenset(check.name for p in policies for check in p.spec.monitoring)
+
+
+def stuck_policy_metrics(
+    states: Sequence[MetricState], policies: Sequence[GovernancePolicy]
+) -> tuple[MetricState, ...]:
+    """Policy metrics Inconclusive at or past their inconclusiveLimit (and not drifted): what
+    onInconclusive acts on. A model's own metrics never trigger it."""
+    required = policy_metrics(policies)
+    return tuple(
+        s
+        for s in sorted(states, key=lambda s: s.name)
+        if s.name in required and s.inconclusive_limit_reached and not s.limit_reached
+    )
+
+
+def inconclusive_message(s: MetricState) -> str:
+    """ "psi inconclusive 3 checks in a row (limit 3): the query returned more than one series"."""
+    n = s.consecutive_inconclusive
+    why = f": {s.message}" if s.message else ""
+    return (
+        f"{s.name} inconclusive {n} check{'s' if n != 1 else ''} in a row (limit {s.inconclusive_limit}){why}"
+    )
+
+
+DEFAULT_RETENTION = "168h"
+
+
+def retention_of(policies: Sequence[GovernancePolicy]) -> str:
+    """How long a quarantined model's pods are kept after its ModelDeployment is deleted: the
+    longest quarantineRetention of the selecting policies (168h when none)."""
+    return max(
+        (p.spec.quarantine_retention for p in policies),
+        key=parse_duration,
+        default=DEFAULT_RETENTION,
+    )
 
 
 def interval_of(md: ModelDeployment) -> dt.timedelta:
@@ -75,8 +177,17 @@ def interval_of(md: ModelDeployment) -> dt.timedelta:
     return DEFAULT_INTERVAL
 
 
-def on_drift(md: ModelDeployment) -> str:
-    return md.spec.monitoring.on_drift if md.spec.monitoring else "rollback"
+def on_drift(md: ModelDeployment, policies: Sequence[GovernancePolicy] = ()) -> str:
+    """The strictest of the model's onDrift (rollback when it sets no monitoring) and every
+    selecting policy's onDrift: a model may ask for more than its policies, never for less."""
+    own = md.spec.monitoring.on_drift if md.spec.monitoring else "rollback"
+    return strictest([own, *(p.spec.on_drift for p in policies if p.spec.on_drift)], "rollback")
+
+
+def on_inconclusive(policies: Sequence[GovernancePolicy]) -> str:
+    """What a policy metric Inconclusive past its inconclusiveLimit calls for: the strictest
+    onInconclusive of the selecting policies (alert when none says otherwise)."""
+    return strictest((p.spec.on_inconclusive for p in policies), "alert")
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,9 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     old = dict(obs.body.get("status") or {})
     stamp = rfc3339(now)
     requested = requested_revision(md, obs.policies)
-    rejected = {str(r["digest"]): dict(r) for r in old.get("rejectedDigests") or []}
+    # Withdrawn digests: status.rejectedDigests united with the ModelRecords, which outlive a delete.
+    rejected = {d: {"digest": d, "reason": r["reason"], "time": r["time"]} for d, r in obs.records.items()}
+    rejected.update({str(r["digest"]): dict(r) for r in old.get("rejectedDigests") or []})
     serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
 
     verdict = judge(obs, now, requested, rejected.get(requested.digest))
@@ -89,6 +91,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     )
     step4 = intervene(
         md,
+        obs.policies,
         checks,
         watching,
         choice.target,

@@ -30,6 +30,9 @@ class Observed:
     """Whether each referenced (kind, name) carries a valid seal; None when sealing is not enforced."""
     readings: Readings | None = None
     """A round of monitoring samples not yet taken into account, if any."""
+    records: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Interventions in force on this model's digests from its ModelRecords (digest -> {reason,
+    time}): they outlive the ModelDeployment, so a delete and re-create lifts nothing."""
 
     def seal_ok(self, evidence: ModelApproval | ModelEvaluation) -> bool:
         return self.seal_valid is None or self.seal_valid.get((evidence.kind, evidence.name), False)

@@ -27,11 +27,15 @@ import kopf
 import pydantic
 
 from modelgate.act import audit, kube
+from modelgate.act import records as act_records
 from modelgate.api import conditions as c
-from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.api.v1alpha1 import GROUP, VERSION, parse_duration
 from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
+from modelgate.decide.monitoring import DEFAULT_RETENTION
 from modelgate.decide.plan import plan
+from modelgate.decide.records import keep as keep_record
+from modelgate.decide.records import record_name, updates_for
 from modelgate.decide.serving import Owner, quarantine_network_policy
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
@@ -112,9 +116,14 @@ async def reconcile_once(
         owned_services=indexes["owned_services"],
         allow_no_policy=svc.config.allow_no_policy,
         readings=readings,
+        records=indexes["records"],
     )
+    model_records = list(indexes["records"].get((ns, obs.deployment.spec.model.name)) or ())
     if not (
-        loop.caught_up("status", body)
+        loop.caught_up(
+            "ModelRecord", {"metadata": {"resourceVersion": max(map(_rv, model_records), default=0)}}
+        )
+        and loop.caught_up("status", body)
         and loop.caught_up("Deployment", obs.owned_deployment)
         and loop.caught_up("Service", obs.owned_service)
     ):
@@ -124,6 +133,17 @@ async def reconcile_once(
     for d in p.decisions:
         audit.record(body, d)
         metrics.DECISIONS.labels(action=d.action).inc()
+    # Records first: an intervention must outlive this ModelDeployment even if the status write fails.
+    updates = updates_for(
+        p.decisions,
+        p.status.get("rejectedDigests") or [],
+        obs.deployment.spec.model.name,
+        name,
+        meta.get("uid"),
+        model_records,
+    )
+    if updates and (rv := await act_records.write(ns, updates)) is not None:
+        loop.wrote("ModelRecord", rv)
     # The three writes are independent: issue them together (one round trip instead of three).
     writes: dict[str, Awaitable[str | None]] = {
         "status": kube.write_status(ns, name, body.get("status") or {}, p.status)
@@ -165,6 +185,7 @@ INDEXES = (
     "namespaces",
     "owned_deployments",
     "owned_services",
+    "records",
 )
 """The Kopf indexes a reconcile reads (live views: they stay current for the loop's whole life)."""
 
@@ -251,20 +272,62 @@ def _report_not_owned(body: Mapping[str, Any], message: str) -> None:
     metrics.DECISIONS.labels(action=decision.action).inc()
 
 
+async def _keep_quarantined(
+    ns: str, name: str, status: Mapping[str, Any], uid: str | None, now: dt.datetime
+) -> dict[str, Any] | None:
+    """Hand a quarantined model's ReplicaSets and pods to its ModelRecord for the retention; None
+    when the model is not quarantined (or no record holds the quarantine)."""
+    serving = status.get("servingRevision") or {}
+    if not status.get("quarantinedAt") or not serving.get("digest"):
+        return None
+    record = await act_records.read(ns, record_name(str(serving.get("model") or ""), serving["digest"]))
+    if record is None:
+        return None
+    retention = str(((record.get("spec") or {}).get("kept") or {}).get("retention") or DEFAULT_RETENTION)
+    until = now + parse_duration(retention)
+    sets, pods = await act_records.keep(ns, name, record, until)
+    spec = keep_record(record["spec"], sets, pods, now, retention, name, uid)
+    await act_records.replace_spec(ns, await act_records.read(ns, record["metadata"]["name"]) or record, spec)
+    return {
+        "record": record["metadata"]["name"],
+        "replicaSets": sets,
+        "pods": pods,
+        "retainUntil": rfc3339(until),
+    }
+
+
 @kopf.on.delete(GROUP, VERSION, "modeldeployments", id="retire")
 async def retire(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    """Remove the serving objects and record the retirement (the finalizer holds the object until then)."""
+    """Remove the serving objects and record the retirement (the finalizer holds the object until
+    then). A quarantined model's pods are kept for the policies' quarantineRetention: its Deployment
+    is deleted orphaning them, and its ModelRecord owns them until then."""
     ns = namespace or ""
     await Services.of(memo).loops.stop((ns, name))  # never race a pass that might recreate them
-    removed = [kind for kind in ("Deployment", "Service") if await kube.delete_owned(kind, ns, name)]
     status = dict(body.get("status") or {})
-    serving = status.get("servingRevision") or {}
+    serving = dict(status.get("servingRevision") or {})
+    now = dt.datetime.now(dt.UTC)
+    model = str((body.get("spec") or {}).get("model", {}).get("name") or "")
+    kept = await _keep_quarantined(
+        ns,
+        name,
+        {**status, "servingRevision": {**serving, "model": model}},
+        body.get("metadata", {}).get("uid"),
+        now,
+    )
+    kinds = ("Service",) if kept is not None else ("Deployment", "Service")
+    removed = [kind for kind in kinds if await kube.delete_owned(kind, ns, name)]
+    what = ", ".join(removed) or "no serving objects"
+    if kept is not None:
+        what += (
+            f"; kept the quarantined pods {', '.join(kept['pods']) or '(none)'} until {kept['retainUntil']} "
+            f"(ModelRecord {kept['record']})"
+        )
     decision = Decision(
         action=c.ACTION_RETIRED,
         reason=c.RETIRING,
-        message=f"Retired ModelDeployment {name}: removed {', '.join(removed) or 'no serving objects'}",
-        time=rfc3339(dt.datetime.now(dt.UTC)),
-        evidence={"servingRevision": serving, "removed": removed},
+        message=f"Retired ModelDeployment {name}: removed {what}",
+        time=rfc3339(now),
+        evidence={"servingRevision": serving, "removed": removed, **({"kept": kept} if kept else {})},
         revision={"version": serving["version"], "digest": serving["digest"]} if serving else None,
     )
     audit.record(body, decision)

@@ -74,6 +74,14 @@ async def deployments_by_digest(
     return {(namespace, (spec.get("model") or {}).get("digest")): summary}
 
 
+@kopf.index(GROUP, VERSION, "modelrecords", id="records")
+async def records(namespace: str | None, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+    """ModelRecords by (namespace, model name): the interventions that outlive a ModelDeployment."""
+    meta = body.get("metadata") or {}
+    kept = {"name": meta.get("name"), "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+    return {(namespace or "", (spec.get("model") or {}).get("name")): {"metadata": kept, "spec": dict(spec)}}
+
+
 @kopf.index("", "v1", "namespaces", id="namespaces")
 async def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
     return {name: dict(labels)}

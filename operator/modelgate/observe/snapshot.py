@@ -19,6 +19,7 @@ from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeploym
 from modelgate.decide import seal
 from modelgate.decide.monitoring import Readings
 from modelgate.decide.policy import select_policies
+from modelgate.decide.records import in_force
 from modelgate.decide.types import Observed
 
 T = TypeVar("T", ModelApproval, ModelEvaluation, GovernancePolicy)
@@ -85,6 +86,7 @@ def snapshot(
     owned_services: Mapping[Any, Any],
     allow_no_policy: bool,
     readings: Readings | None = None,
+    records: Mapping[Any, Any] | None = None,
 ) -> Observed:
     """Raises pydantic.ValidationError when the ModelDeployment itself does not parse."""
     md = ModelDeployment.model_validate(
@@ -115,4 +117,5 @@ def snapshot(
         allow_no_policy=allow_no_policy,
         seal_valid={k: bool(v) for k, v in seals.items()} if enforced else None,
         readings=readings,
+        records=in_force((records or {}).get((ns, md.spec.model.name)) or ()),
     )

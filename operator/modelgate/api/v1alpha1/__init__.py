@@ -77,13 +77,28 @@ from modelgate.api.v1alpha1.policy import (
     OperationalField,
     RiskLevelConfirmation,
 )
+from modelgate.api.v1alpha1.record import (
+    KeptPods,
+    ModelRecord,
+    ModelRecordSpec,
+    RecordedDeployment,
+    RecordedModel,
+    RecordEntry,
+)
 
-Resource = ModelDeployment | ModelApproval | ModelEvaluation | GovernancePolicy | MetricTemplate
+Resource = ModelDeployment | ModelApproval | ModelEvaluation | GovernancePolicy | MetricTemplate | ModelRecord
 """Any modelgate.io/v1alpha1 object."""
 
 KINDS: Final[dict[str, type[Resource]]] = {
     cls.RESOURCE.kind: cls
-    for cls in (ModelDeployment, ModelApproval, ModelEvaluation, GovernancePolicy, MetricTemplate)
+    for cls in (
+        ModelDeployment,
+        ModelApproval,
+        ModelEvaluation,
+        GovernancePolicy,
+        MetricTemplate,
+        ModelRecord,
+    )
 }
 """Every kind of this version, by kind name, in the order the CRDs are generated."""
 
@@ -126,6 +141,7 @@ __all__ = [
     "GovernancePolicySpec",
     "HistoryEntry",
     "Identity",
+    "KeptPods",
     "KubeObject",
     "LabelSelector",
     "LabelSelectorRequirement",
@@ -144,10 +160,15 @@ __all__ = [
     "ModelDeploymentStatus",
     "ModelEvaluation",
     "ModelEvaluationSpec",
+    "ModelRecord",
+    "ModelRecordSpec",
     "ModelRef",
     "Monitoring",
     "OperationalField",
     "PrinterColumn",
+    "RecordEntry",
+    "RecordedDeployment",
+    "RecordedModel",
     "RejectedDigest",
     "Resource",
     "ResourceInfo",
