@@ -68,13 +68,18 @@ class Observed:
     deployment: ModelDeployment
     policies: Sequence[GovernancePolicy]
     """The policies that select this model (namespace labels and risk level already matched)."""
-    approvals: Mapping[str, ModelApproval | None]
-    evaluations: Mapping[str, ModelEvaluation | None]
+    approvals: Sequence[ModelApproval]
+    """Every ModelApproval of the model (spec.model.name) in the namespace, referenced or not."""
+    evaluations: Sequence[ModelEvaluation]
+    """Every ModelEvaluation of the model in the namespace, referenced or not."""
     owned_deployment: Mapping[str, Any] | None
     owned_service: Mapping[str, Any] | None
     allow_no_policy: bool = False
     seal_valid: Mapping[tuple[str, str], bool] | None = None
-    """Whether each referenced (kind, name) carries a valid seal; None when sealing is not enforced."""
+    """Whether each approval and evaluation (kind, name) carries a valid seal; None when sealing is
+    not enforced."""
+    references: Mapping[tuple[str, str], bool] = field(default_factory=dict)
+    """(kind, name) -> whether it exists, for every name in spec.approvals and spec.evaluations."""
     readings: Readings | None = None
     """A round of monitoring samples not yet taken into account, if any."""
 
@@ -178,6 +183,7 @@ def _evidence(obs: Observed, report: GateReport) -> dict[str, Any]:
             "name": o.metadata.get("name"),
             "uid": o.metadata.get("uid"),
             "digest": o.spec.model.digest,
+            "revision": o.spec.model.revision,
         }
         if isinstance(o, ModelApproval):
             out |= {
@@ -190,11 +196,13 @@ def _evidence(obs: Observed, report: GateReport) -> dict[str, Any]:
         return out
 
     m = obs.deployment.spec.model
+    approvals = {a.name: a for a in obs.approvals}
+    evaluations = {e.name: e for e in obs.evaluations}
     return {
         "model": {"name": m.name, "version": m.version, "digest": m.digest},
         "policies": [{"name": p.name, "uid": p.metadata.get("uid")} for p in obs.policies],
-        "approvals": [ident(a) for n in report.counted_approvals if (a := obs.approvals.get(n))],
-        "evaluations": [ident(e) for n in report.counted_evaluations if (e := obs.evaluations.get(n))],
+        "approvals": [ident(a) for n in report.counted_approvals if (a := approvals.get(n))],
+        "evaluations": [ident(e) for n in report.counted_evaluations if (e := evaluations.get(n))],
         "failedGates": [{"requirement": g.requirement, "reason": g.reason} for g in report.failures],
     }
 
@@ -203,9 +211,8 @@ def _renewal_gate(obs: Observed, digest: str, since: dt.datetime, why: str) -> G
     """After a rollback or quarantine, the digest needs a ModelApproval created after it."""
     fresh = [
         a.name
-        for a in obs.approvals.values()
-        if a is not None
-        and a.spec.model.digest == digest
+        for a in obs.approvals
+        if a.spec.model.digest == digest
         and a.spec.decision == "approved"
         and obs.seal_ok(a)
         and (created := _time(a.metadata.get("creationTimestamp"))) is not None
@@ -273,6 +280,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
             allow_no_policy=obs.allow_no_policy,
             seal_ok=obs.seal_ok if obs.seal_valid is not None else None,
             not_before=withdrawn_at,
+            references=obs.references,
         )
     )
     gates = list(report.gates)
