@@ -28,7 +28,8 @@ from modelgate.api.v1alpha1 import (
 )
 from modelgate.decide.drift import Sample
 from modelgate.decide.monitoring import Readings, checks_for
-from modelgate.decide.plan import Decision, Observed, Plan, plan
+from modelgate.decide.plan import plan
+from modelgate.decide.types import Decision, Observed, Plan
 from tests.unit.factories import (
     DIGEST,
     NOW,

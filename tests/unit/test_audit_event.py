@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from modelgate.act.audit import MAX_MESSAGE, event
-from modelgate.decide.plan import Decision
+from modelgate.decide.types import Decision
 
 BODY = {
     "apiVersion": "modelgate.io/v1alpha1",

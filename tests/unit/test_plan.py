@@ -15,7 +15,8 @@ import pytest
 
 from modelgate.api import conditions as c
 from modelgate.decide import serving
-from modelgate.decide.plan import APPLIED_HASH, plan, rollout
+from modelgate.decide.objects import APPLIED_HASH, rollout
+from modelgate.decide.plan import plan
 from tests.unit.factories import (
     DIGEST,
     MODEL,

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelgate.act import kube
-from modelgate.decide.plan import Decision
+from modelgate.decide.types import Decision
 
 COMPONENT = "modelgate"
 MAX_MESSAGE = 1000

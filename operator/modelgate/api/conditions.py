@@ -132,6 +132,9 @@ NO_LAST_KNOWN_GOOD: Final = "NoLastKnownGood"
 QUARANTINED_REASON: Final = "Quarantined"
 NOT_QUARANTINED: Final = "NotQuarantined"
 RETIRING: Final = "Retiring"
+TAMPER_REVERTED: Final = "TamperReverted"
+"""An owned Deployment or Service was edited by someone else and put back."""
+AWAITING_FIRST_CHECK: Final = "AwaitingFirstCheck"
 
 # History actions (status.history[].action): what the operator did.
 ACTION_BLOCKED: Final = "Blocked"
@@ -142,6 +145,11 @@ ACTION_ROLLED_BACK: Final = "RolledBack"
 ACTION_QUARANTINED: Final = "Quarantined"
 ACTION_RELEASED: Final = "Released"
 ACTION_RETIRED: Final = "Retired"
+ACTION_TAMPER_REVERTED: Final = "TamperReverted"
+ACTION_CHECK_PASSED: Final = "CheckPassed"
+ACTION_CHECK_FAILED: Final = "CheckFailed"
+ACTION_CHECK_INCONCLUSIVE: Final = "CheckInconclusive"
+ACTION_METRICS_INCONCLUSIVE: Final = "MetricsInconclusive"
 
 HISTORY_LIMIT: Final = 50
 """status.history keeps the newest entries up to this many (the CRD's maxItems)."""

@@ -1,120 +1,159 @@
 """From an observed snapshot to a plan: the status to store, the serving objects wanted, the
 decisions to record, what to monitor. Pure: `now` is passed in, nothing here reads a clock.
 
-The revision rule: only an admitted revision is ever served. When the requested revision (spec)
-is admitted it becomes `servingRevision`. When it is not:
+`plan` runs six named steps, each a pure function with its own tests:
+
+1. `judge`           the gates of the requested revision, the renewal gate included (decide/gates.py);
+2. `choose`          which revision serves: only an admitted revision is ever served;
+3. `advance`         the monitoring counters of the revision that serves traffic (decide/intervene.py);
+4. `intervene`       onDrift: rollback, quarantine or alert, once per drifting digest (decide/intervene.py);
+5. `serving_objects` the Deployment and Service wanted, and tampering to revert (decide/objects.py);
+6. `build_status`    conditions, phase, known-good revisions, history (decide/summary.py).
+
+The revision rule: when the requested revision (spec) is admitted it becomes `servingRevision`.
+When it is not:
 - and nothing serves yet, nothing is created (Blocked);
 - and an older revision serves, that revision keeps serving untouched (the new one is Blocked,
   status shows both: `servingRevision` the old one, `gates` the new one);
 - and it is the revision that serves (its evidence was revoked or expired), the strictest
   selecting policy's `onRevocation` applies: `suspend` scales it to zero, `keep` keeps it serving.
 
-Drift: the served revision's readings advance its metric counters (decide/monitoring.py). When a
-metric reaches its failure limit, `onDrift` runs once: `rollback` serves the newest known-good
-revision with another digest (none: quarantine instead), `quarantine` cuts the Service off from
-the pods and keeps them, `alert` only reports. The drifting digest is recorded in
-`rejectedDigests`: the spec is never edited, and a GitOps re-sync of the same spec does not bring
-it back; only a new digest or a new ModelApproval created after the intervention does.
+A digest withdrawn by a rollback or quarantine (`rejectedDigests`) is admitted again only with a
+ModelApproval created after the withdrawal: the renewal gate.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from modelgate.api import conditions as c
-from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
+from modelgate.api.v1alpha1 import ModelApproval, ModelDeployment, ModelEvaluation
 from modelgate.decide.conditions import merge_conditions, rfc3339
-from modelgate.decide.drift import MetricState
 from modelgate.decide.gates import Gate, GateInput, GateReport, evaluate
-from modelgate.decide.monitoring import (
-    MonitoringOutcome,
-    Readings,
-    Target,
-    advance_metrics,
-    checks_for,
-    interval_of,
-    on_drift,
-    passed,
+from modelgate.decide.intervene import (
+    Intervention,
+    Watching,
+    advance,
+    intervene,
+    ref,
+    revision_status,
+    rolled_back_message,
+    stored_revision,
 )
-from modelgate.decide.serving import (
-    Owner,
-    Revision,
-    ServingSpec,
-    desired_deployment,
-    desired_service,
-    projection,
-)
+from modelgate.decide.monitoring import Target, checks_for, interval_of, passed
+from modelgate.decide.objects import rollout, serving_objects
+from modelgate.decide.serving import Owner, Revision, ServingSpec
 from modelgate.decide.summary import Situation, conditions, describe, short
+from modelgate.decide.types import Decision, Observed, Plan
 
-APPLIED_HASH = "modelgate.io/applied-hash"
-"""Annotation on owned objects: the hash of the projection modelgate last applied. An object whose
-projection no longer matches its own hash was edited by someone else (tampering)."""
 KNOWN_GOOD_LIMIT = 10
 
-__all__ = ["Decision", "Observed", "Plan", "describe", "plan", "short"]
+__all__ = ["plan"]
 
 
-@dataclass(frozen=True)
-class Observed:
-    """Everything one reconcile decides from, gathered before any decision."""
+def plan(obs: Observed, now: dt.datetime) -> Plan:
+    md = obs.deployment
+    old = dict(obs.body.get("status") or {})
+    stamp = rfc3339(now)
+    requested = requested_revision(md)
+    rejected = {str(r["digest"]): dict(r) for r in old.get("rejectedDigests") or []}
+    serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
 
-    body: Mapping[str, Any]
-    """The ModelDeployment as the API server returned it (metadata, spec, status)."""
-    deployment: ModelDeployment
-    policies: Sequence[GovernancePolicy]
-    """The policies that select this model (namespace labels and risk level already matched)."""
-    approvals: Sequence[ModelApproval]
-    """Every ModelApproval of the model (spec.model.name) in the namespace, referenced or not."""
-    evaluations: Sequence[ModelEvaluation]
-    """Every ModelEvaluation of the model in the namespace, referenced or not."""
-    owned_deployment: Mapping[str, Any] | None
-    owned_service: Mapping[str, Any] | None
-    allow_no_policy: bool = False
-    seal_valid: Mapping[tuple[str, str], bool] | None = None
-    """Whether each approval and evaluation (kind, name) carries a valid seal; None when sealing is
-    not enforced."""
-    references: Mapping[tuple[str, str], bool] = field(default_factory=dict)
-    """(kind, name) -> whether it exists, for every name in spec.approvals and spec.evaluations."""
-    readings: Readings | None = None
-    """A round of monitoring samples not yet taken into account, if any."""
+    verdict = judge(obs, now, requested, rejected.get(requested.digest))
+    choice = choose(md, verdict, requested, serving, old, rejected, stamp, _evidence(obs, verdict.report))
 
-    def seal_ok(self, evidence: ModelApproval | ModelEvaluation) -> bool:
-        return self.seal_valid is None or self.seal_valid.get((evidence.kind, evidence.name), False)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One auditable decision: an Event, a history entry and a JSON log line."""
-
-    action: str
-    reason: str
-    message: str
-    time: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-    revision: Mapping[str, str] | None = None
-    warning: bool = False
-
-
-@dataclass(frozen=True)
-class Plan:
-    status: dict[str, Any]
-    deployment: dict[str, Any] | None
-    """The Deployment to create or replace, or None to leave serving objects as they are."""
-    service: dict[str, Any] | None
-    decisions: tuple[Decision, ...]
-    requeue_at: dt.datetime | None
-    report: GateReport
-    watch: Target | None = None
-    """What the monitor should query next for this model (None: nothing to monitor)."""
+    # Quarantine in force: the quarantined digest still serves (pods kept) without traffic.
+    quarantined_at: str | None = old.get("quarantinedAt")
+    quarantined = bool(
+        quarantined_at
+        and choice.target is not None
+        and choice.rejected.get(choice.target.digest, {}).get("reason") == c.QUARANTINED_REASON
+    )
     label_pods: bool | None = None
-    """Label the serving pods quarantined (True) or release them (False); None: leave them."""
-    verdicts: tuple[str, ...] = ()
-    """The verdict of every check taken into account by this plan (for the operator's metrics)."""
+    if quarantined_at and not quarantined:
+        quarantined_at, label_pods = None, False
+
+    checks = checks_for(md, obs.policies)
+    fresh_revision = choice.serving_raw is not old.get("servingRevision")
+    watching = advance(
+        checks,
+        _traffic(choice.target, choice.replicas, quarantined),
+        [] if fresh_revision else list(old.get("metrics") or []),
+        obs.readings,
+        stamp,
+    )
+    step4 = intervene(
+        md,
+        checks,
+        watching,
+        choice.target,
+        choice.serving_raw,
+        choice.rejected,
+        old.get("knownGood") or [],
+        _condition(old, c.DRIFTED),
+        stamp,
+    )
+    if step4.quarantined_at:
+        quarantined, quarantined_at, label_pods = True, step4.quarantined_at, True
+    withdrawn = step4.rejected.get(requested.digest)
+    if withdrawn and requested.digest not in rejected:  # withdrawn by this very plan
+        verdict = replace(
+            with_renewal(verdict, obs, requested.digest, withdrawn), admitted=False, approved=False
+        )
+
+    owner = Owner(
+        md.api_version,
+        md.kind,
+        md.name,
+        md.namespace or "",
+        str((obs.body.get("metadata") or {}).get("uid", "")),
+    )
+    sspec = replace(choice.serving, replicas=choice.replicas)
+    objects = serving_objects(
+        owner, step4.target, sspec, quarantined, obs.owned_deployment, obs.owned_service, stamp
+    )
+    done, summary = rollout(obs.owned_deployment)
+    decisions = (*choice.decisions, *watching.decisions, *step4.decisions, *objects.decisions)
+    status = build_status(
+        obs,
+        now,
+        Situation(
+            requested=requested,
+            target=step4.target,
+            admitted=verdict.admitted,
+            approved=verdict.approved,
+            evaluated=verdict.report.evaluated,
+            gates=verdict.gates,
+            replicas=choice.replicas,
+            ready=step4.target is not None and objects.deployment_matches and done,
+            rollout=summary,
+            blocked_message=verdict.blocked_message,
+            drift=step4.outcome.summary,
+            quarantined_since=quarantined_at if quarantined else None,
+            rolled_back=rolled_back_message(requested, step4.target, step4.rejected),
+        ),
+        step4,
+        watching,
+        decisions,
+        checks_passed=passed(step4.outcome, checks)
+        and (not checks or watching.readings is not None or watching.stored),
+    )
+    if quarantined and quarantined_at:
+        status["quarantinedAt"] = quarantined_at
+    watched = _traffic(step4.target, choice.replicas, quarantined)
+    return Plan(
+        status=status,
+        deployment=objects.deployment,
+        service=objects.service,
+        decisions=decisions,
+        requeue_at=verdict.report.next_change,
+        watch=_watch(md, watched, checks),
+        label_pods=label_pods,
+        verdicts=watching.verdicts,
+    )
 
 
 def requested_revision(md: ModelDeployment) -> Revision:
@@ -122,26 +161,20 @@ def requested_revision(md: ModelDeployment) -> Revision:
     return Revision(model=m.name, version=m.version, uri=m.uri, digest=m.digest, image=md.spec.serving.image)
 
 
-def _stored_revision(raw: Mapping[str, Any] | None, model: str) -> Revision | None:
-    if not raw:
+def _traffic(target: Revision | None, replicas: int, quarantined: bool) -> Revision | None:
+    """The revision that serves traffic, whose readings count."""
+    return target if target is not None and replicas > 0 and not quarantined else None
+
+
+def _watch(md: ModelDeployment, watched: Revision | None, checks: Sequence[Any]) -> Target | None:
+    if watched is None or not checks:
         return None
-    return Revision(
-        model=model, version=raw["version"], uri=raw["uri"], digest=raw["digest"], image=raw["image"]
-    )
+    ns = md.namespace or ""
+    return Target(ns, md.name, watched.model, watched.version, watched.digest, interval_of(md), tuple(checks))
 
 
-def _revision_status(rev: Revision, admitted_at: str) -> dict[str, Any]:
-    return {
-        "version": rev.version,
-        "uri": rev.uri,
-        "digest": rev.digest,
-        "image": rev.image,
-        "admittedAt": admitted_at,
-    }
-
-
-def _ref(rev: Revision) -> dict[str, str]:
-    return {"version": rev.version, "digest": rev.digest}
+def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    return next((x for x in status.get("conditions") or [] if x.get("type") == type_), None)
 
 
 def _time(text: str | None) -> dt.datetime | None:
@@ -151,30 +184,95 @@ def _time(text: str | None) -> dt.datetime | None:
         return None
 
 
-def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
-    """Stamp the projection hash that tells our own writes from other people's edits."""
-    digest = hashlib.sha256(json.dumps(projection(obj), sort_keys=True, default=str).encode()).hexdigest()
-    obj["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest[:16]
-    return obj
+# --- step 1: the gates -----------------------------------------------------------------------------
 
 
-def _applied_hash(obj: Mapping[str, Any] | None) -> str | None:
-    value = ((obj or {}).get("metadata") or {}).get("annotations", {}).get(APPLIED_HASH)
-    return str(value) if value is not None else None
+@dataclass(frozen=True)
+class Verdict:
+    """The gates of the requested revision and what they add up to."""
+
+    report: GateReport
+    gates: tuple[Gate, ...]
+    """The report's gates, plus the renewal gate when the digest was withdrawn."""
+    admitted: bool
+    approved: bool
+    blocked_message: str
+    """"<revision> is not admitted: <first failure>", empty when admitted."""
 
 
-def rollout(dep: Mapping[str, Any] | None) -> tuple[bool, str]:
-    """Whether a Deployment has fully rolled out with every replica ready, and a summary."""
-    if not dep:
-        return False, "the serving Deployment does not exist yet"
-    spec, st, meta = dep.get("spec") or {}, dep.get("status") or {}, dep.get("metadata") or {}
-    want = int(spec.get("replicas", 1))
-    ready = int(st.get("readyReplicas", 0) or 0)
-    updated = int(st.get("updatedReplicas", 0) or 0)
-    available = int(st.get("availableReplicas", 0) or 0)
-    current = int(st.get("observedGeneration", 0) or 0) >= int(meta.get("generation", 0) or 0)
-    done = current and updated >= want and available >= want and ready >= want
-    return done, f"{ready}/{want} replicas ready"
+def judge(
+    obs: Observed, now: dt.datetime, requested: Revision, withdrawn: Mapping[str, Any] | None
+) -> Verdict:
+    """Step 1: every gate of the requested revision. After a rollback or quarantine of its digest
+    (`withdrawn`), approvals older than the withdrawal do not count and the renewal gate applies."""
+    withdrawn_at = _time(withdrawn.get("time")) if withdrawn else None
+    report = evaluate(
+        GateInput(
+            deployment=obs.deployment,
+            policies=obs.policies,
+            approvals=obs.approvals,
+            evaluations=obs.evaluations,
+            now=now,
+            allow_no_policy=obs.allow_no_policy,
+            seal_ok=obs.seal_ok if obs.seal_valid is not None else None,
+            references=obs.references,
+            not_before=withdrawn_at,
+        )
+    )
+    verdict = _verdict(report, report.gates, requested)
+    if withdrawn and withdrawn_at:
+        verdict = with_renewal(verdict, obs, requested.digest, withdrawn)
+    return verdict
+
+
+def _verdict(report: GateReport, gates: Sequence[Gate], requested: Revision) -> Verdict:
+    first = next((g for g in gates if not g.satisfied), None)
+    renewal = all(g.satisfied for g in gates if g.kind == "renewal")
+    return Verdict(
+        report,
+        tuple(gates),
+        admitted=report.admitted and first is None,
+        approved=report.approved and renewal,
+        blocked_message=f"{describe(requested)} is not admitted: {first.message}" if first else "",
+    )
+
+
+def with_renewal(verdict: Verdict, obs: Observed, digest: str, withdrawn: Mapping[str, Any]) -> Verdict:
+    """The verdict with the renewal gate of a withdrawn digest: it needs a ModelApproval for that
+    digest created after the withdrawal."""
+    since = _time(withdrawn.get("time"))
+    if since is None:
+        return verdict
+    why = "quarantine" if withdrawn.get("reason") == c.QUARANTINED_REASON else "rollback"
+    fresh = sorted(
+        a.name
+        for a in obs.approvals
+        if a.spec.model.digest == digest
+        and a.spec.decision == "approved"
+        and obs.seal_ok(a)
+        and (created := _time(a.metadata.get("creationTimestamp"))) is not None
+        and created >= since
+    )
+    when = rfc3339(since)
+    if fresh:
+        gate = Gate(
+            f"new approval after {why}",
+            True,
+            c.APPROVALS_GRANTED,
+            f"ModelApproval {', '.join(fresh)} was created after the {why} at {when}",
+            "renewal",
+        )
+    else:
+        gate = Gate(
+            f"new approval after {why}",
+            False,
+            c.APPROVAL_PREDATES_QUARANTINE,
+            f"{short(digest)} was withdrawn by a {why} at {when}; it serves again only with a new "
+            "ModelApproval for this digest created after that time",
+            "renewal",
+        )
+    requested = requested_revision(obs.deployment)
+    return _verdict(verdict.report, (*verdict.gates, gate), requested)
 
 
 def _evidence(obs: Observed, report: GateReport) -> dict[str, Any]:
@@ -207,383 +305,120 @@ def _evidence(obs: Observed, report: GateReport) -> dict[str, Any]:
     }
 
 
-def _renewal_gate(obs: Observed, digest: str, since: dt.datetime, why: str) -> Gate:
-    """After a rollback or quarantine, the digest needs a ModelApproval created after it."""
-    fresh = [
-        a.name
-        for a in obs.approvals
-        if a.spec.model.digest == digest
-        and a.spec.decision == "approved"
-        and obs.seal_ok(a)
-        and (created := _time(a.metadata.get("creationTimestamp"))) is not None
-        and created >= since
-    ]
-    when = rfc3339(since)
-    if fresh:
-        return Gate(
-            f"new approval after {why}",
-            True,
-            c.APPROVALS_GRANTED,
-            f"ModelApproval {', '.join(sorted(fresh))} was created after the {why} at {when}",
-            "renewal",
-        )
-    return Gate(
-        f"new approval after {why}",
-        False,
-        c.APPROVAL_PREDATES_QUARANTINE,
-        f"{short(digest)} was withdrawn by a {why} at {when}; it serves again only with a new "
-        "ModelApproval for this digest created after that time",
-        "renewal",
+# --- step 2: which revision serves -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    target: Revision | None
+    """The revision the serving objects are built for (None: nothing serves)."""
+    serving_raw: Mapping[str, Any] | None
+    """status.servingRevision to store (the stored mapping itself when unchanged)."""
+    serving: ServingSpec
+    replicas: int
+    rejected: dict[str, dict[str, Any]]
+    """rejectedDigests, less the requested digest when a renewal re-admitted it."""
+    decisions: tuple[Decision, ...]
+
+
+def serving_spec(md: ModelDeployment) -> ServingSpec:
+    s = md.spec.serving
+    resources = s.resources.model_dump(by_alias=True, exclude_defaults=True) if s.resources else {}
+    return ServingSpec(
+        s.replicas, s.port, resources, [{"name": e.name, "value": e.value or ""} for e in s.env]
     )
 
 
-def _drift_evidence(states: Sequence[MetricState], checks: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for s in states:
-        check = checks.get(s.name)
-        out.append(
-            {
-                "metric": s.name,
-                "status": s.status,
-                "value": s.value,
-                "reason": s.reason,
-                "message": s.message,
-                "consecutiveFailures": s.consecutive_failures,
-                "min": getattr(check, "min", None),
-                "max": getattr(check, "max", None),
-                "checkedAt": rfc3339(s.checked_at),
-            }
-        )
-    return out
+def choose(
+    md: ModelDeployment,
+    verdict: Verdict,
+    requested: Revision,
+    serving: Revision | None,
+    old: Mapping[str, Any],
+    rejected: Mapping[str, Mapping[str, Any]],
+    stamp: str,
+    evidence: Mapping[str, Any],
+) -> Choice:
+    """Step 2: an admitted request serves; otherwise what served keeps serving, scaled to zero when
+    it is the requested revision itself that lost its evidence under onRevocation: suspend."""
+    kept = {k: dict(v) for k, v in rejected.items()}
+    sspec = serving_spec(md)
+    replicas, target, serving_raw = sspec.replicas, serving, old.get("servingRevision")
+    old_admitted = _condition(old, c.ADMITTED)
+    rej = kept.get(requested.digest)
+    decisions = []
 
+    def decide(action: str, reason: str, message: str, warning: bool = False) -> None:
+        decisions.append(Decision(action, reason, message, stamp, evidence, ref(requested), warning))
 
-def plan(obs: Observed, now: dt.datetime) -> Plan:
-    md = obs.deployment
-    meta = obs.body.get("metadata") or {}
-    old = dict(obs.body.get("status") or {})
-    generation = int(meta.get("generation") or 0)
-    stamp = rfc3339(now)
-    requested = requested_revision(md)
-    rejected = {str(r["digest"]): dict(r) for r in old.get("rejectedDigests") or []}
-    quarantined_at: str | None = old.get("quarantinedAt")
-
-    # 1. Gates, with approvals older than a rollback or quarantine of this digest not counting.
-    rej = rejected.get(requested.digest)
-    withdrawn_at = _time(rej.get("time")) if rej else None
-    report = evaluate(
-        GateInput(
-            deployment=md,
-            policies=obs.policies,
-            approvals=obs.approvals,
-            evaluations=obs.evaluations,
-            now=now,
-            allow_no_policy=obs.allow_no_policy,
-            seal_ok=obs.seal_ok if obs.seal_valid is not None else None,
-            not_before=withdrawn_at,
-            references=obs.references,
-        )
-    )
-    gates = list(report.gates)
-    if rej and withdrawn_at:
-        why = "quarantine" if rej.get("reason") == c.QUARANTINED_REASON else "rollback"
-        gates.append(_renewal_gate(obs, requested.digest, withdrawn_at, why))
-    admitted = all(g.satisfied for g in gates) and report.admitted
-    approved = report.approved and all(g.satisfied for g in gates if g.kind == "renewal")
-    evidence = _evidence(obs, report)
-    decisions: list[Decision] = []
-    label_pods: bool | None = None
-
-    # 2. Which revision serves.
-    serving = _stored_revision(old.get("servingRevision"), md.spec.model.name)
-    serving_raw = old.get("servingRevision")
-    old_admitted = next((x for x in old.get("conditions") or [] if x.get("type") == c.ADMITTED), None)
-    first = next((g for g in gates if not g.satisfied), None)
-    blocked_message = f"{describe(requested)} is not admitted: {first.message}" if first else ""
-    spec_serving = md.spec.serving
-    resources = (
-        spec_serving.resources.model_dump(by_alias=True, exclude_defaults=True)
-        if spec_serving.resources
-        else {}
-    )
-    sspec = ServingSpec(
-        spec_serving.replicas,
-        spec_serving.port,
-        resources,
-        [{"name": e.name, "value": e.value or ""} for e in spec_serving.env],
-    )
-    replicas = sspec.replicas
-    target: Revision | None = serving
-    if admitted:
+    if verdict.admitted:
         target = requested
         if rej:
-            del rejected[requested.digest]
-            decisions.append(
-                Decision(
-                    c.ACTION_RELEASED,
-                    c.APPROVALS_GRANTED,
-                    f"Re-admitted {describe(requested)}: a new approval was given after the "
-                    f"{'quarantine' if rej.get('reason') == c.QUARANTINED_REASON else 'rollback'}",
-                    stamp,
-                    evidence,
-                    _ref(requested),
-                )
+            del kept[requested.digest]
+            why = "quarantine" if rej.get("reason") == c.QUARANTINED_REASON else "rollback"
+            decide(
+                c.ACTION_RELEASED,
+                c.APPROVALS_GRANTED,
+                f"Re-admitted {describe(requested)}: a new approval was given after the {why}",
             )
         if serving != requested:
-            serving_raw = _revision_status(requested, stamp)
-            decisions.append(
-                Decision(
-                    c.ACTION_ADMITTED,
-                    c.ADMITTED_REASON,
-                    f"Admitted {describe(requested)}: every gate is satisfied",
-                    stamp,
-                    evidence,
-                    _ref(requested),
-                )
+            serving_raw = revision_status(requested, stamp)
+            decide(
+                c.ACTION_ADMITTED,
+                c.ADMITTED_REASON,
+                f"Admitted {describe(requested)}: every gate is satisfied",
             )
         elif old_admitted is not None and old_admitted.get("status") != c.TRUE and not rej:
-            decisions.append(
-                Decision(
-                    c.ACTION_ADMITTED,
-                    c.ADMITTED_REASON,
-                    f"Re-admitted {describe(requested)}: every gate is satisfied again",
-                    stamp,
-                    evidence,
-                    _ref(requested),
-                )
+            decide(
+                c.ACTION_ADMITTED,
+                c.ADMITTED_REASON,
+                f"Re-admitted {describe(requested)}: every gate is satisfied again",
             )
-    elif serving is not None and serving == requested and not rej and report.on_revocation == "suspend":
+    elif (
+        serving is not None and serving == requested and not rej and verdict.report.on_revocation == "suspend"
+    ):
         replicas = 0
-    if not admitted and (
+    if not verdict.admitted and (
         old_admitted is None
         or old_admitted.get("status") != c.FALSE
-        or old_admitted.get("message") != blocked_message
+        or old_admitted.get("message") != verdict.blocked_message
     ):
-        action = c.ACTION_SUSPENDED if (serving == requested and replicas == 0) else c.ACTION_BLOCKED
-        decisions.append(
-            Decision(
-                action,
-                first.reason if first else c.GATES_FAILED,
-                blocked_message,
-                stamp,
-                evidence,
-                _ref(requested),
-                warning=True,
-            )
+        first = next((g for g in verdict.gates if not g.satisfied), None)
+        suspended = serving == requested and replicas == 0
+        decide(
+            c.ACTION_SUSPENDED if suspended else c.ACTION_BLOCKED,
+            first.reason if first else c.GATES_FAILED,
+            verdict.blocked_message,
+            warning=True,
         )
+    return Choice(target, serving_raw, sspec, replicas, kept, tuple(decisions))
 
-    # 3. Quarantine in force: the quarantined digest still serves (pods kept) without traffic.
-    quarantined = bool(
-        quarantined_at
-        and target is not None
-        and rejected.get(target.digest, {}).get("reason") == c.QUARANTINED_REASON
-    )
-    if quarantined_at and not quarantined:
-        quarantined_at = None
-        label_pods = False
 
-    # 4. Monitoring the revision that serves traffic.
-    checks = checks_for(md, obs.policies)
-    by_name = {ch.name: ch for ch in checks}
-    watched = target if target is not None and replicas > 0 and not quarantined else None
-    fresh_revision = serving_raw is not old.get("servingRevision")
-    stored = [] if fresh_revision else list(old.get("metrics") or [])
-    readings = obs.readings if obs.readings and watched and obs.readings.digest == watched.digest else None
-    outcome: MonitoringOutcome = advance_metrics(stored, checks, readings if watched else None)
-    outcome_verdicts = [s.status for s in outcome.states if readings and s.name in readings.samples]
-    for s in outcome.changed:
-        verb = {"Pass": "CheckPassed", "Fail": "CheckFailed"}.get(s.status, "CheckInconclusive")
-        decisions.append(
-            Decision(
-                verb,
-                s.reason or verb,
-                f"{s.name}: {s.message}",
-                stamp,
-                {
-                    "checks": _drift_evidence([s], by_name),
-                    "query": readings.samples[s.name].query if readings else "",
-                },
-                _ref(watched) if watched else None,
-                warning=s.status != "Pass",
-            )
-        )
-    old_drifted = next((x for x in old.get("conditions") or [] if x.get("type") == c.DRIFTED), None)
-    # Once, at the reading that reaches the inconclusive limit (not on every pass while it lasts).
-    newly_inconclusive = readings is not None and any(
-        s.name in readings.samples
-        and s.consecutive_inconclusive == s.inconclusive_limit
-        and not s.limit_reached
-        for s in outcome.states
-    )
-    if outcome.summary.status == c.UNKNOWN and newly_inconclusive:
-        decisions.append(
-            Decision(
-                "MetricsInconclusive",
-                outcome.summary.condition.reason,
-                outcome.summary.condition.message,
-                stamp,
-                {},
-                None,
-                warning=True,
-            )
-        )
+# --- step 6: status ------------------------------------------------------------------------------------
 
-    # 5. Intervention, once per drifting digest.
-    rolled_back: str | None = None
-    if outcome.summary.act and watched is not None and watched.digest not in rejected:
-        action = on_drift(md)
-        drift_ev = {
-            "checks": _drift_evidence([s for s in outcome.states if s.limit_reached], by_name),
-            "revision": _ref(watched),
-        }
-        message = outcome.summary.condition.message
-        if action == "alert":
-            if (old_drifted or {}).get("status") != c.TRUE:
-                decisions.append(
-                    Decision(
-                        c.ACTION_DRIFT_DETECTED,
-                        c.DRIFT_DETECTED,
-                        f"Drift detected on {describe(watched)} (onDrift: alert): {message}",
-                        stamp,
-                        drift_ev,
-                        _ref(watched),
-                        warning=True,
-                    )
-                )
-        else:
-            good = [
-                g
-                for g in reversed(old.get("knownGood") or [])
-                if g["digest"] != watched.digest and g["digest"] not in rejected
-            ]
-            if action == "rollback" and good:
-                back = _stored_revision(good[0], md.spec.model.name)
-                assert back is not None
-                rejected[watched.digest] = {
-                    "digest": watched.digest,
-                    "reason": c.DRIFT_DETECTED,
-                    "time": stamp,
-                }
-                decisions.append(
-                    Decision(
-                        c.ACTION_ROLLED_BACK,
-                        c.DRIFT_DETECTED,
-                        f"Rolled back {describe(watched)} to {describe(back)}: {message}",
-                        stamp,
-                        {**drift_ev, "to": _ref(back)},
-                        _ref(back),
-                        warning=True,
-                    )
-                )
-                target, serving_raw = back, _revision_status(back, stamp)
-                outcome = advance_metrics([], checks, None)
-            else:
-                why = "" if action == "quarantine" else " (no last known good revision to roll back to)"
-                rejected[watched.digest] = {
-                    "digest": watched.digest,
-                    "reason": c.QUARANTINED_REASON,
-                    "time": stamp,
-                }
-                quarantined, quarantined_at, label_pods = True, stamp, True
-                outcome = advance_metrics([], checks, None)  # a release starts counting afresh
-                decisions.append(
-                    Decision(
-                        c.ACTION_QUARANTINED,
-                        c.DRIFT_DETECTED,
-                        f"Quarantined {describe(watched)}{why}: traffic cut, pods kept: {message}",
-                        stamp,
-                        drift_ev,
-                        _ref(watched),
-                        warning=True,
-                    )
-                )
-    req_rej = rejected.get(requested.digest)
-    if req_rej and not rej:  # withdrawn by this very plan: the renewal gate applies from now on
-        why = "quarantine" if req_rej.get("reason") == c.QUARANTINED_REASON else "rollback"
-        withdrawn = _time(req_rej["time"])
-        assert withdrawn is not None
-        gates.append(_renewal_gate(obs, requested.digest, withdrawn, why))
-        admitted = approved = False
-        first = next((g for g in gates if not g.satisfied), None)
-        blocked_message = f"{describe(requested)} is not admitted: {first.message}" if first else ""
-    latest = max(rejected.values(), key=lambda r: str(r["time"]), default=None)
-    if req_rej and req_rej.get("reason") == c.DRIFT_DETECTED and target is not None and target != requested:
-        rolled_back = (
-            f"{describe(requested)} was rolled back after drift at {req_rej['time']}; "
-            f"{describe(target)} serves instead"
-        )
-    elif (
-        latest
-        and latest.get("reason") == c.DRIFT_DETECTED
-        and target is not None
-        and target != requested
-        and latest["digest"] != target.digest
-    ):
-        # An older serving revision drifted while a newer one waits for its evidence.
-        rolled_back = (
-            f"{short(latest['digest'])} was rolled back after drift at {latest['time']}; "
-            f"{describe(target)} serves instead while {describe(requested)} is not admitted"
-        )
 
-    # 6. Serving objects for the final target.
-    owner = Owner(md.api_version, md.kind, md.name, md.namespace or "", str(meta.get("uid", "")))
-    want_dep = want_svc = None
-    if target is not None:
-        want_dep = with_hash(
-            desired_deployment(owner, target, ServingSpec(replicas, sspec.port, sspec.resources, sspec.env))
-        )
-        want_svc = with_hash(desired_service(owner, target, sspec, quarantined=quarantined))
-    dep_matches = projection(obs.owned_deployment) == projection(want_dep) if want_dep else True
-    svc_matches = projection(obs.owned_service) == projection(want_svc) if want_svc else True
-    for kind, want, have, matches in (
-        ("Deployment", want_dep, obs.owned_deployment, dep_matches),
-        ("Service", want_svc, obs.owned_service, svc_matches),
-    ):
-        if want and have and not matches and _applied_hash(have) == _applied_hash(want):
-            decisions.append(
-                Decision(
-                    "TamperReverted",
-                    "TamperReverted",
-                    f"Reverted an edit to {kind} {md.name} that modelgate did not make",
-                    stamp,
-                    {
-                        "object": {"kind": kind, "name": md.name},
-                        "observed": projection(have),
-                        "desired": projection(want),
-                    },
-                    None,
-                    warning=True,
-                )
-            )
-    done, summary = rollout(obs.owned_deployment)
-    ready_now = target is not None and dep_matches and done
-
-    # 7. Conditions, phase, known-good revisions, status.
-    conds, phase = conditions(
-        Situation(
-            requested=requested,
-            target=target,
-            admitted=admitted,
-            approved=approved,
-            evaluated=report.evaluated,
-            gates=tuple(gates),
-            replicas=replicas,
-            ready=ready_now,
-            rollout=summary,
-            blocked_message=blocked_message,
-            drift=outcome.summary,
-            quarantined_since=quarantined_at if quarantined else None,
-            rolled_back=rolled_back,
-        )
-    )
+def build_status(
+    obs: Observed,
+    now: dt.datetime,
+    situation: Situation,
+    step4: Intervention,
+    watching: Watching,
+    decisions: Sequence[Decision],
+    checks_passed: bool,
+) -> dict[str, Any]:
+    """Step 6: conditions, phase, known-good revisions and history, as one status to store."""
+    old = obs.body.get("status") or {}
+    generation = int((obs.body.get("metadata") or {}).get("generation") or 0)
+    conds, phase = conditions(situation)
     known_good = [dict(g) for g in old.get("knownGood") or []]
+    requested, serving_raw = situation.requested, step4.serving_raw
     if (
-        admitted
-        and ready_now
+        situation.admitted
+        and situation.ready
         and serving_raw
-        and target == requested
-        and not quarantined
-        and passed(outcome, checks)
-        and (not checks or readings is not None or stored)
+        and situation.target == requested
+        and situation.quarantined_since is None
+        and checks_passed
         and not any(g["digest"] == requested.digest for g in known_good)
     ):
         known_good = [*known_good, dict(serving_raw)][-KNOWN_GOOD_LIMIT:]
@@ -604,41 +439,17 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         "conditions": merge_conditions(old.get("conditions") or [], conds, generation, now),
         "gates": [
             {"requirement": g.requirement, "satisfied": g.satisfied, "reason": g.reason, "message": g.message}
-            for g in gates
+            for g in situation.gates
         ],
         "history": history[-c.HISTORY_LIMIT :],
     }
-    if serving_raw and target is not None:
+    if serving_raw and situation.target is not None:
         status["servingRevision"] = serving_raw
     if known_good:
         status["knownGood"] = known_good
         status["lastKnownGood"] = known_good[-1]
-    if outcome.metrics:
-        status["metrics"] = outcome.metrics
-    if rejected:
-        status["rejectedDigests"] = list(rejected.values())[-50:]
-    if quarantined and quarantined_at:
-        status["quarantinedAt"] = quarantined_at
-    watch = None
-    watched = target if target is not None and replicas > 0 and not quarantined else None
-    if watched is not None and checks:
-        watch = Target(
-            md.namespace or "",
-            md.name,
-            watched.model,
-            watched.version,
-            watched.digest,
-            interval_of(md),
-            checks,
-        )
-    return Plan(
-        status=status,
-        deployment=None if dep_matches else want_dep,
-        service=None if svc_matches else want_svc,
-        decisions=tuple(decisions),
-        requeue_at=report.next_change,
-        report=report,
-        watch=watch,
-        label_pods=label_pods,
-        verdicts=tuple(outcome_verdicts),
-    )
+    if step4.outcome.metrics:
+        status["metrics"] = step4.outcome.metrics
+    if step4.rejected:
+        status["rejectedDigests"] = list(step4.rejected.values())[-50:]
+    return status

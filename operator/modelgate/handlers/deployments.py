@@ -31,7 +31,8 @@ from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import GROUP, VERSION
 from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
-from modelgate.decide.plan import Decision, plan
+from modelgate.decide.plan import plan
+from modelgate.decide.types import Decision
 from modelgate.observe import metrics
 from modelgate.observe.loops import Loops
 from modelgate.observe.monitor import Monitor

@@ -23,8 +23,8 @@ import pydantic
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
 from modelgate.decide import seal
 from modelgate.decide.monitoring import Readings
-from modelgate.decide.plan import Observed
 from modelgate.decide.policy import parse_policies, read_policy, select_policies
+from modelgate.decide.types import Observed
 
 T = TypeVar("T", ModelApproval, ModelEvaluation)
 

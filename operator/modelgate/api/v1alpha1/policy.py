@@ -34,6 +34,7 @@ from modelgate.api.v1alpha1.evidence import Role
 from modelgate.api.v1alpha1.monitoring import MAX_METRICS, MetricCheck, OnDrift
 
 OperationalField = Literal["replicas", "resources", "env", "port"]
+DEFAULT_OPERATIONAL: tuple[OperationalField, ...] = ("replicas", "resources")
 
 OnRevocation = Literal["suspend", "keep"]
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=512)]
@@ -159,7 +160,7 @@ class GovernancePolicySpec(ApiModel):
     """The serving image must be pinned by digest (image@sha256:...): a tag can be moved to other
     bytes after the review."""
     operational_fields: list[OperationalField] = Field(
-        default_factory=lambda: ["replicas", "resources"], max_length=4, json_schema_extra=LIST_SET
+        default_factory=lambda: list(DEFAULT_OPERATIONAL), max_length=4, json_schema_extra=LIST_SET
     )
     """Serving fields that may change without new evidence (replicas, resources, env, port). Every
     other field of the served pod template, the model and the image are covered by the evidence: a

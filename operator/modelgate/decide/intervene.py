@@ -1,0 +1,232 @@
+"""Plan steps 3 and 4: advance the monitoring counters of the revision that serves traffic, and
+intervene when it drifts. Pure.
+
+A round of readings counts only for the revision it was taken from (the digest it is tagged with),
+and only while that revision serves traffic (replicas > 0, not quarantined). When a metric reaches
+its failure limit, `onDrift` runs once per drifting digest: `rollback` serves the newest known-good
+revision with another digest (none: quarantine instead), `quarantine` cuts the Service off from the
+pods and keeps them, `alert` only reports. The drifting digest is recorded in `rejectedDigests`: the
+spec is never edited, and a GitOps re-sync of the same spec does not bring it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from modelgate.api import conditions as c
+from modelgate.api.v1alpha1 import MetricCheck, ModelDeployment
+from modelgate.decide.conditions import rfc3339
+from modelgate.decide.drift import MetricState
+from modelgate.decide.monitoring import MonitoringOutcome, Readings, advance_metrics, on_drift
+from modelgate.decide.serving import Revision
+from modelgate.decide.summary import describe, short
+from modelgate.decide.types import Decision
+
+_VERB = {c.METRIC_PASS: c.ACTION_CHECK_PASSED, c.METRIC_FAIL: c.ACTION_CHECK_FAILED}
+
+
+def ref(rev: Revision) -> dict[str, str]:
+    """The revision as a history entry names it."""
+    return {"version": rev.version, "digest": rev.digest}
+
+
+def stored_revision(raw: Mapping[str, Any] | None, model: str) -> Revision | None:
+    """A revision as status.servingRevision / knownGood keep it."""
+    if not raw:
+        return None
+    return Revision(
+        model=model, version=raw["version"], uri=raw["uri"], digest=raw["digest"], image=raw["image"]
+    )
+
+
+def revision_status(rev: Revision, admitted_at: str) -> dict[str, Any]:
+    return {
+        "version": rev.version,
+        "uri": rev.uri,
+        "digest": rev.digest,
+        "image": rev.image,
+        "admittedAt": admitted_at,
+    }
+
+
+@dataclass(frozen=True)
+class Watching:
+    """Step 3's result: the counters of the revision that serves traffic, after this round."""
+
+    watched: Revision | None
+    """The revision whose readings count (None: nothing serves traffic)."""
+    outcome: MonitoringOutcome
+    readings: Readings | None
+    """The round taken into account (None: none for the watched revision)."""
+    stored: bool
+    """Counters were carried over from status (the watched revision did not just change)."""
+    decisions: tuple[Decision, ...]
+    verdicts: tuple[str, ...]
+
+
+def advance(
+    checks: Sequence[MetricCheck],
+    watched: Revision | None,
+    stored_metrics: Sequence[Mapping[str, Any]],
+    readings: Readings | None,
+    stamp: str,
+) -> Watching:
+    """Step 3: take a round of readings into account for the watched revision (counters from
+    `stored_metrics`, empty when the watched revision just changed)."""
+    by_name = {ch.name: ch for ch in checks}
+    if not (readings and watched and readings.digest == watched.digest):
+        readings = None
+    outcome = advance_metrics(stored_metrics, checks, readings)
+    verdicts = tuple(s.status for s in outcome.states if readings and s.name in readings.samples)
+    decisions = [
+        Decision(
+            _VERB.get(s.status, c.ACTION_CHECK_INCONCLUSIVE),
+            s.reason or _VERB.get(s.status, c.ACTION_CHECK_INCONCLUSIVE),
+            f"{s.name}: {s.message}",
+            stamp,
+            {
+                "checks": drift_evidence([s], by_name),
+                "query": readings.samples[s.name].query if readings else "",
+            },
+            ref(watched) if watched else None,
+            warning=s.status != c.METRIC_PASS,
+        )
+        for s in outcome.changed
+    ]
+    # Once, at the reading that reaches the inconclusive limit (not on every pass while it lasts).
+    newly_inconclusive = readings is not None and any(
+        s.name in readings.samples
+        and s.consecutive_inconclusive == s.inconclusive_limit
+        and not s.limit_reached
+        for s in outcome.states
+    )
+    if outcome.summary.status == c.UNKNOWN and newly_inconclusive:
+        cond = outcome.summary.condition
+        decisions.append(
+            Decision(c.ACTION_METRICS_INCONCLUSIVE, cond.reason, cond.message, stamp, {}, None, warning=True)
+        )
+    return Watching(watched, outcome, readings, bool(stored_metrics), tuple(decisions), verdicts)
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Step 4's result: what serves after a drift was acted on."""
+
+    target: Revision | None
+    serving_raw: Mapping[str, Any] | None
+    rejected: dict[str, dict[str, Any]]
+    quarantined_at: str | None
+    """Set when this step quarantined the watched revision."""
+    outcome: MonitoringOutcome
+    decisions: tuple[Decision, ...]
+
+
+def intervene(
+    md: ModelDeployment,
+    checks: Sequence[MetricCheck],
+    watching: Watching,
+    target: Revision | None,
+    serving_raw: Mapping[str, Any] | None,
+    rejected: Mapping[str, Mapping[str, Any]],
+    known_good: Sequence[Mapping[str, Any]],
+    old_drifted: Mapping[str, Any] | None,
+    stamp: str,
+) -> Intervention:
+    """Step 4: run onDrift once per drifting digest."""
+    withdrawn = {k: dict(v) for k, v in rejected.items()}
+    outcome, watched = watching.outcome, watching.watched
+    unchanged = Intervention(target, serving_raw, withdrawn, None, outcome, ())
+    if not outcome.summary.act or watched is None or watched.digest in withdrawn:
+        return unchanged
+    by_name = {ch.name: ch for ch in checks}
+    drift_ev = {
+        "checks": drift_evidence([s for s in outcome.states if s.limit_reached], by_name),
+        "revision": ref(watched),
+    }
+    message = outcome.summary.condition.message
+    action = on_drift(md)
+    if action == "alert":
+        if (old_drifted or {}).get("status") == c.TRUE:
+            return unchanged
+        alert = Decision(
+            c.ACTION_DRIFT_DETECTED,
+            c.DRIFT_DETECTED,
+            f"Drift detected on {describe(watched)} (onDrift: alert): {message}",
+            stamp,
+            drift_ev,
+            ref(watched),
+            warning=True,
+        )
+        return replace(unchanged, decisions=(alert,))
+    reset = advance_metrics([], checks, None)  # the next revision (or a release) starts counting afresh
+    good = [g for g in reversed(known_good) if g["digest"] != watched.digest and g["digest"] not in withdrawn]
+    if action == "rollback" and good:
+        back = stored_revision(good[0], md.spec.model.name)
+        assert back is not None
+        withdrawn[watched.digest] = {"digest": watched.digest, "reason": c.DRIFT_DETECTED, "time": stamp}
+        rolled = Decision(
+            c.ACTION_ROLLED_BACK,
+            c.DRIFT_DETECTED,
+            f"Rolled back {describe(watched)} to {describe(back)}: {message}",
+            stamp,
+            {**drift_ev, "to": ref(back)},
+            ref(back),
+            warning=True,
+        )
+        return Intervention(back, revision_status(back, stamp), withdrawn, None, reset, (rolled,))
+    why = "" if action == "quarantine" else " (no last known good revision to roll back to)"
+    withdrawn[watched.digest] = {"digest": watched.digest, "reason": c.QUARANTINED_REASON, "time": stamp}
+    quarantine = Decision(
+        c.ACTION_QUARANTINED,
+        c.DRIFT_DETECTED,
+        f"Quarantined {describe(watched)}{why}: traffic cut, pods kept: {message}",
+        stamp,
+        drift_ev,
+        ref(watched),
+        warning=True,
+    )
+    return Intervention(target, serving_raw, withdrawn, stamp, reset, (quarantine,))
+
+
+def rolled_back_message(
+    requested: Revision, target: Revision | None, rejected: Mapping[str, Mapping[str, Any]]
+) -> str | None:
+    """Why another revision serves than the one requested after a drift, if one does."""
+    if target is None or target == requested:
+        return None
+    req_rej = rejected.get(requested.digest)
+    if req_rej and req_rej.get("reason") == c.DRIFT_DETECTED:
+        return (
+            f"{describe(requested)} was rolled back after drift at {req_rej['time']}; "
+            f"{describe(target)} serves instead"
+        )
+    latest = max(rejected.values(), key=lambda r: str(r["time"]), default=None)
+    if latest and latest.get("reason") == c.DRIFT_DETECTED and latest["digest"] != target.digest:
+        # An older serving revision drifted while a newer one waits for its evidence.
+        return (
+            f"{short(latest['digest'])} was rolled back after drift at {latest['time']}; "
+            f"{describe(target)} serves instead while {describe(requested)} is not admitted"
+        )
+    return None
+
+
+def drift_evidence(states: Sequence[MetricState], checks: Mapping[str, MetricCheck]) -> list[dict[str, Any]]:
+    out = []
+    for s in states:
+        check = checks.get(s.name)
+        out.append(
+            {
+                "metric": s.name,
+                "status": s.status,
+                "value": s.value,
+                "reason": s.reason,
+                "message": s.message,
+                "consecutiveFailures": s.consecutive_failures,
+                "min": getattr(check, "min", None),
+                "max": getattr(check, "max", None),
+                "checkedAt": rfc3339(s.checked_at),
+            }
+        )
+    return out
