@@ -356,8 +356,11 @@ def evaluation_met(case: Case, req: EvaluationReq) -> bool:
     ]
     if not usable:
         return False
-    value = max(usable, key=lambda e: (e.at, e.name)).metrics[req.metric]
-    return (req.min is None or value >= req.min) and (req.max is None or value <= req.max)
+    # The newest evaluation of each dataset decides; every one of them must pass.
+    datasets = {e.dataset for e in usable}
+    newest = [max((e for e in usable if e.dataset == d), key=lambda e: (e.at, e.name)) for d in datasets]
+    values = [e.metrics[req.metric] for e in newest]
+    return all((req.min is None or v >= req.min) and (req.max is None or v <= req.max) for v in values)
 
 
 def oracle(case: Case) -> tuple[bool, bool, bool]:

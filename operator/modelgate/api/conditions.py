@@ -72,8 +72,8 @@ RISK_LEVEL_NOT_COVERED: Final = "RiskLevelNotCovered"
 POLICY_INVALID: Final = "PolicyInvalid"
 """A selecting GovernancePolicy failed to parse: it blocks every model it could select."""
 POLICY_VALID: Final = "PolicyValid"
+"""The operator could read the GovernancePolicy (its Valid condition)."""
 IMAGE_NOT_PINNED: Final = "ImageNotPinned"
-IMAGE_PINNED: Final = "ImagePinned"
 
 # GovernancePolicy condition type (status.conditions of a policy).
 VALID: Final = "Valid"

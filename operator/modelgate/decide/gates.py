@@ -17,7 +17,8 @@ Gates come in a fixed order, the order a reviewer would check by hand:
 1. policy     - at least one GovernancePolicy is in force (NoPolicy), unless the operator flag
                 allow_no_policy relaxes it; every selecting policy could be read (PolicyInvalid: a
                 broken policy blocks what it could select); the serving image is pinned by digest
-                when a policy requires it (ImageNotPinned);
+                when a policy requires it (ImageNotPinned). These appear only when failing (or
+                relaxed by the flag);
 2. card       - one gate per model card field any policy requires (CardFieldMissing);
 3. reference  - one failed gate per referenced ModelApproval / ModelEvaluation that does not exist;
 4. approval   - one gate per approval requirement per policy (modelgate.decide.approvals), and one
@@ -227,11 +228,15 @@ def evaluate(inp: GateInput) -> GateReport:
 
 
 def _of_subject(evidence: Sequence[E], subject: Subject) -> list[E]:
-    """The evidence about the subject's model artifact (name, version, digest), in name order. Evidence
-    of other artifacts is not about this one, so it does not even appear among the near misses."""
-    bound = (subject.model, subject.version, subject.digest)
+    """The evidence about the subject's model name and version, in name order. Evidence of another
+    version is not about this revision, so it does not even appear among the near misses (another
+    digest of the same version does: it is most likely a mistake worth naming)."""
     return sorted(
-        (e for e in evidence if (e.spec.model.name, e.spec.model.version, e.spec.model.digest) == bound),
+        (
+            e
+            for e in evidence
+            if (e.spec.model.name, e.spec.model.version) == (subject.model, subject.version)
+        ),
         key=lambda e: e.name,
     )
 
@@ -331,24 +336,15 @@ def _invalid_policy_gates(policies: Sequence[GovernancePolicy]) -> list[Gate]:
 
 
 def _image_gates(policies: Sequence[GovernancePolicy], subject: Subject) -> list[Gate]:
-    """One gate when any policy requires the serving image to be pinned by digest."""
+    """A failed gate when a policy requires the serving image to be pinned by digest and it is not.
+    Like the other policy-level gates it appears only when something is wrong."""
     requiring = [p.name for p in policies if p.spec.require_image_digest]
-    if not requiring:
+    if not requiring or PINNED_IMAGE.match(subject.image):
         return []
-    required_by = f"required by {plural('policy', requiring)}"
-    if PINNED_IMAGE.match(subject.image):
-        return [
-            Gate(
-                "image pinned",
-                True,
-                r.IMAGE_PINNED,
-                f"image {subject.image} is pinned by digest; {required_by}",
-                "policy",
-            )
-        ]
     message = (
         f"serving image {subject.image} is not pinned by digest (want name@sha256:<64 hex digits>): a tag "
-        f"can be moved to other bytes after the review; {required_by} (requireImageDigest)"
+        f"can be moved to other bytes after the review; required by {plural('policy', requiring)} "
+        "(requireImageDigest)"
     )
     return [Gate("image pinned", False, r.IMAGE_NOT_PINNED, message, "policy")]
 
