@@ -20,7 +20,7 @@ from modelgate.api.v1alpha1 import (
     parse,
 )
 from modelgate.decide.gates import GateInput
-from modelgate.decide.revision import revision_id
+from modelgate.decide.revision import requested_revision_id, revision_id
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 NAMESPACE = "fraud-prod"
@@ -176,6 +176,11 @@ def default_revision(model: str = MODEL, version: str = VERSION, digest: str = D
     return revision_id(md.spec.model_dump(by_alias=True, exclude_none=True, mode="json"))
 
 
+def revision_of(md: ModelDeployment, policies: Sequence[GovernancePolicy] = ()) -> str:
+    """The id of the revision `md` requests under `policies` (what the webhook would fill in)."""
+    return requested_revision_id(md, policies)
+
+
 def _model_ref(model: str, version: str, digest: str, revision: str | None) -> dict[str, Any]:
     ref = {"name": model, "version": version, "digest": digest}
     if revision == DEFAULT:
@@ -262,7 +267,9 @@ def gate_input(
 ) -> GateInput:
     """A GateInput in which the given objects are all the evidence of the model in the namespace
     (referenced or not); a referenced name exists when one of them has it."""
-    names = {("ModelApproval", a.name) for a in approvals} | {("ModelEvaluation", e.name) for e in evaluations}
+    names = {("ModelApproval", a.name) for a in approvals} | {
+        ("ModelEvaluation", e.name) for e in evaluations
+    }
     references = {
         (kind, ref.name): (kind, ref.name) in names
         for kind, refs in (

@@ -213,8 +213,7 @@ def test_approval_missing_message_names_role_approvers_model_and_digest() -> Non
     gate = only(report, "approval")
     assert gate.reason == r.APPROVAL_MISSING
     assert gate.message == (
-        f"needs 1 approval by role ethics-board from group ethics-board for {SUBJECT}; "
-        "found none"
+        f"needs 1 approval by role ethics-board from group ethics-board for {SUBJECT}; found none"
     )
 
 
@@ -603,10 +602,7 @@ def test_no_evaluation_referenced_is_evaluation_missing() -> None:
     gate = evaluated(ACCURACY, evaluations=[])
 
     assert gate.reason == r.EVALUATION_MISSING
-    assert (
-        gate.message
-        == f"needs an evaluation of {SUBJECT} reporting accuracy >= 0.9; found none"
-    )
+    assert gate.message == f"needs an evaluation of {SUBJECT} reporting accuracy >= 0.9; found none"
 
 
 # --- several policies, order, report --------------------------------------------------------------

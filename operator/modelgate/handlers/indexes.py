@@ -100,9 +100,7 @@ async def owned_services(
 
 
 @kopf.on.event(GROUP, VERSION, "modelapprovals", id="wake-approval")
-async def wake_approval(
-    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
+async def wake_approval(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Wake every ModelDeployment of the approval's model (all evidence counts) and every one that
     references it by name (its reference gate)."""
     wakeups: Wakeups = memo["wakeups"]
