@@ -16,12 +16,15 @@ engine's PolicyInvalid gate), and the operator reports the error in the policy's
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
 import pydantic
 
+from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import GovernancePolicy, LabelSelector, RiskLevel
+from modelgate.decide.conditions import Cond, merge_conditions
 
 
 def selects_namespace(policy: GovernancePolicy, namespace_labels: Mapping[str, str]) -> bool:
@@ -106,3 +109,27 @@ def parse_policies(index: Mapping[Any, Any]) -> list[GovernancePolicy]:
         if isinstance(policy, GovernancePolicy):
             out.append(policy)
     return out
+
+
+def policy_status(
+    policy: GovernancePolicy, body: Mapping[str, Any], now: dt.datetime
+) -> dict[str, Any] | None:
+    """The status to write on a GovernancePolicy (its Valid condition), or None when the stored
+    status already says it (no write, no watch event, no churn)."""
+    meta = body.get("metadata") or {}
+    generation = int(meta.get("generation") or 0)
+    old = dict(body.get("status") or {})
+    if policy.invalid is None:
+        cond = Cond(c.VALID, c.TRUE, c.POLICY_VALID, "the operator reads this policy and enforces it")
+    else:
+        cond = Cond(
+            c.VALID,
+            c.FALSE,
+            c.POLICY_INVALID,
+            f"{policy.invalid}; the policy blocks every model it could select until it is fixed",
+        )
+    new = {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(old.get("conditions") or [], [cond], generation, now),
+    }
+    return None if all(old.get(k) == v for k, v in new.items()) else new

@@ -7,12 +7,16 @@ same event, so a woken loop reads the new state.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import kopf
 import pydantic
+from kubernetes.client.exceptions import ApiException
 
+from modelgate.act.policy_status import write_policy_status
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
+from modelgate.decide.policy import policy_status
 from modelgate.decide.serving import LABEL_DEPLOYMENT, essentials, without_version
 from modelgate.observe.snapshot import evidence_model, first, index_evidence, index_policy
 from modelgate.observe.wakeups import Wakeups
@@ -118,9 +122,27 @@ async def wake_evaluation(
 
 
 @kopf.on.event(GROUP, VERSION, "governancepolicies", id="wake-policy")
-async def wake_policy(memo: kopf.Memo, **_: Any) -> None:
+async def wake_policy(
+    type: str | None, name: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **kwargs: Any
+) -> None:
+    """Wake every model, and report on the policy whether the operator could read it (Valid)."""
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_all()
+    if type == "DELETED":
+        return
+    policy = first(kwargs["policies"], name)
+    if policy is None:
+        return
+    status = policy_status(policy, body, dt.datetime.now(dt.UTC))
+    if status is None:
+        return
+    try:
+        await write_policy_status(name, status)
+    except ApiException as err:  # the next event (or the restart's listing) writes it again
+        logger.warning(f"Failed to write status of GovernancePolicy {name}: status={err.status}")
+        return
+    if policy.invalid is not None:
+        logger.warning(f"Found GovernancePolicy {name} invalid; it blocks what it selects: {policy.invalid}")
 
 
 @kopf.on.event("", "v1", "namespaces", id="wake-namespace")
