@@ -32,6 +32,7 @@ from common import (
     API,
     CLUSTER_DIR,
     KUBECONFIG,
+    PINNED_IMAGE,
     cluster_down,
     cluster_up,
     digest,
@@ -43,6 +44,7 @@ from common import (
     percentile,
     rss_mb,
 )
+from modelgate.decide.revision import revision_id
 
 OPERATOR_AGENTS = ("kopf", "modelgate-operator")
 API_GROUP, API_VERSION_ONLY = API.split("/")
@@ -155,7 +157,6 @@ def main() -> int:
     with operator() as (proc, _metrics_port):
         log(f"creating {n} approvals and {n} evaluations")
         refs = [{"name": "m", "version": f"v{i}", "digest": digest(i)} for i in range(n)]
-        evidence(ns, refs, [str(i) for i in range(n)])
         mds = [
             {
                 "apiVersion": API,
@@ -164,13 +165,19 @@ def main() -> int:
                 "spec": {
                     "model": {**refs[i], "uri": f"s3://models/m/v{i}"},
                     "card": {"owner": "bench@example.com", "riskLevel": "high"},
-                    "serving": {"image": "registry.example/serve:1", "replicas": args.replicas},
+                    "serving": {"image": PINNED_IMAGE, "replicas": args.replicas},
                     "approvals": [{"name": f"a-{i}"}],
                     "evaluations": [{"name": f"e-{i}"}],
                 },
             }
             for i in range(n)
         ]
+        # Evidence names the revision it covers (what the webhook fills in when the model exists).
+        evidence(
+            ns,
+            [{**r, "revision": revision_id(md["spec"])} for r, md in zip(refs, mds, strict=True)],
+            [str(i) for i in range(n)],
+        )
         watcher = Watcher(ns)
         watcher.start()
         audit_start = dt.datetime.now(dt.UTC)

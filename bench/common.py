@@ -34,6 +34,8 @@ ENV = {
 }
 KUBECONFIG = CLUSTER_DIR / "kubeconfig"
 API = "modelgate.io/v1alpha1"
+PINNED_IMAGE = "registry.example/serve@sha256:" + "5e" * 32
+"""Policies require images pinned by digest by default."""
 
 
 def log(msg: str) -> None:
@@ -179,7 +181,7 @@ def wait_webhooks() -> None:
         "kind": "ModelApproval",
         "metadata": {"name": "probe", "namespace": "default"},
         "spec": {
-            "model": {"name": "p", "version": "v1", "digest": digest(-1)},
+            "model": {"name": "p", "version": "v1", "digest": digest(-1), "revision": "0" * 32},
             "role": "r",
             "decision": "approved",
         },

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     API,
+    PINNED_IMAGE,
     ROOT,
     cluster_down,
     cluster_up,
@@ -47,6 +48,7 @@ from common import (
     percentile,
 )
 from modelgate.api.v1alpha1 import MetricCheck, MetricTemplate
+from modelgate.decide.revision import revision_id
 from modelgate.observe.batch import CheckRequest, run_checks
 from modelgate.observe.prometheus import PrometheusConfig, PrometheusSource
 
@@ -149,7 +151,7 @@ def md(ns: str, name: str, version: str, interval: int) -> dict[str, Any]:
                 "digest": digest(f"{name}-{version}"),
             },
             "card": {"owner": "bench@example.com", "riskLevel": "high"},
-            "serving": {"image": "registry.example/serve:1", "replicas": 1},
+            "serving": {"image": PINNED_IMAGE, "replicas": 1},
             "approvals": [{"name": f"a-{name}-{version}"}],
             "evaluations": [{"name": f"e-{name}-{version}"}],
             "monitoring": {
@@ -165,9 +167,17 @@ def md(ns: str, name: str, version: str, interval: int) -> dict[str, Any]:
 
 
 def deploy(ns: str, names: list[str], version: str, interval: int) -> None:
-    refs = [{"name": n, "version": version, "digest": digest(f"{n}-{version}")} for n in names]
-    evidence(ns, refs, [f"{n}-{version}" for n in names])
     docs = [md(ns, n, version, interval) for n in names]
+    refs = [
+        {
+            "name": n,
+            "version": version,
+            "digest": digest(f"{n}-{version}"),
+            "revision": revision_id(d["spec"]),
+        }
+        for n, d in zip(names, docs, strict=True)
+    ]
+    evidence(ns, refs, [f"{n}-{version}" for n in names])
     for i in range(0, len(docs), 250):
         kubectl(
             "apply",
