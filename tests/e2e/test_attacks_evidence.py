@@ -129,7 +129,7 @@ def test_swapping_image_or_uri_under_the_approved_digest_is_a_new_revision_and_b
         swapped["spec"]["model"]["uri"] = value
     m.deploy(kubectl, swapped)
 
-    obj = settled(kubectl, namespace, "Blocked")
+    obj = settled(kubectl, namespace, "Blocked", "RevisionMismatch")
     cond = admitted(obj)
     assert (cond["status"], cond["reason"]) == ("False", "RevisionMismatch")
     assert "ModelApproval v1-ethics is for revision" in cond["message"]
@@ -143,18 +143,21 @@ def test_swapping_image_or_uri_under_the_approved_digest_is_a_new_revision_and_b
 def test_unpinned_image_is_blocked_naming_the_policy(
     kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess
 ) -> None:
-    kubectl.apply(m.policy(policy_name, namespace))
+    kubectl.apply(m.policy(policy_name, namespace, min_accuracy=None))
     md = m.model_deployment("fraud", namespace, image="registry.example/serve:1")
     m.deploy(kubectl, md)
     settled(kubectl, namespace, "Blocked")
     # Even with evidence for exactly that revision (the webhook fills it in from the ModelDeployment).
-    unbound = m.approval("v1-ethics", namespace, "fraud", revision=None)
-    m.approve(kubectl, unbound)
+    m.approve(kubectl, m.approval("v1-ethics", namespace, "fraud", revision=None))
     stored = kubectl.get("modelapproval", "v1-ethics", namespace)
     assert stored["spec"]["model"]["revision"] == m.revision_id(md["spec"])
 
-    obj = settled(kubectl, namespace, "Blocked")
-    gate = next(g for g in failed_gates(obj) if g["reason"] == "ImageNotPinned")
+    def only_the_image_gate_fails() -> dict[str, Any] | None:
+        obj = settled(kubectl, namespace, "Blocked", "ImageNotPinned")
+        return obj if [g["reason"] for g in failed_gates(obj)] == ["ImageNotPinned"] else None
+
+    obj = wait_until("the approval to count and only the image gate to fail", only_the_image_gate_fails)
+    gate = failed_gates(obj)[0]
     assert "registry.example/serve:1 is not pinned by digest" in gate["message"]
     assert f"policy {policy_name}" in gate["message"]
     assert kubectl.get("deployment", "fraud", namespace) is None
@@ -199,7 +202,7 @@ def test_deployer_lying_about_the_risk_level_is_caught_by_risk_level_confirmatio
         m.approval("v1-ethics", namespace, "fraud", revision=m.revision_id(md["spec"]), risk_level="high"),
     )
 
-    obj = settled(kubectl, namespace, "Blocked")
+    obj = settled(kubectl, namespace, "Blocked", "RiskLevelNotConfirmed")
     cond = admitted(obj)
     assert (cond["status"], cond["reason"]) == ("False", "RiskLevelNotConfirmed")
     assert "confirms risk level high (spec.riskLevel), not the model card's minimal" in cond["message"]
