@@ -31,17 +31,21 @@ def policy_name(kubectl: Kubectl) -> Iterator[str]:
 
 
 def settled(
-    kubectl: Kubectl, ns: str, phase: str, name: str = "fraud", timeout: float = 90
+    kubectl: Kubectl, ns: str, phase: str, reason: str | None = None, timeout: float = 90
 ) -> dict[str, Any]:
-    """The ModelDeployment once its status describes its current generation and is in `phase`."""
+    """ModelDeployment fraud once its status describes its current generation and is in `phase`
+    (and, when given, its Admitted condition has `reason`: evidence created later has been seen)."""
 
     def probe() -> dict[str, Any] | None:
-        obj = kubectl.get("mdep", name, ns)
+        obj = kubectl.get("mdep", "fraud", ns)
         st = (obj or {}).get("status") or {}
         current = obj is not None and st.get("observedGeneration") == obj["metadata"]["generation"]
-        return obj if current and st.get("phase") == phase else None
+        if not current or st.get("phase") != phase:
+            return None
+        return obj if reason is None or (condition(obj, "Admitted") or {}).get("reason") == reason else None
 
-    return wait_until(f"ModelDeployment {ns}/{name} to reach phase {phase}", probe, timeout=timeout)
+    what = f"phase {phase}" + (f" with Admitted reason {reason}" if reason else "")
+    return wait_until(f"ModelDeployment {ns}/fraud to reach {what}", probe, timeout=timeout)
 
 
 def admitted(obj: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +80,7 @@ def test_unreferenced_ethics_board_rejection_blocks(
         kubectl, m.model_deployment("fraud", namespace, approvals=("v1-ethics",), evaluations=("v1-eval",))
     )
 
-    obj = settled(kubectl, namespace, "Blocked")
+    obj = settled(kubectl, namespace, "Blocked", "ApprovalRejected")
     cond = admitted(obj)
     assert (cond["status"], cond["reason"]) == ("False", "ApprovalRejected")
     assert "carol rejected fraud v1" in cond["message"] and "ModelApproval v1-veto" in cond["message"]
@@ -105,7 +109,7 @@ def test_newer_unreferenced_failing_evaluation_beats_a_referenced_older_passing_
         m.model_deployment("fraud", namespace, approvals=("v1-ethics",), evaluations=("v1-old-pass",)),
     )
 
-    obj = settled(kubectl, namespace, "Blocked")
+    obj = settled(kubectl, namespace, "Blocked", "MetricBelowMinimum")
     cond = admitted(obj)
     assert (cond["status"], cond["reason"]) == ("False", "MetricBelowMinimum")
     assert "ModelEvaluation v1-new-fail" in cond["message"] and "accuracy 0.5" in cond["message"]
@@ -236,7 +240,7 @@ def test_evaluation_by_a_non_evaluator_does_not_count(
         kubectl, m.model_deployment("fraud", namespace, approvals=("v1-ethics",), evaluations=("v1-eval",))
     )
 
-    obj = settled(kubectl, namespace, "Blocked")
+    obj = settled(kubectl, namespace, "Blocked", "EvaluatorNotAuthorized")
     cond = admitted(obj)
     assert (cond["status"], cond["reason"]) == ("False", "EvaluatorNotAuthorized")
     assert "ModelEvaluation v1-eval was submitted by alice, who is not an evaluator" in cond["message"]
