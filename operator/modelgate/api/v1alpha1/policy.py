@@ -229,6 +229,12 @@ class GovernancePolicy(KubeObject):
                 "Separation", "boolean", ".spec.separationOfDuties", "Whether separation of duties applies."
             ),
             PrinterColumn("On Revocation", "string", ".spec.onRevocation", "suspend or keep."),
+            PrinterColumn(
+                "Valid",
+                "string",
+                '.status.conditions[?(@.type=="Valid")].status',
+                "Whether the operator could read the policy (False: it blocks what it selects).",
+            ),
             AGE_COLUMN,
         ),
     )
