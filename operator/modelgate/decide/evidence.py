@@ -6,7 +6,12 @@ ordered chain of small named checks. Each check returns a `Miss` (a reason and a
 exactly why that object does not count) or None. The position of the first failing check is the
 miss's depth: evidence that failed late in the chain came closest to counting, so when a requirement
 is unmet its reason is taken from the closest miss (an approval that merely expired explains the
-failure better than one for another model). Messages list every miss, in reference order.
+failure better than one for another digest). Messages list every miss, in name order.
+
+The chain binds evidence to the revision being judged: model name and version, digest, and the
+revision id (`spec.model.revision`, decide/revision.py) that covers the URI, the serving image and
+every serving field the policies do not list as operational. Evidence without a revision does not
+count; the message says which id to name and how to get it.
 
 Everything here is pure: time is `Context.now`, never a clock read, and the seal is verified by a
 callable the caller injects.
