@@ -27,12 +27,14 @@ from typing import Any
 
 import kubernetes
 
+from modelgate.decide.revision import revision_id
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     API,
     CLUSTER_DIR,
+    IMAGE,
     KUBECONFIG,
-    PINNED_IMAGE,
     cluster_down,
     cluster_up,
     digest,
@@ -44,7 +46,6 @@ from common import (
     percentile,
     rss_mb,
 )
-from modelgate.decide.revision import revision_id
 
 OPERATOR_AGENTS = ("kopf", "modelgate-operator")
 API_GROUP, API_VERSION_ONLY = API.split("/")
@@ -155,29 +156,34 @@ def main() -> int:
         }
     )
     with operator() as (proc, _metrics_port):
-        log(f"creating {n} approvals and {n} evaluations")
-        refs = [{"name": "m", "version": f"v{i}", "digest": digest(i)} for i in range(n)]
         mds = [
             {
                 "apiVersion": API,
                 "kind": "ModelDeployment",
                 "metadata": {"name": f"m{i}", "namespace": ns},
                 "spec": {
-                    "model": {**refs[i], "uri": f"s3://models/m/v{i}"},
+                    "model": {
+                        "name": "m",
+                        "version": f"v{i}",
+                        "digest": digest(i),
+                        "uri": f"s3://models/m/v{i}",
+                    },
                     "card": {"owner": "bench@example.com", "riskLevel": "high"},
-                    "serving": {"image": PINNED_IMAGE, "replicas": args.replicas},
+                    "serving": {"image": IMAGE, "replicas": args.replicas},
                     "approvals": [{"name": f"a-{i}"}],
                     "evaluations": [{"name": f"e-{i}"}],
                 },
             }
             for i in range(n)
         ]
-        # Evidence names the revision it covers (what the webhook fills in when the model exists).
-        evidence(
-            ns,
-            [{**r, "revision": revision_id(md["spec"])} for r, md in zip(refs, mds, strict=True)],
-            [str(i) for i in range(n)],
-        )
+        # Evidence names the revision it covers; created before its ModelDeployment, it says so itself.
+        refs = [
+            {k: md["spec"]["model"][k] for k in ("name", "version", "digest")}
+            | {"revision": revision_id(md["spec"])}
+            for md in mds
+        ]
+        log(f"creating {n} approvals and {n} evaluations")
+        evidence(ns, refs, [str(i) for i in range(n)])
         watcher = Watcher(ns)
         watcher.start()
         audit_start = dt.datetime.now(dt.UTC)

@@ -34,8 +34,8 @@ ENV = {
 }
 KUBECONFIG = CLUSTER_DIR / "kubeconfig"
 API = "modelgate.io/v1alpha1"
-PINNED_IMAGE = "registry.example/serve@sha256:" + "5e" * 32
-"""Policies require images pinned by digest by default."""
+IMAGE = "registry.example/serve@sha256:" + hashlib.sha256(b"serve:1").hexdigest()
+"""The serving image, pinned by digest as policies require by default."""
 
 
 def log(msg: str) -> None:
@@ -139,6 +139,12 @@ def free_port() -> int:
     return fp()
 
 
+def webhook_client_ca_args() -> list[str]:
+    """`--webhook-client-ca` when the local API server presents a webhook client certificate."""
+    ca = KUBECONFIG.parent / "webhook-client-ca.crt"
+    return ["--webhook-client-ca", str(ca)] if ca.is_file() else []
+
+
 @contextmanager
 def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`modelgate run` watching bench-* namespaces; yields the process and its metrics port."""
@@ -162,6 +168,7 @@ def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
                 "--webhook-port",
                 str(free_port()),
                 *extra,
+                *webhook_client_ca_args(),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     API,
-    PINNED_IMAGE,
+    IMAGE,
     ROOT,
     cluster_down,
     cluster_up,
@@ -151,7 +151,7 @@ def md(ns: str, name: str, version: str, interval: int) -> dict[str, Any]:
                 "digest": digest(f"{name}-{version}"),
             },
             "card": {"owner": "bench@example.com", "riskLevel": "high"},
-            "serving": {"image": PINNED_IMAGE, "replicas": 1},
+            "serving": {"image": IMAGE, "replicas": 1},
             "approvals": [{"name": f"a-{name}-{version}"}],
             "evaluations": [{"name": f"e-{name}-{version}"}],
             "monitoring": {
@@ -169,13 +169,9 @@ def md(ns: str, name: str, version: str, interval: int) -> dict[str, Any]:
 def deploy(ns: str, names: list[str], version: str, interval: int) -> None:
     docs = [md(ns, n, version, interval) for n in names]
     refs = [
-        {
-            "name": n,
-            "version": version,
-            "digest": digest(f"{n}-{version}"),
-            "revision": revision_id(d["spec"]),
-        }
-        for n, d in zip(names, docs, strict=True)
+        {k: d["spec"]["model"][k] for k in ("name", "version", "digest")}
+        | {"revision": revision_id(d["spec"])}
+        for d in docs
     ]
     evidence(ns, refs, [f"{n}-{version}" for n in names])
     for i in range(0, len(docs), 250):

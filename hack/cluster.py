@@ -4,12 +4,17 @@
     python hack/cluster.py up      # start (or reuse) etcd, kube-apiserver, controller-manager,
                                    # scheduler and kwok; create fake nodes; write the kubeconfig
     python hack/cluster.py down    # stop every process it started and remove its state
-    python hack/cluster.py status  # exit 0 when the control plane answers /readyz
+    python hack/cluster.py status  # exit 0 when the control plane answers /readyz; prints the
+                                   # kubeconfig path (stdout) and the webhook client CA (stderr)
 
 The binaries come from hack/build.sh (built from Go modules, cached). Certificates are made with
 `cryptography`. State lives in .cache/cluster/ (kubeconfig, PKI, etcd data, logs, pids).
 kwok turns the Node objects created here into Ready nodes and moves pods scheduled on them through
 Pending -> Running -> Ready with pod IPs, so Deployments become Available and Services get endpoints.
+
+The API server calls admission webhooks with a client certificate of its own (an AdmissionConfiguration
+whose kubeConfigFile has a `*` user), signed by a CA made only for it: webhook-client-ca.crt in the
+state folder. `modelgate run --webhook-client-ca` with that file accepts only the API server's calls.
 
 Every failure ends in one line on stderr naming what is wrong and how to fix it, and a start that
 fails stops whatever it had started.
@@ -71,6 +76,7 @@ rules:
   - level: Metadata
 """
 START_TIMEOUT = 120.0
+WEBHOOK_CLIENT_CA = STATE / "webhook-client-ca.crt"
 
 
 PREFIX = "cluster"
@@ -168,9 +174,49 @@ def make_pki(pki: Path) -> None:
         "sa.key": _pem_key(sa_key),
         "sa.pub": sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
     }
+    wh_ca_key = _key()
+    wh_ca = _cert(_name("modelgate-webhook-client-ca"), wh_ca_key, None, ca=True)
+    wh_key = _key()
+    wh = _cert(_name("kube-apiserver-webhook-client"), wh_key, (wh_ca, wh_ca_key), client=True)
+    files["webhook-client.crt"] = wh.public_bytes(pem)
+    files["webhook-client.key"] = _pem_key(wh_key)
     for name, data in files.items():
         (pki / name).write_bytes(data)
         (pki / name).chmod(0o600)
+    WEBHOOK_CLIENT_CA.write_bytes(wh_ca.public_bytes(pem))  # public: the operator reads it
+
+
+def admission_flags(pki: Path) -> list[str]:
+    """kube-apiserver presents pki/webhook-client.crt to every admission webhook (user `*`)."""
+
+    def b64(name: str) -> str:
+        return base64.b64encode((pki / name).read_bytes()).decode()
+
+    kubeconfig = STATE / "webhook-client.kubeconfig"
+    user = {
+        "client-certificate-data": b64("webhook-client.crt"),
+        "client-key-data": b64("webhook-client.key"),
+    }
+    kubeconfig.write_text(
+        json.dumps({"apiVersion": "v1", "kind": "Config", "users": [{"name": "*", "user": user}]}, indent=2)
+    )
+    kubeconfig.chmod(0o600)
+    plugin = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": str(kubeconfig),
+    }
+    config = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [
+            {"name": name, "configuration": plugin}
+            for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")
+        ],
+    }
+    path = STATE / "admission-config.json"
+    path.write_text(json.dumps(config, indent=2))
+    return [f"--admission-control-config-file={path}"]
 
 
 def write_kubeconfig(path: Path, pki: Path, server: str) -> None:
@@ -350,6 +396,7 @@ def _start_components(bin_dir: Path, pids: dict[str, int]) -> None:
             "--profiling=false",
             "--enable-priority-and-fairness=false",
             "--v=1",
+            *admission_flags(pki),
             *audit_flags(),
         ],
         pids,
@@ -369,7 +416,7 @@ def _start_components(bin_dir: Path, pids: dict[str, int]) -> None:
             f"--root-ca-file={pki / 'ca.crt'}",
             f"--cluster-signing-cert-file={pki / 'ca.crt'}",
             f"--cluster-signing-key-file={pki / 'ca.key'}",
-            "--use-service-account-credentials=false",
+            "--use-service-account-credentials=true",
             "--leader-elect=false",
             "--controllers=*,-node-ipam-controller",
             "--concurrent-deployment-syncs=10",
@@ -450,6 +497,8 @@ def down() -> None:
 def status() -> int:
     if healthy(load_pids(STATE), apiserver_ready):
         print(STATE / "kubeconfig")
+        if WEBHOOK_CLIENT_CA.exists():
+            log(PREFIX, f"webhook client CA {WEBHOOK_CLIENT_CA} (modelgate run --webhook-client-ca)")
         return 0
     log(PREFIX, "the local control plane is not running; start it with `make cluster-up`")
     return 1

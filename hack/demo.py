@@ -137,6 +137,12 @@ def drift(port: int, model: str, version: str) -> None:
         pass
 
 
+def webhook_client_ca_args() -> list[str]:
+    """`--webhook-client-ca` when the local API server presents a webhook client certificate."""
+    ca = KUBECONFIG.parent / "webhook-client-ca.crt"
+    return ["--webhook-client-ca", str(ca)] if ca.is_file() else []
+
+
 def start_operator() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     pidfile = STATE / "operator.pid"
@@ -158,6 +164,7 @@ def start_operator() -> None:
             "18082",
             "--prometheus-url",
             "http://127.0.0.1:29090",
+            *webhook_client_ca_args(),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -218,7 +225,15 @@ def main(argv: list[str]) -> int:
     say("Installing the CRDs, the operator's namespace, the shipped roles, the policy and metric templates")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    kubectl("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"), "-f", str(ROOT / "deploy" / "rbac"))
+    kubectl(
+        "apply",
+        "-f",
+        str(ROOT / "deploy" / "namespace.yaml"),
+        "-f",
+        str(ROOT / "deploy" / "rbac"),
+        "-f",
+        str(ROOT / "deploy" / "admission"),
+    )
     for f in ("namespace.yaml", "governancepolicy.yaml", "people.yaml"):
         apply_as(EX / "01-governance" / f)
     apply_as(EX / "02-metric-templates")

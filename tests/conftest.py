@@ -61,6 +61,7 @@ def cluster() -> Iterator[Cluster]:
     kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
     kube("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"))
     kube("apply", "-f", str(ROOT / "deploy" / "rbac"))
+    kube("apply", "-f", str(ROOT / "deploy" / "admission"))
     kube("apply", "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
     yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=not external)
     if started_here:
@@ -80,7 +81,13 @@ def operator(cluster: Cluster, prometheus: Prometheus) -> Iterator[OperatorProce
     log = ROOT / ".cache" / "test-logs" / "operator.log"
     try:
         with run_operator(
-            cluster.kubeconfig, log, "--namespace", "t-*", "--prometheus-url", prometheus.url
+            cluster.kubeconfig,
+            log,
+            "--namespace",
+            "t-*",
+            "--prometheus-url",
+            prometheus.url,
+            *webhook_client_ca_args(cluster),
         ) as op:
             wait_until("the admission webhooks to answer", lambda: webhooks_answer(cluster.kubectl))
             yield op
@@ -91,6 +98,18 @@ def operator(cluster: Cluster, prometheus: Prometheus) -> Iterator[OperatorProce
             "modelgate.io",
             "--ignore-not-found",
         )
+
+
+def webhook_client_ca(cluster: Cluster) -> Path | None:
+    """The CA of the local API server's webhook client certificate (hack/cluster.py), if any."""
+    ca = ROOT / ".cache" / "cluster" / "webhook-client-ca.crt"
+    return ca if cluster.local and ca.is_file() else None
+
+
+def webhook_client_ca_args(cluster: Cluster) -> list[str]:
+    """`--webhook-client-ca` when the cluster's API server authenticates to webhooks."""
+    ca = webhook_client_ca(cluster)
+    return ["--webhook-client-ca", str(ca)] if ca else []
 
 
 def webhooks_answer(kubectl: Kubectl) -> bool:

@@ -40,6 +40,9 @@ class OperatorConfig:
     """namespace/name of the Service in front of the webhook server (in-cluster)."""
     webhook_cert_dir: str | None = None
     """tls.crt, tls.key, ca.crt for the webhook server; default: made at start-up."""
+    webhook_client_ca: str | None = None
+    """CA that signs the API server's webhook client certificate; when set, the webhook server
+    refuses every caller without a certificate signed by it (no stamp, no seal for anyone else)."""
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -110,6 +113,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default=env("MODELGATE_WEBHOOK_CERT_DIR"),
         help="directory with tls.crt, tls.key and ca.crt; default: a self-signed CA made at start",
     )
+    p.add_argument(
+        "--webhook-client-ca",
+        default=env("MODELGATE_WEBHOOK_CLIENT_CA"),
+        help="PEM CA of the API server's webhook client certificate (AdmissionConfiguration "
+        "kubeConfigFile); when set, only callers with a certificate it signed get answers. "
+        "Use a CA dedicated to that certificate, not the cluster's user CA",
+    )
 
 
 def problems(cfg: OperatorConfig) -> list[str]:
@@ -136,6 +146,8 @@ def problems(cfg: OperatorConfig) -> list[str]:
         ]
         if missing:
             out.append(f"--webhook-cert-dir {cfg.webhook_cert_dir}: missing {', '.join(missing)}")
+    if cfg.webhook_client_ca is not None and not Path(cfg.webhook_client_ca).is_file():
+        out.append(f"--webhook-client-ca {cfg.webhook_client_ca}: no such file")
     if not DNS_LABEL.match(cfg.operator_namespace):
         out.append(f"--operator-namespace {cfg.operator_namespace!r}: not a valid namespace name")
     if cfg.kubeconfig is not None and not Path(cfg.kubeconfig).is_file():
@@ -168,6 +180,7 @@ def from_args(ns: argparse.Namespace) -> OperatorConfig:
         webhook_host=ns.webhook_host,
         webhook_service=ns.webhook_service,
         webhook_cert_dir=ns.webhook_cert_dir,
+        webhook_client_ca=ns.webhook_client_ca,
     )
     found = problems(cfg)
     if found:

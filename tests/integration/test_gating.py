@@ -138,7 +138,7 @@ def test_blocked_model_is_admitted_when_its_evidence_arrives_and_serves_ready_po
     assert container["image"] == m.IMAGE
     assert dep["spec"]["replicas"] == 2 and dep["status"]["readyReplicas"] == 2
     svc = kubectl.get("service", "fraud", namespace)
-    assert svc is not None and svc["spec"]["selector"] == {"modelgate.io/deployment": "fraud"}
+    assert svc is not None and svc["spec"]["selector"]["modelgate.io/deployment"] == "fraud"
     wait_until(
         "the Service to get 2 ready endpoints",
         lambda: (

@@ -209,6 +209,9 @@ def test_quarantine_cuts_traffic_keeps_pods_and_only_a_new_approval_releases_it(
     assert condition(obj, "Quarantined")["status"] == "True"  # type: ignore[index]
     assert obj["status"]["quarantinedAt"]
     wait_until("the Service to lose its endpoints", lambda: ready_endpoints(kubectl, namespace) == 0)
+    wait_until(
+        "the quarantine NetworkPolicy", lambda: kubectl.get("networkpolicy", "fraud-quarantine", namespace)
+    )
     pods = kubectl.json("get", "pods", "-n", namespace, "-l", "modelgate.io/deployment=fraud")["items"]
     assert sorted(p["metadata"]["name"] for p in pods) == pods_before  # the same pods, kept
     wait_until(
@@ -238,3 +241,4 @@ def test_quarantine_cuts_traffic_keeps_pods_and_only_a_new_approval_releases_it(
     assert "Released" in [h["action"] for h in obj["status"]["history"]]
     wait_until("the Service to get its endpoints back", lambda: ready_endpoints(kubectl, namespace) == 2)
     assert json.dumps(obj["status"]).count("quarantinedAt") == 0
+    assert kubectl.get("networkpolicy", "fraud-quarantine", namespace) is None

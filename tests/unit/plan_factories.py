@@ -188,19 +188,30 @@ def stored(obj: Mapping[str, Any], *, generation: int = 1) -> dict[str, Any]:
         generation=generation,
     )
     spec = out["spec"]
-    if out["kind"] == "Deployment":
+    if out["kind"] == "Deployment":  # as kube-apiserver v1.37 defaults it (tests/unit/data/)
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
-        spec.setdefault("strategy", {"type": "RollingUpdate"})
+        spec.setdefault(
+            "strategy",
+            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+        )
         pod = spec["template"]["spec"]
         pod.setdefault("restartPolicy", "Always")
+        pod.setdefault("terminationGracePeriodSeconds", 30)
+        pod.setdefault("dnsPolicy", "ClusterFirst")
+        pod.setdefault("securityContext", {})
+        pod.setdefault("schedulerName", "default-scheduler")
         for container in pod["containers"]:
             container.setdefault("imagePullPolicy", "IfNotPresent")
             container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            container.setdefault("resources", {})
     else:
         spec.setdefault("clusterIP", "10.96.12.34")
+        spec.setdefault("clusterIPs", ["10.96.12.34"])
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
     return out
 
 

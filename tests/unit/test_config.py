@@ -41,6 +41,10 @@ def test_a_valid_configuration_has_no_problems(tmp_path: Path) -> None:
             OperatorConfig(webhook_cert_dir="/nonexistent"),
             "--webhook-cert-dir /nonexistent: missing tls.crt, tls.key, ca.crt",
         ),
+        (
+            OperatorConfig(webhook_client_ca="/nonexistent/ca.crt"),
+            "--webhook-client-ca /nonexistent/ca.crt: no such file",
+        ),
         (OperatorConfig(operator_namespace="Not_A_Namespace"), "--operator-namespace 'Not_A_Namespace'"),
         (
             OperatorConfig(kubeconfig="/nonexistent/kubeconfig"),

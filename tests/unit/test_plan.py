@@ -17,6 +17,7 @@ from modelgate.api import conditions as c
 from modelgate.decide import serving
 from modelgate.decide.objects import APPLIED_HASH, rollout
 from modelgate.decide.plan import plan
+from modelgate.decide.revision import requested_revision_id
 from tests.unit.factories import (
     DIGEST,
     IMAGE,
@@ -70,7 +71,8 @@ def test_admitted_revision_gets_a_deployment_built_for_it() -> None:
         serving.LABEL_DEPLOYMENT: MODEL,
     }
     assert want_labels.items() <= dep["metadata"]["labels"].items()
-    assert dep["spec"]["template"]["metadata"]["labels"] == want_labels
+    revision = {serving.LABEL_REVISION: requested_revision_id(model(), [policy()])}
+    assert dep["spec"]["template"]["metadata"]["labels"] == want_labels | revision
     assert dep["spec"]["selector"] == {"matchLabels": {serving.LABEL_DEPLOYMENT: MODEL}}
     assert dep["spec"]["replicas"] == 1
     container = dep["spec"]["template"]["spec"]["containers"][0]
@@ -86,7 +88,10 @@ def test_admitted_revision_gets_a_service_selecting_its_pods() -> None:
     svc = p.service
     assert svc is not None
     assert svc["kind"] == "Service"
-    assert svc["spec"]["selector"] == {serving.LABEL_DEPLOYMENT: MODEL}
+    assert svc["spec"]["selector"] == {
+        serving.LABEL_DEPLOYMENT: MODEL,
+        serving.LABEL_REVISION: requested_revision_id(model(), [policy()]),
+    }
     assert svc["spec"]["ports"][0]["port"] == 8080
     assert svc["metadata"]["labels"][serving.LABEL_VERSION] == VERSION
 
@@ -140,6 +145,9 @@ def test_admission_records_the_revision_and_an_admitted_decision_with_its_eviden
         "uri": f"s3://models/{MODEL}/{VERSION}",
         "digest": DIGEST,
         "image": IMAGE,
+        "revision": requested_revision_id(md, [pol]),
+        "port": 8080,
+        "env": [],
         "admittedAt": "2026-12-01T12:00:00Z",
     }
     d = decision(p, c.ACTION_ADMITTED)
@@ -461,6 +469,13 @@ TAMPERING = [
     ("deployment", lambda d: d["metadata"]["labels"].update({serving.LABEL_VERSION: "9.9.9"})),
     ("service", lambda s: s["spec"].update(selector={"app": "other"})),
     ("service", lambda s: s["spec"]["ports"][0].update(port=80)),
+    ("service", lambda s: s["spec"].update(type="NodePort")),
+    (
+        "deployment",
+        lambda d: d["spec"]["template"]["spec"]["containers"][0].update(command=["sh", "-c", "x"]),
+    ),
+    ("deployment", lambda d: d["spec"]["template"]["spec"].update(serviceAccountName="powerful")),
+    ("deployment", lambda d: d["spec"].update(paused=True)),
 ]
 """Edits someone might make with kubectl to an owned object (our applied-hash annotation kept)."""
 
@@ -475,11 +490,11 @@ def test_edit_to_an_owned_object_is_reverted_as_tampering(kind: str, edit: Any) 
 
     reverted = getattr(p, kind)
     assert reverted is not None
-    assert serving.projection(reverted) == serving.projection(desired)
+    assert serving.normalised(reverted) == serving.normalised(desired)
     d = decision(p, "TamperReverted")
     assert d.warning
     assert d.evidence["object"] == {"kind": kind.title(), "name": MODEL}
-    assert d.evidence["desired"] == serving.projection(desired)
+    assert d.evidence["fields"] and all(f in d.message for f in d.evidence["fields"])
     other = "service" if kind == "deployment" else "deployment"
     assert getattr(p, other) is None
 

@@ -544,6 +544,7 @@ def test_quarantine_cuts_the_service_off_and_keeps_the_pods() -> None:
     assert p.service is not None
     assert p.service["spec"]["selector"] == {
         serving.LABEL_DEPLOYMENT: "fraud-detector",
+        serving.LABEL_REVISION: story.status["servingRevision"]["revision"],
         serving.LABEL_QUARANTINED: "false",
     }
     assert p.label_pods is True
@@ -599,7 +600,10 @@ def test_new_approval_after_the_quarantine_releases_it() -> None:
     assert "quarantine" in released.message
     assert p.label_pods is False
     assert p.service is not None
-    assert p.service["spec"]["selector"] == {serving.LABEL_DEPLOYMENT: "fraud-detector"}
+    assert p.service["spec"]["selector"] == {
+        serving.LABEL_DEPLOYMENT: "fraud-detector",
+        serving.LABEL_REVISION: story.status["servingRevision"]["revision"],
+    }
     assert p.deployment is None
     assert "quarantinedAt" not in p.status
     assert "rejectedDigests" not in p.status

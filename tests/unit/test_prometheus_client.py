@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pytest
@@ -17,21 +18,37 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from modelgate.observe.prometheus import PrometheusConfig, PrometheusSource, QueryResult
 
 
-def http_error(status: int, body: bytes) -> PrometheusApiClientException:
-    """The exception prometheus-api-client raises for a non-200 answer, in its own format."""
-    return PrometheusApiClientException(f"HTTP Status Code {status} ({body!r})")
+@dataclass(frozen=True)
+class HttpError:
+    """A non-200 answer from Prometheus."""
+
+    status: int
+    body: bytes
+
+
+def http_error(status: int, body: bytes) -> HttpError:
+    return HttpError(status, body)
 
 
 class Stub:
-    """Plays the client's custom_query: raises or returns the scripted outcomes, in order."""
+    """Plays the client's custom_query: raises or returns the scripted outcomes, in order. An
+    HttpError goes through the session's response hooks, as a real answer does, then raises the
+    client's exception with a message unlike the client's own: nothing may parse that text."""
 
     def __init__(self, *outcomes: Any) -> None:
         self.outcomes = list(outcomes)
         self.calls: list[dict[str, Any]] = []
+        self.session: requests.Session | None = None
 
     def __call__(self, query: str, params: dict[str, str], timeout: float) -> Any:
         self.calls.append({"query": query, "params": params, "timeout": timeout})
         outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
+        if isinstance(outcome, HttpError):
+            response = requests.Response()
+            response.status_code, response._content = outcome.status, outcome.body
+            assert self.session is not None
+            requests.hooks.dispatch_hook("response", self.session.hooks, response)
+            raise PrometheusApiClientException("a future client's wording")
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -40,6 +57,7 @@ class Stub:
 def source(stub: Stub, **config: Any) -> PrometheusSource:
     s = PrometheusSource(PrometheusConfig("http://prometheus.invalid:9090", **config))
     s._client.custom_query = stub  # type: ignore[method-assign]
+    stub.session = s._client._session
     return s
 
 
@@ -67,7 +85,9 @@ TIMEOUT = b'{"status":"error","errorType":"timeout","error":"query timed out in 
         (ValueError("Expecting value"), "unreachable", "did not answer like the Prometheus API"),
     ],
 )
-def test_errors_are_classified_with_prometheus_text(raised: Exception, kind: str, text: str) -> None:
+def test_errors_are_classified_with_prometheus_text(
+    raised: Exception | HttpError, kind: str, text: str
+) -> None:
     result = ask(source(Stub(raised), retries=0))
     assert result.kind == kind
     assert text in result.error

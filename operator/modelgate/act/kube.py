@@ -52,6 +52,11 @@ class Conflict(Exception):
     """The object changed since it was read; retry after the next watch event."""
 
 
+class NotOwned(Conflict):
+    """An object with the wanted name exists and the ModelDeployment does not control it: modelgate
+    neither adopts nor overwrites it (retried with backoff until someone removes or renames it)."""
+
+
 def _keep_service_fields(desired: dict[str, Any], existing: Mapping[str, Any]) -> dict[str, Any]:
     spec = existing.get("spec") or {}
     for key in SERVICE_ALLOCATED_FIELDS:
@@ -82,11 +87,15 @@ def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
                 else core.replace_namespaced_service
             )(name, ns, body, field_manager="modelgate", _preload_content=False)
     except ApiException as e:
+        if e.status == 409 and existing is None:
+            raise NotOwned(
+                f"{obj['kind']} {ns}/{name} already exists and is not controlled by "
+                f"{obj['metadata']['ownerReferences'][0]['kind']} {name} "
+                f"(uid {obj['metadata']['ownerReferences'][0]['uid']}): modelgate will not adopt or "
+                "overwrite it; delete or rename it"
+            ) from e
         if e.status == 409:
-            what = (
-                "already exists and is not owned by modelgate" if existing is None else "changed concurrently"
-            )
-            raise Conflict(f"{obj['kind']} {ns}/{name} {what}") from e
+            raise Conflict(f"{obj['kind']} {ns}/{name} changed concurrently") from e
         raise
     return _resource_version(res)
 
@@ -172,6 +181,34 @@ async def label_pods(namespace: str, deployment: str, quarantined: bool) -> int:
     """Mark the serving pods as quarantined (kept for forensics), or remove the mark; returns how many
     pods changed."""
     return await _in(_OBJECTS_POOL, _label_pods, namespace, deployment, quarantined)
+
+
+def _quarantine_policy(policy: Mapping[str, Any], present: bool, ensure_only: bool) -> bool:
+    net: Any = kubernetes.client.NetworkingV1Api(client())
+    meta = policy["metadata"]
+    try:
+        if not present:
+            net.delete_namespaced_network_policy(meta["name"], meta["namespace"])
+            return True
+        if ensure_only:
+            net.read_namespaced_network_policy(meta["name"], meta["namespace"], _preload_content=False)
+            return False
+        net.create_namespaced_network_policy(
+            meta["namespace"], policy, field_manager="modelgate", _preload_content=False
+        )
+        return True
+    except ApiException as e:
+        if e.status == 404 and present and ensure_only:
+            return _quarantine_policy(policy, present, ensure_only=False)
+        if e.status in (404, 409):  # already gone / already there
+            return False
+        raise
+
+
+async def quarantine_policy(policy: Mapping[str, Any], present: bool, *, ensure_only: bool = False) -> bool:
+    """Create (present) or delete the quarantine NetworkPolicy; with `ensure_only`, read it first and
+    create it only when missing. Returns whether anything was written."""
+    return await _in(_OBJECTS_POOL, _quarantine_policy, policy, present, ensure_only)
 
 
 def _create_event(event: Mapping[str, Any]) -> None:

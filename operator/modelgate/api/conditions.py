@@ -146,10 +146,14 @@ ACTION_QUARANTINED: Final = "Quarantined"
 ACTION_RELEASED: Final = "Released"
 ACTION_RETIRED: Final = "Retired"
 ACTION_TAMPER_REVERTED: Final = "TamperReverted"
+"""An owned Deployment or Service differed from what modelgate wants; the replace removed the edit."""
 ACTION_CHECK_PASSED: Final = "CheckPassed"
 ACTION_CHECK_FAILED: Final = "CheckFailed"
 ACTION_CHECK_INCONCLUSIVE: Final = "CheckInconclusive"
 ACTION_METRICS_INCONCLUSIVE: Final = "MetricsInconclusive"
+ACTION_NOT_OWNED: Final = "ServingObjectNotOwned"
+"""A Deployment or Service with the model's name exists and no ModelDeployment of that uid controls
+it: modelgate neither adopts nor overwrites it."""
 
 HISTORY_LIMIT: Final = 50
 """status.history keeps the newest entries up to this many (the CRD's maxItems)."""

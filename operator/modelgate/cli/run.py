@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import kopf
@@ -64,4 +65,23 @@ def run(cfg: OperatorConfig) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        refusal = _start_refusal(e)
+        if refusal is None:
+            raise
+        print(f"modelgate run: {refusal}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _start_refusal(exc: BaseException) -> str | None:
+    """The message of a start-up refusal (a lost seal key) somewhere in the exception's chain:
+    Kopf wraps a failed startup handler in its own error, and that is no reason for a traceback."""
+    from modelgate.act.setup import SealKeyLost
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SealKeyLost):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -20,7 +20,7 @@ from modelgate.api.v1alpha1 import MetricCheck, ModelDeployment
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.drift import MetricState
 from modelgate.decide.monitoring import MonitoringOutcome, Readings, advance_metrics, on_drift
-from modelgate.decide.serving import Revision
+from modelgate.decide.serving import Revision, ServingSpec
 from modelgate.decide.summary import describe, short
 from modelgate.decide.types import Decision
 
@@ -37,18 +37,33 @@ def stored_revision(raw: Mapping[str, Any] | None, model: str) -> Revision | Non
     if not raw:
         return None
     return Revision(
-        model=model, version=raw["version"], uri=raw["uri"], digest=raw["digest"], image=raw["image"]
+        model=model,
+        version=raw["version"],
+        uri=raw["uri"],
+        digest=raw["digest"],
+        image=raw["image"],
+        id=str(raw.get("revision") or ""),
     )
 
 
-def revision_status(rev: Revision, admitted_at: str) -> dict[str, Any]:
-    return {
-        "version": rev.version,
-        "uri": rev.uri,
-        "digest": rev.digest,
-        "image": rev.image,
-        "admittedAt": admitted_at,
-    }
+def revision_status(rev: Revision, admitted_at: str, serving: ServingSpec) -> dict[str, Any]:
+    """status.servingRevision for an admitted revision: what it is, and the covered serving fields
+    it is served with for as long as it serves."""
+    out: dict[str, Any] = {"version": rev.version, "uri": rev.uri, "digest": rev.digest, "image": rev.image}
+    if rev.id:
+        out["revision"] = rev.id
+    out |= {"port": serving.port, "env": [dict(e) for e in serving.env], "admittedAt": admitted_at}
+    return out
+
+
+def served_with(spec: ServingSpec, raw: Mapping[str, Any] | None, operational: frozenset[str]) -> ServingSpec:
+    """The serving fields of a stored revision: its own port and env unless the policies count them
+    as operational (then the spec's), the spec's replicas and resources."""
+    if not raw:
+        return spec
+    port = spec.port if "port" in operational or raw.get("port") is None else int(raw["port"])
+    env = spec.env if "env" in operational or "env" not in raw else [dict(e) for e in raw["env"]]
+    return ServingSpec(spec.replicas, port, spec.resources, env)
 
 
 @dataclass(frozen=True)
@@ -175,7 +190,7 @@ def intervene(
             ref(back),
             warning=True,
         )
-        return Intervention(back, revision_status(back, stamp), withdrawn, None, reset, (rolled,))
+        return Intervention(back, {**good[0], "admittedAt": stamp}, withdrawn, None, reset, (rolled,))
     why = "" if action == "quarantine" else " (no last known good revision to roll back to)"
     withdrawn[watched.digest] = {"digest": watched.digest, "reason": c.QUARANTINED_REASON, "time": stamp}
     quarantine = Decision(

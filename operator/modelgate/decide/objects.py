@@ -16,13 +16,14 @@ from modelgate.decide.serving import (
     ServingSpec,
     desired_deployment,
     desired_service,
-    projection,
+    differences,
+    normalised,
 )
 from modelgate.decide.types import Decision
 
 APPLIED_HASH = "modelgate.io/applied-hash"
-"""Annotation on owned objects: the hash of the projection modelgate last applied. An object whose
-projection no longer matches its own hash was edited by someone else (tampering)."""
+"""Annotation on owned objects: the hash of the normal form modelgate last applied. An object whose
+normal form no longer matches its own hash was edited by someone else (tampering)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ class ServingObjects:
 
 
 def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
-    """Stamp the projection hash that tells our own writes from other people's edits."""
-    digest = hashlib.sha256(json.dumps(projection(obj), sort_keys=True, default=str).encode()).hexdigest()
+    """Stamp the hash of the normal form that tells our own writes from other people's edits."""
+    digest = hashlib.sha256(json.dumps(normalised(obj), sort_keys=True, default=str).encode()).hexdigest()
     obj["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest[:16]
     return obj
 
@@ -75,25 +76,23 @@ def serving_objects(
         return ServingObjects(None, None, True, ())
     want_dep = with_hash(desired_deployment(owner, target, serving))
     want_svc = with_hash(desired_service(owner, target, serving, quarantined=quarantined))
-    dep_matches = projection(have_deployment) == projection(want_dep)
-    svc_matches = projection(have_service) == projection(want_svc)
+    dep_matches = normalised(have_deployment) == normalised(want_dep)
+    svc_matches = normalised(have_service) == normalised(want_svc)
     decisions = []
     for kind, want, have, matches in (
         ("Deployment", want_dep, have_deployment, dep_matches),
         ("Service", want_svc, have_service, svc_matches),
     ):
         if have and not matches and _applied_hash(have) == _applied_hash(want):
+            edited = differences(normalised(have), normalised(want))
             decisions.append(
                 Decision(
                     c.ACTION_TAMPER_REVERTED,
                     c.TAMPER_REVERTED,
-                    f"Reverted an edit to {kind} {owner.name} that modelgate did not make",
+                    f"Reverted an edit to {kind} {owner.name} that modelgate did not make: "
+                    f"{', '.join(edited)}",
                     stamp,
-                    {
-                        "object": {"kind": kind, "name": owner.name},
-                        "observed": projection(have),
-                        "desired": projection(want),
-                    },
+                    {"object": {"kind": kind, "name": owner.name}, "fields": edited},
                     None,
                     warning=True,
                 )

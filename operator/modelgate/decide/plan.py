@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelgate.api import conditions as c
-from modelgate.api.v1alpha1 import ModelApproval, ModelDeployment, ModelEvaluation
+from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
 from modelgate.decide.conditions import merge_conditions, rfc3339
 from modelgate.decide.gates import Gate, GateInput, GateReport, evaluate
 from modelgate.decide.intervene import (
@@ -41,10 +41,12 @@ from modelgate.decide.intervene import (
     ref,
     revision_status,
     rolled_back_message,
+    served_with,
     stored_revision,
 )
 from modelgate.decide.monitoring import Target, checks_for, interval_of, passed
 from modelgate.decide.objects import rollout, serving_objects
+from modelgate.decide.revision import operational_fields, requested_revision_id
 from modelgate.decide.serving import Owner, Revision, ServingSpec
 from modelgate.decide.summary import Situation, conditions, describe, short
 from modelgate.decide.types import Decision, Observed, Plan
@@ -58,7 +60,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     md = obs.deployment
     old = dict(obs.body.get("status") or {})
     stamp = rfc3339(now)
-    requested = requested_revision(md)
+    requested = requested_revision(md, obs.policies)
     rejected = {str(r["digest"]): dict(r) for r in old.get("rejectedDigests") or []}
     serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
 
@@ -111,7 +113,10 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         md.namespace or "",
         str((obs.body.get("metadata") or {}).get("uid", "")),
     )
-    sspec = replace(choice.serving, replicas=choice.replicas)
+    sspec = replace(
+        served_with(choice.serving, step4.serving_raw, operational_fields(obs.policies)),
+        replicas=choice.replicas,
+    )
     objects = serving_objects(
         owner, step4.target, sspec, quarantined, obs.owned_deployment, obs.owned_service, stamp
     )
@@ -156,9 +161,16 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     )
 
 
-def requested_revision(md: ModelDeployment) -> Revision:
+def requested_revision(md: ModelDeployment, policies: Sequence[GovernancePolicy]) -> Revision:
     m = md.spec.model
-    return Revision(model=m.name, version=m.version, uri=m.uri, digest=m.digest, image=md.spec.serving.image)
+    return Revision(
+        model=m.name,
+        version=m.version,
+        uri=m.uri,
+        digest=m.digest,
+        image=md.spec.serving.image,
+        id=requested_revision_id(md, policies),
+    )
 
 
 def _traffic(target: Revision | None, replicas: int, quarantined: bool) -> Revision | None:
@@ -271,7 +283,7 @@ def with_renewal(verdict: Verdict, obs: Observed, digest: str, withdrawn: Mappin
             "ModelApproval for this digest created after that time",
             "renewal",
         )
-    requested = requested_revision(obs.deployment)
+    requested = requested_revision(obs.deployment, obs.policies)
     return _verdict(verdict.report, (*verdict.gates, gate), requested)
 
 
@@ -362,7 +374,7 @@ def choose(
                 f"Re-admitted {describe(requested)}: a new approval was given after the {why}",
             )
         if serving != requested:
-            serving_raw = revision_status(requested, stamp)
+            serving_raw = revision_status(requested, stamp, sspec)
             decide(
                 c.ACTION_ADMITTED,
                 c.ADMITTED_REASON,

@@ -1,8 +1,16 @@
-"""The serving objects wanted for an admitted revision, and the projection used to spot drift.
+"""The serving objects wanted for an admitted revision, and the normal form used to spot tampering.
 
 Pure: builds plain Kubernetes manifests (dicts) from a revision and the serving spec. The
 Deployment selector is the ModelDeployment's name only, so a new revision rolls the same
-Deployment; the version lives in the pod labels and the env.
+Deployment; the version and the revision id live in the pod labels and the env. The Service also
+selects the revision id (`modelgate.io/revision`), so a pod that copies only the model's labels is
+not an endpoint; the ValidatingAdmissionPolicy in deploy/admission/ refuses such pods outright.
+
+Tampering: `normalised` keeps the whole Deployment spec (the whole pod template) and the whole
+Service spec, less the values the API server fills in by default. Any other difference between what
+is observed and what is wanted (a `command`, an init container, a volume, a ServiceAccount, ...) is
+somebody else's edit, and the replace that reverts it removes the foreign fields. The defaults were
+read from what kube-apiserver v1.37 returns for our desired objects (tests/unit/test_serving.py).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ LABEL_MODEL = "modelgate.io/model"
 LABEL_VERSION = "modelgate.io/version"
 LABEL_DEPLOYMENT = "modelgate.io/deployment"
 LABEL_QUARANTINED = "modelgate.io/quarantined"
+LABEL_REVISION = "modelgate.io/revision"
+"""The revision id (decide/revision.py) on the pods; the Service selects it."""
 ANNOTATION_DIGEST = "modelgate.io/digest"
 CONTAINER = "model"
 
@@ -30,6 +40,8 @@ class Revision:
     uri: str
     digest: str
     image: str
+    id: str = ""
+    """The revision id (decide/revision.py); empty for revisions recorded before ids existed."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,10 @@ class ServingSpec:
 
 
 def labels(owner: Owner, rev: Revision) -> dict[str, str]:
-    return {LABEL_MODEL: rev.model, LABEL_VERSION: rev.version, LABEL_DEPLOYMENT: owner.name}
+    out = {LABEL_MODEL: rev.model, LABEL_VERSION: rev.version, LABEL_DEPLOYMENT: owner.name}
+    if rev.id:
+        out[LABEL_REVISION] = rev.id
+    return out
 
 
 def _meta(owner: Owner, rev: Revision) -> dict[str, Any]:
@@ -59,17 +74,21 @@ def _meta(owner: Owner, rev: Revision) -> dict[str, Any]:
         "namespace": owner.namespace,
         "labels": {**labels(owner, rev), "app.kubernetes.io/managed-by": "modelgate"},
         "annotations": {ANNOTATION_DIGEST: rev.digest},
-        "ownerReferences": [
-            {
-                "apiVersion": owner.api_version,
-                "kind": owner.kind,
-                "name": owner.name,
-                "uid": owner.uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ],
+        "ownerReferences": _owner_references(owner),
     }
+
+
+def _owner_references(owner: Owner) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": owner.api_version,
+            "kind": owner.kind,
+            "name": owner.name,
+            "uid": owner.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
 
 
 def container_env(rev: Revision, serving: ServingSpec) -> list[dict[str, str]]:
@@ -112,9 +131,13 @@ def desired_deployment(owner: Owner, rev: Revision, serving: ServingSpec) -> dic
 def desired_service(
     owner: Owner, rev: Revision, serving: ServingSpec, quarantined: bool = False
 ) -> dict[str, Any]:
-    """The Service in front of the serving pods. In quarantine its selector also requires
-    `modelgate.io/quarantined: "false"`, a label no pod carries: traffic stops, the pods stay."""
+    """The Service in front of the serving pods: it selects the revision id as well as the model, so
+    only pods of the admitted revision's template are endpoints. In quarantine its selector also
+    requires `modelgate.io/quarantined: "false"`, a label no pod carries: traffic stops, the pods
+    stay."""
     selector = {LABEL_DEPLOYMENT: owner.name}
+    if rev.id:
+        selector[LABEL_REVISION] = rev.id
     if quarantined:
         selector[LABEL_QUARANTINED] = "false"
     return {
@@ -128,53 +151,52 @@ def desired_service(
     }
 
 
-SERVICE_ALLOCATED_FIELDS = (
-    "clusterIP",
-    "clusterIPs",
-    "ipFamilies",
-    "ipFamilyPolicy",
-    "internalTrafficPolicy",
-    "type",
-    "sessionAffinity",
-)
-"""Service spec fields the API server fills in; a replace must carry them over unchanged."""
+def quarantine_network_policy(owner: Owner) -> dict[str, Any]:
+    """A NetworkPolicy that admits no ingress to the model's quarantined pods (`<name>-quarantine`).
+    The Service already selects none of them; this also cuts traffic that goes to pod IPs directly
+    (where the cluster's network plugin enforces NetworkPolicies)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": quarantine_policy_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": {LABEL_DEPLOYMENT: owner.name, "app.kubernetes.io/managed-by": "modelgate"},
+            "ownerReferences": _owner_references(owner),
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {LABEL_DEPLOYMENT: owner.name, LABEL_QUARANTINED: "true"}},
+            "policyTypes": ["Ingress"],
+        },
+    }
+
+
+def quarantine_policy_name(name: str) -> str:
+    return f"{name}-quarantine"
+
+
+SERVICE_ALLOCATED_FIELDS = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
+"""Service spec fields the API server allocates; a replace must carry them over unchanged."""
 ROLLOUT_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "availableReplicas")
+_KEPT_META = ("name", "namespace", "uid", "resourceVersion", "generation", "labels", "ownerReferences")
 
 
 def essentials(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The part of an owned Deployment or Service that decisions and writes read, in the object's own
-    shape: what `projection` and `rollout` look at, the applied hash, the resourceVersion, and the
-    Service fields the API server allocated. The operator keeps only this for each owned object (a
-    watched Deployment is ~29 KB of Python objects, its essentials ~3 KB)."""
+    shape: the whole spec (what `normalised` compares), our labels and annotations (the applied
+    hash), the owner references, the resourceVersion and the rollout status. The operator keeps only
+    this for each owned object: ~11 KB of Python objects for our Deployment (tests/unit/data), where
+    the watched object is ~29 KB (managedFields, the controller's annotations and status conditions
+    are dropped)."""
     meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    kept_meta: dict[str, Any] = {
-        k: meta[k] for k in ("name", "namespace", "resourceVersion", "generation", "labels") if k in meta
-    }
+    kept_meta: dict[str, Any] = {k: meta[k] for k in _KEPT_META if k in meta}
     kept_meta["annotations"] = {
         k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("modelgate.io/")
     }
-    out: dict[str, Any] = {"kind": obj.get("kind"), "metadata": kept_meta}
-    if obj.get("kind") == "Service":
-        out["spec"] = {k: spec[k] for k in ("selector", "ports", *SERVICE_ALLOCATED_FIELDS) if k in spec}
-        return out
-    template = spec.get("template") or {}
-    kept_spec: dict[str, Any] = {
-        "template": {
-            "metadata": {"labels": (template.get("metadata") or {}).get("labels") or {}},
-            "spec": {
-                "containers": [
-                    {k: c[k] for k in ("name", "image", "env", "ports", "resources") if k in c}
-                    for c in (template.get("spec") or {}).get("containers") or []
-                ]
-            },
-        }
-    }
-    if "replicas" in spec:
-        kept_spec["replicas"] = spec["replicas"]
-    status = obj.get("status") or {}
-    out["spec"] = kept_spec
-    out["status"] = {k: status[k] for k in ROLLOUT_FIELDS if k in status}
+    out: dict[str, Any] = {"kind": obj.get("kind"), "metadata": kept_meta, "spec": obj.get("spec") or {}}
+    if obj.get("kind") != "Service":
+        status = obj.get("status") or {}
+        out["status"] = {k: status[k] for k in ROLLOUT_FIELDS if k in status}
     return out
 
 
@@ -184,9 +206,92 @@ def without_version(essential: Mapping[str, Any]) -> dict[str, Any]:
     return {**essential, "metadata": {**essential["metadata"], "resourceVersion": None}}
 
 
-def projection(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The fields modelgate owns on a Deployment or Service, normalised so that server-side
-    defaults do not count as a difference. Two objects with equal projections need no write."""
+def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The owner reference of the ModelDeployment that controls `obj`, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "ModelDeployment" and ref.get("uid"):
+            return dict(ref)
+    return None
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the ModelDeployment that controls `obj`, if any."""
+    ref = controller_ref(obj)
+    return str(ref["uid"]) if ref else None
+
+
+# --- the normal form: server defaults removed -----------------------------------------------------
+
+_ABSENT = object()
+DEPLOYMENT_DEFAULTS: Mapping[str, Any] = {
+    "revisionHistoryLimit": 10,
+    "progressDeadlineSeconds": 600,
+    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+}
+POD_DEFAULTS: Mapping[str, Any] = {
+    "restartPolicy": "Always",
+    "terminationGracePeriodSeconds": 30,
+    "dnsPolicy": "ClusterFirst",
+    "securityContext": {},
+    "schedulerName": "default-scheduler",
+}
+CONTAINER_DEFAULTS: Mapping[str, Any] = {
+    "resources": {},
+    "terminationMessagePath": "/dev/termination-log",
+    "terminationMessagePolicy": "File",
+}
+SERVICE_DEFAULTS: Mapping[str, Any] = {
+    "type": "ClusterIP",
+    "sessionAffinity": "None",
+    "internalTrafficPolicy": "Cluster",
+}
+"""Values kube-apiserver v1.37 fills in when a field is left out (`imagePullPolicy` depends on the
+image, see `default_pull_policy`; `protocol: TCP` on ports; an empty env value is dropped)."""
+
+
+def default_pull_policy(image: str) -> str:
+    """The API server's default: Always for an untagged image or the tag `latest`, else IfNotPresent."""
+    if "@" in image:
+        return "IfNotPresent"
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _drop(obj: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if defaults.get(k, _ABSENT) != v and v is not None}
+
+
+def _ports(ports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [_drop(p, {"protocol": "TCP"}) for p in ports]
+
+
+def _container(c: Mapping[str, Any]) -> dict[str, Any]:
+    out = _drop(c, {**CONTAINER_DEFAULTS, "imagePullPolicy": default_pull_policy(str(c.get("image", "")))})
+    if "env" in out:
+        out["env"] = [_drop(e, {"value": ""}) for e in out["env"]]
+    if "ports" in out:
+        out["ports"] = _ports(out["ports"])
+    if "resources" in out:
+        out["resources"] = _quantities(out["resources"])
+        if not out["resources"]:
+            del out["resources"]
+    return out
+
+
+def _template(template: Mapping[str, Any]) -> dict[str, Any]:
+    meta = _drop(template.get("metadata") or {}, {"labels": {}, "annotations": {}})
+    pod = _drop(template.get("spec") or {}, POD_DEFAULTS)
+    for key in ("containers", "initContainers", "ephemeralContainers"):
+        if key in pod:
+            pod[key] = [_container(c) for c in pod[key]]
+    return {"metadata": meta, "spec": pod}
+
+
+def normalised(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What must be equal between an owned object as observed and as wanted: modelgate's labels and
+    digest annotation, and the whole spec less the server's defaults (and the Service addresses the
+    server allocated). Two objects with equal normal forms need no write; any other difference is
+    an edit by someone else."""
     if not obj:
         return None
     spec = obj.get("spec") or {}
@@ -196,24 +301,34 @@ def projection(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "digest": (meta.get("annotations") or {}).get(ANNOTATION_DIGEST),
     }
     if obj.get("kind") == "Service":
-        out["selector"] = spec.get("selector")
-        out["ports"] = [(p.get("port"), str(p.get("targetPort"))) for p in spec.get("ports") or []]
+        kept = _drop({k: v for k, v in spec.items() if k not in SERVICE_ALLOCATED_FIELDS}, SERVICE_DEFAULTS)
+        kept["ports"] = _ports(kept.get("ports") or [])
+        out["spec"] = kept
         return out
-    tmpl = (spec.get("template") or {}).get("metadata") or {}
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-    out["replicas"] = spec.get("replicas", 1)
-    out["podLabels"] = {k: v for k, v in (tmpl.get("labels") or {}).items() if k.startswith("modelgate.io/")}
-    out["containers"] = [
-        {
-            "name": c.get("name"),
-            "image": c.get("image"),
-            "env": [(e.get("name"), e.get("value", "")) for e in c.get("env") or []],
-            "ports": [p.get("containerPort") for p in c.get("ports") or []],
-            "resources": _quantities(c.get("resources") or {}),
-        }
-        for c in containers
-    ]
+    kept = _drop(spec, {**DEPLOYMENT_DEFAULTS, "replicas": 1})
+    kept["template"] = _template(spec.get("template") or {})
+    out["spec"] = kept
     return out
+
+
+def differences(have: Any, want: Any, path: str = "", limit: int = 20) -> list[str]:
+    """The paths where two normal forms differ (at most `limit`), e.g.
+    `spec.template.spec.containers[0].command`: what an Event names as the foreign edit."""
+    if have == want:
+        return []
+    if isinstance(have, Mapping) and isinstance(want, Mapping):
+        out: list[str] = []
+        for k in sorted(set(have) | set(want), key=str):
+            out += differences(have.get(k), want.get(k), f"{path}.{k}" if path else str(k), limit)
+            if len(out) >= limit:
+                break
+        return out[:limit]
+    if isinstance(have, list) and isinstance(want, list) and len(have) == len(want):
+        out = []
+        for i, (a, b) in enumerate(zip(have, want, strict=True)):
+            out += differences(a, b, f"{path}[{i}]", limit)
+        return out[:limit]
+    return [path or "."]
 
 
 _SUFFIX = {

@@ -32,6 +32,7 @@ from modelgate.api.v1alpha1 import GROUP, VERSION
 from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.plan import plan
+from modelgate.decide.serving import Owner, quarantine_network_policy
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
 from modelgate.observe.loops import Loops
@@ -142,6 +143,14 @@ async def reconcile_once(
             raise res
     if p.label_pods is not None:
         await kube.label_pods(ns, name, p.label_pods)
+    if p.label_pods is not None or p.status.get("quarantinedAt"):
+        # Cut ingress to the quarantined pods at the quarantine, restore it at the release, and while
+        # the quarantine lasts put the NetworkPolicy back if someone removed it.
+        owner = Owner(str(body.get("apiVersion")), str(body.get("kind")), name, ns, str(meta.get("uid")))
+        present = p.label_pods is not False
+        await kube.quarantine_policy(
+            quarantine_network_policy(owner), present, ensure_only=p.label_pods is None
+        )
     if readings is not None:
         loop.readings_seq = readings.seq
     for verdict in p.verdicts:
@@ -211,6 +220,8 @@ async def run_loop(
                 # Usually someone wrote in between and the watch wakes us; if it keeps happening (an
                 # object of that name that modelgate does not own), back off instead of spinning.
                 failures += 1
+                if isinstance(e, kube.NotOwned) and failures == 1:
+                    _report_not_owned(body, str(e))
                 (log.info if failures < 3 else log.warning)(
                     f"Deferred ModelDeployment {namespace}/{name} after a write conflict: {e}; "
                     f"attempt={failures}"
@@ -230,6 +241,19 @@ async def run_loop(
                 await asyncio.wait_for(wake.wait(), timeout=delay)
     finally:
         svc.monitor.watch(key, None)
+
+
+def _report_not_owned(body: Mapping[str, Any], message: str) -> None:
+    """Say once per streak of conflicts that a serving object of the model's name is someone else's."""
+    decision = Decision(
+        action=c.ACTION_NOT_OWNED,
+        reason=c.ACTION_NOT_OWNED,
+        message=message,
+        time=rfc3339(dt.datetime.now(dt.UTC)),
+        warning=True,
+    )
+    audit.record(body, decision)
+    metrics.DECISIONS.labels(action=decision.action).inc()
 
 
 @kopf.on.delete(GROUP, VERSION, "modeldeployments", id="retire")

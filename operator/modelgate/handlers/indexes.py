@@ -17,7 +17,13 @@ from kubernetes.client.exceptions import ApiException
 from modelgate.act.policy_status import write_policy_status
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
 from modelgate.decide.policy import policy_status
-from modelgate.decide.serving import LABEL_DEPLOYMENT, essentials, without_version
+from modelgate.decide.serving import (
+    LABEL_DEPLOYMENT,
+    controller_ref,
+    controller_uid,
+    essentials,
+    without_version,
+)
 from modelgate.observe.snapshot import evidence_model, first, index_evidence, index_policy
 from modelgate.observe.wakeups import Wakeups
 
@@ -86,18 +92,27 @@ async def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[Any, Any]
     return {name: dict(labels)}
 
 
+def owned_key(namespace: str | None, uid: str, kind: str) -> tuple[str, str, str]:
+    """How the owned indexes are keyed: by the owning ModelDeployment's uid, never by name or label.
+    An object that carries our labels but is not controlled by that uid is not the model's."""
+    return (namespace or "", uid, kind)
+
+
+def _owned(namespace: str | None, body: kopf.Body) -> dict[Any, Any]:
+    uid = controller_uid(body)
+    if uid is None:
+        return {}  # labelled like ours, but no ModelDeployment controls it: not ours
+    return {owned_key(namespace, uid, str(body.get("kind"))): essentials(body)}
+
+
 @kopf.index("apps", "v1", "deployments", labels=OWNED, id="owned_deployments")
-async def owned_deployments(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return {(namespace, labels[LABEL_DEPLOYMENT], "Deployment"): essentials(body)}
+async def owned_deployments(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return _owned(namespace, body)
 
 
 @kopf.index("", "v1", "services", labels=OWNED, id="owned_services")
-async def owned_services(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return {(namespace, labels[LABEL_DEPLOYMENT], "Service"): essentials(body)}
+async def owned_services(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return _owned(namespace, body)
 
 
 # --- wake the reconcile loops that depend on a change ----------------------------------------------
@@ -153,17 +168,18 @@ async def wake_namespace(name: str, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED, id="wake-owner-deployment")
 @kopf.on.event("", "v1", "services", labels=OWNED, id="wake-owner-service")
-async def wake_owner(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
-) -> None:
+async def wake_owner(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Wake the owner only when something a decision reads changed: the controller-manager rewrites
     a Deployment's status several times per rollout, mostly in fields no decision looks at. Reads
     the essentials the index has just stored (None once the object is gone)."""
     wakeups: Wakeups = memo["wakeups"]
     kind = str(body.get("kind"))
-    owner = (namespace or "", labels[LABEL_DEPLOYMENT])
+    ref = controller_ref(body)
+    if ref is None:
+        return  # not a model's: a conflicting name is retried by the model's loop with backoff
     index = kwargs["owned_deployments" if kind == "Deployment" else "owned_services"]
-    current = first(index, (namespace, owner[1], kind))
+    current = first(index, owned_key(namespace, str(ref["uid"]), kind))
+    owner = (namespace or "", str(ref.get("name")))
     wakeups.poke_if_changed(owner, kind, None if current is None else without_version(current))
 
 

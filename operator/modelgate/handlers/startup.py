@@ -60,7 +60,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     cfg: OperatorConfig = memo["config"]
-    memo["seal_key"] = await setup.seal_key(cfg.operator_namespace, cfg.seal_secret)
+    try:
+        memo["seal_key"] = await setup.seal_key(cfg.operator_namespace, cfg.seal_secret)
+    except setup.SealKeyLost as e:
+        raise kopf.PermanentError(str(e)) from e  # `modelgate run` exits with this one line
     source = PrometheusSource(PrometheusConfig.from_env(cfg.prometheus_url)) if cfg.prometheus_url else None
     templates: dict[str, MetricTemplate] = memo["templates"]
     monitor = Monitor(source, memo["wakeups"], lambda: templates)
@@ -98,12 +101,28 @@ async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, 
             f"webhook port {addr}:{cfg.webhook_port} is in use (another modelgate operator?); "
             "stop it or pass --webhook-port"
         )
+    context = certs.client_verifying_context(Path(cfg.webhook_client_ca)) if cfg.webhook_client_ca else None
     settings.admission.server = kopf.WebhookServer(
-        addr=addr, port=cfg.webhook_port, certfile=str(cert.certfile), pkeyfile=str(cert.keyfile)
+        addr=addr,
+        port=cfg.webhook_port,
+        certfile=str(cert.certfile),
+        pkeyfile=str(cert.keyfile),
+        context=context,
     )
     settings.admission.managed = None  # we register our own configurations: short timeouts, Fail
     await setup.register_webhooks(configurations(endpoint))
-    logger.info(f"Registered admission webhooks; server={addr}:{cfg.webhook_port}")
+    if cfg.webhook_client_ca:
+        logger.info(
+            f"Registered admission webhooks; server={addr}:{cfg.webhook_port} "
+            f"client_ca={cfg.webhook_client_ca}"
+        )
+    else:
+        logger.warning(
+            f"Started admission webhooks without --webhook-client-ca; server={addr}:{cfg.webhook_port}: "
+            "any caller that reaches this port gets identities stamped and seals made for the userInfo "
+            "it claims. Give the API server a webhook client certificate (docs/webhook-authentication.md) "
+            "or restrict ingress with deploy/networkpolicy-webhook.yaml"
+        )
 
 
 @kopf.on.cleanup(id="stop-loops")

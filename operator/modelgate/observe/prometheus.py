@@ -25,11 +25,10 @@ Prometheus API).
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import json
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,7 +45,6 @@ DEFAULT_TIMEOUT: Final = 5.0
 DEFAULT_CONCURRENCY: Final = 4
 DEFAULT_RETRIES: Final = 2
 _BACKOFF: Final = 0.1
-_STATUS: Final = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -151,26 +149,20 @@ class PrometheusConfig:
             raise ValueError("Prometheus timeout must be > 0, retries >= 0 and concurrency >= 1")
 
 
-def _error_text(exc: PrometheusApiClientException) -> tuple[int | None, str, str]:
-    """(status, errorType, error) from the client's 'HTTP Status Code N (b'...')' exception."""
-    m = _STATUS.match(str(exc))
-    if not m:
-        return None, "", str(exc)
-    status, body = int(m.group(1)), m.group(2)
+def _error_text(response: requests.Response | None) -> tuple[int | None, str, str]:
+    """(status, errorType, error) of a non-200 answer, read from the HTTP response itself (the
+    client's exception carries only a formatted string, which an upgrade could change)."""
+    if response is None:
+        return None, "", "no HTTP response was recorded"
     try:
-        raw = ast.literal_eval(body)
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    except (ValueError, SyntaxError):
-        text = body
-    try:
-        doc = json.loads(text)
-        return status, str(doc.get("errorType", "")), str(doc.get("error", text))
+        doc = response.json()
+        return response.status_code, str(doc.get("errorType", "")), str(doc.get("error", ""))
     except (ValueError, AttributeError):
-        return status, "", text.strip()[:500]
+        return response.status_code, "", response.text.strip()[:500]
 
 
-def _classify_http(exc: PrometheusApiClientException) -> tuple[QueryKind, str]:
-    status, error_type, text = _error_text(exc)
+def _classify_http(response: requests.Response | None) -> tuple[QueryKind, str]:
+    status, error_type, text = _error_text(response)
     if status in (400, 422):
         return "query-error", text
     if status == 503 and error_type == "timeout":
@@ -211,6 +203,10 @@ class PrometheusSource:
             auth = _BearerAuth(config.bearer_token, config.bearer_token_file)
         elif config.username:
             auth = requests.auth.HTTPBasicAuth(config.username, config.password or "")
+        # The client raises a string-only exception for a non-200 answer: keep each thread's last
+        # response so that errors are classified from its status code and JSON body.
+        self._last = threading.local()
+        session.hooks["response"].append(self._remember)
         url = config.url.rstrip("/")
         # Retry(0, read=False) is requests' own default: no retries, read timeouts raised as such.
         self._client = PrometheusConnect(url=url, session=session, auth=auth, retry=Retry(0, read=False))
@@ -218,6 +214,9 @@ class PrometheusSource:
 
     def close(self) -> None:
         self._client.close()
+
+    def _remember(self, response: requests.Response, *_: Any, **__: Any) -> None:
+        self._last.response = response
 
     async def query(self, promql: str) -> QueryResult:
         """Run one instant query in a worker thread, at most `concurrency` at a time."""
@@ -249,6 +248,7 @@ class PrometheusSource:
         url, timeout = self.config.url, f"{self.config.timeout:g}s"
         if remaining <= 0:
             return _Attempt("timeout", error=f"no time left within {timeout}")
+        self._last.response = None
         try:
             data = self._client.custom_query(
                 promql, params={"timeout": f"{max(int(remaining * 1000), 1)}ms"}, timeout=remaining
@@ -256,8 +256,8 @@ class PrometheusSource:
             return _Attempt("series", _parse(data))
         except _NotANumber as e:
             return _Attempt("query-error", error=str(e))
-        except PrometheusApiClientException as e:
-            kind, text = _classify_http(e)
+        except PrometheusApiClientException:
+            kind, text = _classify_http(getattr(self._last, "response", None))
             return _Attempt(kind, error=text)
         except requests.exceptions.ReadTimeout:
             return _Attempt("timeout", error=f"no answer from {url} within {timeout}")

@@ -117,7 +117,7 @@ def snapshot(
     md = ModelDeployment.model_validate(
         {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
     )
-    ns, name, model = md.namespace or "", md.name, md.spec.model.name
+    ns, model = md.namespace or "", md.spec.model.name
     references = {
         ("ModelApproval", r.name): first(approvals, (ns, r.name)) is not None for r in md.spec.approvals
     }
@@ -127,6 +127,7 @@ def snapshot(
     seals = _seals(approvals_by_model, ns, model) | _seals(evaluations_by_model, ns, model)
     enforced = any(v is not None for v in seals.values())
     labels = first(namespaces, ns) or {}
+    uid = str((body.get("metadata") or {}).get("uid") or "")  # owned objects are found by owner uid
     return Observed(
         body=body,
         deployment=md,
@@ -134,8 +135,8 @@ def snapshot(
         approvals=_of_model(approvals_by_model, ns, model, ModelApproval),
         evaluations=_of_model(evaluations_by_model, ns, model, ModelEvaluation),
         references=references,
-        owned_deployment=first(owned_deployments, (ns, name, "Deployment")),
-        owned_service=first(owned_services, (ns, name, "Service")),
+        owned_deployment=first(owned_deployments, (ns, uid, "Deployment")) if uid else None,
+        owned_service=first(owned_services, (ns, uid, "Service")) if uid else None,
         allow_no_policy=allow_no_policy,
         seal_valid={k: bool(v) for k, v in seals.items()} if enforced else None,
         readings=readings,

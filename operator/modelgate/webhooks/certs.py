@@ -3,12 +3,19 @@
 For local runs the operator makes a throw-away CA and a serving certificate for the webhook host
 (127.0.0.1 by default) with `cryptography`; the CA goes into the webhook configurations'
 caBundle. (Kopf's own self-signed path needs oscrypto, which fails against OpenSSL 3.)
+
+Callers are authenticated by client certificate when a client CA is given (`--webhook-client-ca`):
+the API server presents one from its AdmissionConfiguration's kubeConfigFile, and anyone else (a pod
+POSTing a made-up AdmissionReview) fails the TLS handshake before a handler runs. The context trusts
+that CA only: Kopf's default context (`create_default_context(CLIENT_AUTH)`) would also trust the
+system's public CAs for client certificates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +93,13 @@ def load_provided(directory: Path) -> ServingCert:
     if missing:
         raise FileNotFoundError(f"webhook certificate directory {directory} lacks {', '.join(missing)}")
     return ServingCert(directory / "tls.crt", directory / "tls.key", (directory / "ca.crt").read_bytes())
+
+
+def client_verifying_context(client_ca: Path) -> ssl.SSLContext:
+    """A TLS server context that requires a client certificate signed by `client_ca`, and only by
+    it. The serving certificate is loaded into it by Kopf's WebhookServer."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cafile=str(client_ca))
+    return ctx

@@ -11,7 +11,10 @@ the way the API server fills a CertificateSigningRequest's username:
   approves what is deployed without computing ids. None or several distinct revisions: refused,
   saying how to name one. A revision the client gives is kept as is.
 - ModelDeployment `spec.digestSetBy` records who set `spec.model.digest`: set on CREATE and on any
-  UPDATE that changes the digest, restored from the stored object otherwise. A ModelDeployment is
+  UPDATE that changes the digest, restored from the stored object otherwise, and removed when the
+  stored object has none (an object written past the webhook): it is never the client's word, whether
+  the client updates, replaces or server-side applies; a written value that is not kept is
+  answered with an admission warning saying so. A ModelDeployment is
   also created with modelgate's finalizer, so that the operator need not patch it in afterwards
   (one write, one watch event and one round trip less before its first decision; Kopf still adds
   it to objects created while the webhooks were not registered).
@@ -53,6 +56,16 @@ def _set_spec_fields(patch: kopf.Patch, fields: Mapping[str, Any]) -> None:
 
     def apply(body: Any) -> None:
         body.setdefault("spec", {}).update(fields)
+
+    patch.fns.append(apply)
+
+
+def _remove_spec_field(patch: kopf.Patch, field: str) -> None:
+    """Drop a spec field the client wrote: Kopf diffs the transformed body against the request's
+    object, so the admission response carries a JSON patch `remove` for it."""
+
+    def apply(body: Any) -> None:
+        (body.get("spec") or {}).pop(field, None)
 
     patch.fns.append(apply)
 
@@ -155,17 +168,28 @@ async def stamp_deployment(
     userinfo: kopf.UserInfo,
     operation: str | None = None,
     old: kopf.Body | None = None,
+    warnings: list[str] | None = None,
     **_: Any,
 ) -> None:
     digest = (body.spec.get("model") or {}).get("digest")
+    claimed = body.spec.get("digestSetBy")
     if operation == "UPDATE" and old is not None and (old.spec.get("model") or {}).get("digest") == digest:
         stored = old.spec.get("digestSetBy")
         if stored is not None:
             _set_spec_fields(patch, {"digestSetBy": stored})
-        return
-    _set_spec_fields(patch, {"digestSetBy": identity(userinfo)})
-    if operation == "CREATE":
-        _add_finalizer(patch)
+        else:
+            _remove_spec_field(patch, "digestSetBy")
+        kept: Any = stored
+    else:
+        kept = identity(userinfo)
+        _set_spec_fields(patch, {"digestSetBy": kept})
+        if operation == "CREATE":
+            _add_finalizer(patch)
+    if claimed is not None and claimed != kept and warnings is not None:
+        warnings.append(
+            "spec.digestSetBy is recorded by modelgate from the request that sets spec.model.digest; "
+            f"the value written was ignored (kept: {(kept or {}).get('username', 'none')})"
+        )
 
 
 @kopf.on.validate(GROUP, VERSION, "modelevaluations", id="validate-evaluation")

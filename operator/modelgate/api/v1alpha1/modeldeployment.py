@@ -20,6 +20,7 @@ from modelgate.api.v1alpha1.common import (
     Quantity,
     Reason,
     ResourceInfo,
+    RevisionId,
     RiskLevel,
     Text,
     Token,
@@ -188,6 +189,13 @@ class Revision(ApiModel):
     """spec.model.digest of the revision."""
     image: Image
     """spec.serving.image the revision was served with."""
+    revision: RevisionId | None = None
+    """The revision id (modelgate.decide.revision): what the evidence it was admitted on covers."""
+    port: int | None = Field(None, ge=1, le=65535)
+    """spec.serving.port the revision was admitted with."""
+    env: list[EnvVar] = Field(default_factory=list, max_length=64, json_schema_extra=list_map("name"))
+    """spec.serving.env the revision was admitted with: a revision that keeps serving while a newer
+    one waits, or one rolled back to, is served with its own environment, not the newer spec's."""
     admitted_at: AwareDatetime
     """When the operator admitted the revision."""
 
