@@ -178,7 +178,7 @@ def start_operator() -> None:
         "kind": "ModelApproval",
         "metadata": {"name": "probe", "namespace": "default"},
         "spec": {
-            "model": {"name": "p", "version": "v1", "digest": "sha256:" + "0" * 64},
+            "model": {"name": "p", "version": "v1", "digest": "sha256:" + "0" * 64, "revision": "0" * 32},
             "role": "probe",
             "decision": "approved",
         },

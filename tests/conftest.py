@@ -119,7 +119,7 @@ def webhooks_answer(kubectl: Kubectl) -> bool:
         "kind": "ModelApproval",
         "metadata": {"name": "webhook-probe", "namespace": "default"},
         "spec": {
-            "model": {"name": "probe", "version": "v1", "digest": "sha256:" + "0" * 64},
+            "model": {"name": "probe", "version": "v1", "digest": "sha256:" + "0" * 64, "revision": "0" * 32},
             "role": "probe",
             "decision": "approved",
         },

@@ -414,6 +414,12 @@ BAD_MANIFESTS: list[tuple[str, str, Mutation, tuple[Fragment, ...]]] = [
         ("spec.namespaceSelector.matchExpressions[0]", "values must be non-empty for operator In"),
     ),
     (
+        "policy-empty-without-allow-all",
+        "GovernancePolicy",
+        _set("spec", {"onRevocation": "keep"}),
+        ("spec", "an empty policy", "allowAll: true"),
+    ),
+    (
         "policy-unknown-on-revocation",
         "GovernancePolicy",
         _set("spec.onRevocation", "ignore"),

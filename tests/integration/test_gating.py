@@ -135,7 +135,7 @@ def test_blocked_model_is_admitted_when_its_evidence_arrives_and_serves_ready_po
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MODEL_URI"] == "s3://models/fraud/v1"
     assert env["MODEL_DIGEST"] == m.digest("fraud-v1")
-    assert container["image"] == "registry.example/serve:1"
+    assert container["image"] == m.IMAGE
     assert dep["spec"]["replicas"] == 2 and dep["status"]["readyReplicas"] == 2
     svc = kubectl.get("service", "fraud", namespace)
     assert svc is not None and svc["spec"]["selector"]["modelgate.io/deployment"] == "fraud"
@@ -290,7 +290,7 @@ def test_edits_to_the_owned_deployment_are_reverted_and_recorded(
             .get("spec", {})
             .get("containers", [{}])[0]
             .get("image")
-            == "registry.example/serve:1"
+            == m.IMAGE
         ),
     )
     kubectl("scale", "deployment/fraud", "--replicas=7", "-n", namespace)

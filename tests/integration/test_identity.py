@@ -159,7 +159,9 @@ def test_a_record_written_past_the_webhook_does_not_count_and_the_gate_says_its_
     saved_webhooks: dict[str, Any],
 ) -> None:
     kubectl.apply(m.policy(policy_name, namespace, min_accuracy=None))
-    m.approve(kubectl, m.approval("genuine", namespace, "fraud"))
+    # A genuine record of another version: it does not count for v1 (all evidence of the model
+    # counts, so one for v1 itself would admit it), but its seal is real.
+    m.approve(kubectl, m.approval("genuine", namespace, "fraud", "v0"))
     genuine = kubectl.get("mapr", "genuine", namespace)
     assert genuine
     kubectl("delete", "mutatingwebhookconfiguration", WEBHOOKS)

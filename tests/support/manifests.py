@@ -1,4 +1,9 @@
-"""Manifests for integration tests, built as dicts; each test isolates its policy to its namespace."""
+"""Manifests for integration tests, built as dicts; each test isolates its policy to its namespace.
+
+Defaults tell one story: the serving image is pinned by digest (policies require it by default), and
+`approval()`/`evaluation()` name the revision of the matching default `model_deployment()` (what
+the admission webhook would fill in); pass `revision=` to name another one, or None for none.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,22 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from modelgate.decide.revision import revision_id
 from tests.support.kube import Kubectl
 
 DEPLOYERS = ("deployers",)
 EVALUATORS = ("evaluators",)
 
 API = "modelgate.io/v1alpha1"
+IMAGE = "registry.example/serve@sha256:" + hashlib.sha256(b"serve-1").hexdigest()
+"""The default serving image, pinned by digest."""
+DEFAULT = "default"
+"""`revision=DEFAULT`: the revision of the default model_deployment() of that model and version."""
+
+
+def pinned(name: str) -> str:
+    """An image reference pinned by a made-up digest: registry.example/<name>@sha256:..."""
+    return f"registry.example/{name}@sha256:" + hashlib.sha256(name.encode()).hexdigest()
 
 
 def digest(seed: str) -> str:
@@ -51,7 +66,7 @@ def model_deployment(
     replicas: int = 2,
     approvals: tuple[str, ...] = (),
     evaluations: tuple[str, ...] = (),
-    image: str = "registry.example/serve:1",
+    image: str = IMAGE,
     digest_set_by: str | None = None,
     monitoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -79,6 +94,18 @@ def model_deployment(
     }
 
 
+def default_revision(model: str, version: str = "v1") -> str:
+    """The revision id of the default model_deployment(model, ..., version)."""
+    return revision_id(model_deployment(model, "any", version)["spec"])
+
+
+def _model_ref(model: str, version: str, revision: str | None) -> dict[str, Any]:
+    ref = {"name": model, "version": version, "digest": digest(f"{model}-{version}")}
+    if revision is not None:
+        ref["revision"] = default_revision(model, version) if revision == DEFAULT else revision
+    return ref
+
+
 def approval(
     name: str,
     namespace: str,
@@ -91,9 +118,11 @@ def approval(
     decision: str = "approved",
     expires_at: str | None = None,
     stamp: bool = False,
+    revision: str | None = DEFAULT,
+    risk_level: str | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "model": {"name": model, "version": version, "digest": digest(f"{model}-{version}")},
+        "model": _model_ref(model, version, revision),
         "role": role,
         "decision": decision,
     }
@@ -101,6 +130,8 @@ def approval(
         spec["approvedBy"] = {"username": user, "groups": list(groups if groups is not None else (role,))}
     if expires_at:
         spec["expiresAt"] = expires_at
+    if risk_level:
+        spec["riskLevel"] = risk_level
     return {
         "apiVersion": API,
         "kind": "ModelApproval",
@@ -118,12 +149,14 @@ def evaluation(
     accuracy: float = 0.95,
     user: str = "erin",
     stamp: bool = False,
+    revision: str | None = DEFAULT,
+    evaluated_at: str | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "model": {"name": model, "version": version, "digest": digest(f"{model}-{version}")},
+        "model": _model_ref(model, version, revision),
         "dataset": {"name": "holdout", "uri": "s3://datasets/holdout"},
         "metrics": {"accuracy": accuracy},
-        "evaluatedAt": now_rfc3339(),
+        "evaluatedAt": evaluated_at or now_rfc3339(),
     }
     if stamp:
         spec["submittedBy"] = {"username": user, "groups": ["evaluators"]}

@@ -20,6 +20,7 @@ from modelgate.api.v1alpha1 import (
     parse,
 )
 from modelgate.decide.gates import GateInput
+from modelgate.decide.revision import requested_revision_id, revision_id
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 NAMESPACE = "fraud-prod"
@@ -28,6 +29,11 @@ VERSION = "1.0.0"
 DIGEST = "sha256:" + "abcdef12" * 8
 OTHER_DIGEST = "sha256:" + "1" * 64
 DATASET = "fraud-holdout"
+IMAGE = "registry.example/sklearn-server@sha256:" + "5e" * 32
+"""The default serving image, pinned by digest (policies require it by default)."""
+DEFAULT = "default"
+"""`revision=DEFAULT`: the revision of the default make_deployment() of that model, version and
+digest (what the webhook would fill in)."""
 
 
 def rfc3339(t: datetime) -> str:
@@ -75,7 +81,7 @@ def make_deployment(
             "digest": digest,
         },
         "card": full_card,
-        "serving": {"image": "registry.example/sklearn-server:1.4", **(serving or {})},
+        "serving": {"image": IMAGE, **(serving or {})},
         "approvals": [{"name": n} for n in approvals],
         "evaluations": [{"name": n} for n in evaluations],
     }
@@ -106,13 +112,18 @@ def make_approval(
     comment: str | None = None,
     seal: str | None = None,
     uid: str | None = None,
+    revision: str | None = DEFAULT,
+    risk_level: str | None = None,
 ) -> ModelApproval:
-    """A ModelApproval; username None leaves approvedBy unset (never stamped by the webhook)."""
+    """A ModelApproval; username None leaves approvedBy unset (never stamped by the webhook);
+    `revision` DEFAULT names the revision of the default deployment of that model, None names none."""
     spec: dict[str, Any] = {
-        "model": {"name": model, "version": version, "digest": digest},
+        "model": _model_ref(model, version, digest, revision),
         "role": role,
         "decision": decision,
     }
+    if risk_level is not None:
+        spec["riskLevel"] = risk_level
     if username is not None:
         spec["approvedBy"] = {"username": username, "groups": list(groups)}
     if expires_at is not None:
@@ -137,18 +148,46 @@ def make_evaluation(
     digest: str = DIGEST,
     seal: str | None = None,
     uid: str | None = None,
+    revision: str | None = DEFAULT,
+    submitted_by: str | None = None,
+    submitter_groups: Sequence[str] = ("evaluators",),
+    created_at: datetime | None = None,
 ) -> ModelEvaluation:
+    """A ModelEvaluation, created (creationTimestamp) when it was evaluated unless `created_at`."""
     spec: dict[str, Any] = {
-        "model": {"name": model, "version": version, "digest": digest},
+        "model": _model_ref(model, version, digest, revision),
         "dataset": {"name": dataset, "uri": f"s3://datasets/{dataset}.parquet"},
         "metrics": {"accuracy": 0.94} if metrics is None else metrics,
         "evaluatedAt": rfc3339(evaluated_at),
     }
     if seal is not None:
         spec["seal"] = seal
-    obj = parse(_object("ModelEvaluation", name, NAMESPACE, spec, evaluated_at, uid=uid))
+    if submitted_by is not None:
+        spec["submittedBy"] = {"username": submitted_by, "groups": list(submitter_groups)}
+    created = evaluated_at if created_at is None else created_at
+    obj = parse(_object("ModelEvaluation", name, NAMESPACE, spec, created, uid=uid))
     assert isinstance(obj, ModelEvaluation)
     return obj
+
+
+def default_revision(model: str = MODEL, version: str = VERSION, digest: str = DIGEST) -> str:
+    """The revision id of the default make_deployment() of this model, version and digest."""
+    md = make_deployment(model=model, version=version, digest=digest)
+    return revision_id(md.spec.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+
+def revision_of(md: ModelDeployment, policies: Sequence[GovernancePolicy] = ()) -> str:
+    """The id of the revision `md` requests under `policies` (what the webhook would fill in)."""
+    return requested_revision_id(md, policies)
+
+
+def _model_ref(model: str, version: str, digest: str, revision: str | None) -> dict[str, Any]:
+    ref = {"name": model, "version": version, "digest": digest}
+    if revision == DEFAULT:
+        ref["revision"] = default_revision(model, version, digest)
+    elif revision is not None:
+        ref["revision"] = revision
+    return ref
 
 
 def approval_requirement(
@@ -192,8 +231,16 @@ def make_policy(
     separation_of_duties: bool = False,
     on_revocation: str = "suspend",
     monitoring: Sequence[dict[str, Any]] = (),
+    allow_all: bool | None = None,
+    **extra: Any,
 ) -> GovernancePolicy:
+    """A GovernancePolicy; without any requirement it is an allowAll policy (an empty one is
+    refused) unless `allow_all` says otherwise; `extra` are more spec fields in wire form."""
+    if allow_all is None:
+        allow_all = not (required_card_fields or approvals or evaluations or monitoring)
     spec: dict[str, Any] = {
+        "allowAll": allow_all,
+        **extra,
         "riskLevels": list(risk_levels),
         "requiredCardFields": list(required_card_fields),
         "approvals": list(approvals),
@@ -218,15 +265,26 @@ def gate_input(
     evaluations: Sequence[ModelEvaluation] = (),
     **kwargs: Any,
 ) -> GateInput:
-    """A GateInput that finds exactly the given objects among the deployment's references."""
-    found_a = {a.name: a for a in approvals}
-    found_e = {e.name: e for e in evaluations}
+    """A GateInput in which the given objects are all the evidence of the model in the namespace
+    (referenced or not); a referenced name exists when one of them has it."""
+    names = {("ModelApproval", a.name) for a in approvals} | {
+        ("ModelEvaluation", e.name) for e in evaluations
+    }
+    references = {
+        (kind, ref.name): (kind, ref.name) in names
+        for kind, refs in (
+            ("ModelApproval", deployment.spec.approvals),
+            ("ModelEvaluation", deployment.spec.evaluations),
+        )
+        for ref in refs
+    }
     return GateInput(
         deployment=deployment,
         policies=list(policies),
-        approvals={ref.name: found_a.get(ref.name) for ref in deployment.spec.approvals},
-        evaluations={ref.name: found_e.get(ref.name) for ref in deployment.spec.evaluations},
+        approvals=list(approvals),
+        evaluations=list(evaluations),
         now=kwargs.pop("now", NOW),
+        references=kwargs.pop("references", references),
         **kwargs,
     )
 

@@ -142,15 +142,23 @@ def observed(
     readings: Readings | None = None,
     **kwargs: Any,
 ) -> Observed:
-    """A snapshot that finds exactly the given evidence among the model's references."""
-    found_a = {a.name: a for a in approvals}
-    found_e = {e.name: e for e in evaluations}
+    """A snapshot in which the given objects are all the evidence in the namespace (referenced or
+    not); a referenced name exists when one of them has it."""
+    found_a = list(approvals)
+    found_e = list(evaluations)
+    names = {("ModelApproval", a.name) for a in found_a} | {("ModelEvaluation", e.name) for e in found_e}
+    references = {
+        (kind, ref.name): (kind, ref.name) in names
+        for kind, refs in (("ModelApproval", md.spec.approvals), ("ModelEvaluation", md.spec.evaluations))
+        for ref in refs
+    }
     return Observed(
         body=body_of(md, status),
         deployment=md,
         policies=list(policies),
-        approvals={ref.name: found_a.get(ref.name) for ref in md.spec.approvals},
-        evaluations={ref.name: found_e.get(ref.name) for ref in md.spec.evaluations},
+        approvals=[a for a in found_a if a.spec.model.name == md.spec.model.name],
+        evaluations=[e for e in found_e if e.spec.model.name == md.spec.model.name],
+        references=references,
         owned_deployment=owned_deployment,
         owned_service=owned_service,
         readings=readings,
@@ -293,12 +301,10 @@ class Story:
     evaluations: dict[str, ModelEvaluation] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for a in self.template.approvals.values():
-            if a is not None:
-                self.approvals.setdefault(a.name, a)
-        for e in self.template.evaluations.values():
-            if e is not None:
-                self.evaluations.setdefault(e.name, e)
+        for a in self.template.approvals:
+            self.approvals.setdefault(a.name, a)
+        for e in self.template.evaluations:
+            self.evaluations.setdefault(e.name, e)
 
     @classmethod
     def of(

@@ -164,7 +164,7 @@ def test_model_deployment_printer_columns_follow_the_spec() -> None:
         ("ModelDeployment", "modeldeployments", "mdep", "Namespaced", True),
         ("ModelApproval", "modelapprovals", "mapr", "Namespaced", False),
         ("ModelEvaluation", "modelevaluations", "meval", "Namespaced", False),
-        ("GovernancePolicy", "governancepolicies", "gpol", "Cluster", False),
+        ("GovernancePolicy", "governancepolicies", "gpol", "Cluster", True),
         ("MetricTemplate", "metrictemplates", "mtpl", "Cluster", False),
     ],
 )

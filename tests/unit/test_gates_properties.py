@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from modelgate.api import conditions
 from modelgate.api.v1alpha1 import ModelApproval, ModelEvaluation
-from modelgate.decide.gates import GateReport, evaluate
+from modelgate.decide.gates import GateInput, GateReport, evaluate
 from tests.unit.factories import (
     DIGEST,
     NOW,
@@ -232,6 +232,15 @@ def cases(draw: st.DrawFn) -> Case:
 
 
 def build_and_evaluate(case: Case) -> GateReport:
+    return evaluate(build_input(case))
+
+
+def build_input(
+    case: Case,
+    extra_approvals: Sequence[ModelApproval] = (),
+    extra_evaluations: Sequence[ModelEvaluation] = (),
+) -> GateInput:
+    """The engine's input for a case, plus evidence the deployment does not reference."""
     approvals = [
         make_approval(
             a.name,
@@ -292,16 +301,14 @@ def build_and_evaluate(case: Case) -> GateReport:
     def seal_ok(obj: ModelApproval | ModelEvaluation) -> bool:
         return obj.spec.seal == "good"
 
-    return evaluate(
-        gate_input(
-            deployment,
-            policies,
-            approvals,
-            evaluations,
-            allow_no_policy=case.allow_no_policy,
-            not_before=case.not_before,
-            seal_ok=seal_ok if case.enforce_seals else None,
-        )
+    return gate_input(
+        deployment,
+        policies,
+        [*approvals, *extra_approvals],
+        [*evaluations, *extra_evaluations],
+        allow_no_policy=case.allow_no_policy,
+        not_before=case.not_before,
+        seal_ok=seal_ok if case.enforce_seals else None,
     )
 
 
@@ -356,8 +363,11 @@ def evaluation_met(case: Case, req: EvaluationReq) -> bool:
     ]
     if not usable:
         return False
-    value = max(usable, key=lambda e: (e.at, e.name)).metrics[req.metric]
-    return (req.min is None or value >= req.min) and (req.max is None or value <= req.max)
+    # The newest evaluation of each dataset decides; every one of them must pass.
+    datasets = {e.dataset for e in usable}
+    newest = [max((e for e in usable if e.dataset == d), key=lambda e: (e.at, e.name)) for d in datasets]
+    values = [e.metrics[req.metric] for e in newest]
+    return all((req.min is None or v >= req.min) and (req.max is None or v <= req.max) for v in values)
 
 
 def oracle(case: Case) -> tuple[bool, bool, bool]:

@@ -20,6 +20,7 @@ from modelgate.decide.plan import plan
 from modelgate.decide.revision import requested_revision_id
 from tests.unit.factories import (
     DIGEST,
+    IMAGE,
     MODEL,
     NAMESPACE,
     NOW,
@@ -27,6 +28,7 @@ from tests.unit.factories import (
     VERSION,
     evaluation_requirement,
     make_evaluation,
+    revision_of,
 )
 from tests.unit.plan_factories import (
     PASSING,
@@ -74,7 +76,7 @@ def test_admitted_revision_gets_a_deployment_built_for_it() -> None:
     assert dep["spec"]["selector"] == {"matchLabels": {serving.LABEL_DEPLOYMENT: MODEL}}
     assert dep["spec"]["replicas"] == 1
     container = dep["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "registry.example/sklearn-server:1.4"
+    assert container["image"] == IMAGE
     assert env(dep)["MODEL_URI"] == f"s3://models/{MODEL}/{VERSION}"
     assert env(dep)["MODEL_DIGEST"] == DIGEST
     assert dep["metadata"]["annotations"][serving.ANNOTATION_DIGEST] == DIGEST
@@ -121,7 +123,7 @@ def test_serving_spec_reaches_the_container() -> None:
             "resources": {"requests": {"cpu": "500m"}},
         }
     )
-    dep = plan(story_observed(md), NOW).deployment
+    dep = plan(story_observed(md, approvals=[approval(revision=revision_of(md))]), NOW).deployment
     assert dep is not None
 
     container = dep["spec"]["template"]["spec"]["containers"][0]
@@ -142,7 +144,7 @@ def test_admission_records_the_revision_and_an_admitted_decision_with_its_eviden
         "version": VERSION,
         "uri": f"s3://models/{MODEL}/{VERSION}",
         "digest": DIGEST,
-        "image": "registry.example/sklearn-server:1.4",
+        "image": IMAGE,
         "revision": requested_revision_id(md, [pol]),
         "port": 8080,
         "env": [],
@@ -164,6 +166,7 @@ def test_admission_records_the_revision_and_an_admitted_decision_with_its_eviden
             "name": "holdout",
             "uid": "uid-holdout",
             "digest": DIGEST,
+            "revision": revision_of(md),
             "dataset": "fraud-holdout",
             "metrics": {"accuracy": 0.94},
         }
@@ -339,7 +342,7 @@ def test_only_sealed_approvals_count_when_sealing_is_enforced(
 
 
 def test_blocked_new_revision_leaves_the_serving_one_untouched() -> None:
-    story = Story.of(model())
+    story = Story.of(model(), approvals=[approval()])
     story.serve_v1()
     v1_status = story.status["servingRevision"]
     story.change(model(V2, OTHER_DIGEST, approvals=[]))  # v2 asked for without any approval
@@ -359,7 +362,7 @@ def test_blocked_new_revision_leaves_the_serving_one_untouched() -> None:
 
 
 def test_blocked_new_revision_keeps_the_old_one_monitored() -> None:
-    story = Story.of(model(monitoring=monitoring()))
+    story = Story.of(model(monitoring=monitoring()), approvals=[approval()])
     story.serve_v1()
     story.change(model(V2, OTHER_DIGEST, approvals=[], monitoring=monitoring()))
 
@@ -702,7 +705,7 @@ def test_suspended_model_is_a_steady_state() -> None:
 
 
 def test_blocked_v2_while_v1_serves_is_a_steady_state() -> None:
-    story = Story.of(model(monitoring=monitoring()))
+    story = Story.of(model(monitoring=monitoring()), approvals=[approval()])
     story.serve_v1()
     story.change(model(V2, OTHER_DIGEST, approvals=[], monitoring=monitoring()))
     story.run()

@@ -16,7 +16,7 @@ from modelgate.api import conditions as c
 from modelgate.decide import serving
 from modelgate.decide.drift import Sample
 from modelgate.decide.plan import plan
-from tests.unit.factories import DIGEST, NOW, OTHER_DIGEST, VERSION, rfc3339
+from tests.unit.factories import DIGEST, IMAGE, NOW, OTHER_DIGEST, VERSION, revision_of, rfc3339
 from tests.unit.plan_factories import (
     FAILING,
     NO_DATA,
@@ -43,6 +43,7 @@ from tests.unit.plan_factories import (
 )
 
 INTERVENTIONS = (c.ACTION_ROLLED_BACK, c.ACTION_QUARANTINED)
+OTHER_IMAGE = "registry.example/srv@sha256:" + "7f" * 32
 
 
 def served_v2(on_drift: str = "rollback", *metrics: dict[str, Any]) -> Story:
@@ -212,9 +213,8 @@ def test_drift_at_the_failure_limit_rolls_back_to_the_last_known_good_revision()
 def test_rollback_serves_the_known_good_image_even_if_the_spec_image_changed() -> None:
     story = Story.of(model(monitoring=monitoring()))
     story.serve_v1()
-    story.change(
-        model(V2, OTHER_DIGEST, monitoring=monitoring(), serving={"image": "registry.example/srv:2"})
-    )
+    v2 = model(V2, OTHER_DIGEST, monitoring=monitoring(), serving={"image": OTHER_IMAGE})
+    story.change(v2, add=[approval(V2, OTHER_DIGEST, revision=revision_of(v2))])
     story.run()
     story.run()
     for _ in range(3):
@@ -222,7 +222,7 @@ def test_rollback_serves_the_known_good_image_even_if_the_spec_image_changed() -
 
     assert p.deployment is not None
     container = p.deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "registry.example/sklearn-server:1.4"
+    assert container["image"] == IMAGE
 
 
 def test_after_a_rollback_the_old_approval_does_not_bring_the_drifted_revision_back() -> None:

@@ -341,6 +341,8 @@ def _snapshot(deployments: dict[Any, Any], services: dict[Any, Any]) -> Any:
         body_of(md),
         approvals={},
         evaluations={},
+        approvals_by_model={},
+        evaluations_by_model={},
         policies={},
         namespaces={},
         owned_deployments=deployments,

@@ -1,47 +1,43 @@
-"""Who is woken when an owned object changes: only changes a decision reads wake its owner."""
+"""Who a change of evidence wakes: every ModelDeployment of the model (all evidence counts), and
+every one referencing the object by name (its reference gate)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from modelgate.observe.wakeups import Wakeups
 
-KEY = ("ns", "fraud-detector")
+
+def woken(wakeups: Wakeups, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    return {k for k in keys if wakeups.register(k).is_set()}
 
 
-def _woken(w: Wakeups, seen: object | None, what: str = "Deployment") -> bool:
-    event = w.register(KEY)
-    event.clear()
-    w.poke_if_changed(KEY, what, seen)
-    return event.is_set()
+def test_evidence_of_a_model_wakes_every_deployment_of_that_model_in_the_namespace() -> None:
+    async def scenario() -> set[tuple[str, str]]:
+        wakeups = Wakeups()
+        keys = [("ns", "fraud"), ("ns", "fraud-canary"), ("ns", "churn"), ("other", "fraud")]
+        models = {
+            ("ns", "fraud"): "fraud",
+            ("ns", "fraud-canary"): "fraud",
+            ("ns", "churn"): "churn",
+            ("other", "fraud"): "fraud",
+        }
+        for key in keys:
+            wakeups.register(key)
+            wakeups.set_refs(key, {("Model", key[0], models[key])})
+        wakeups.poke_model("ns", "fraud")
+        return woken(wakeups, keys)
+
+    assert asyncio.run(scenario()) == {("ns", "fraud"), ("ns", "fraud-canary")}
 
 
-def test_first_sight_of_an_owned_object_wakes_its_owner() -> None:
-    assert _woken(Wakeups(), {"status": {"readyReplicas": 0}})
+def test_a_referenced_name_still_wakes_its_referrer() -> None:
+    async def scenario() -> set[tuple[str, str]]:
+        wakeups = Wakeups()
+        key = ("ns", "fraud")
+        wakeups.register(key)
+        wakeups.set_refs(key, {("ModelApproval", "ns", "eb"), ("Model", "ns", "fraud")})
+        wakeups.poke_ref("ModelApproval", "ns", "eb")
+        return woken(wakeups, [key])
 
-
-def test_an_event_that_changes_nothing_read_does_not_wake_the_owner() -> None:
-    w = Wakeups()
-    _woken(w, {"status": {"readyReplicas": 0}})
-
-    assert not _woken(w, {"status": {"readyReplicas": 0}})
-
-
-def test_a_change_wakes_the_owner() -> None:
-    w = Wakeups()
-    _woken(w, {"status": {"readyReplicas": 0}})
-
-    assert _woken(w, {"status": {"readyReplicas": 1}})
-
-
-def test_deletion_wakes_the_owner_and_a_recreated_object_wakes_it_again() -> None:
-    w = Wakeups()
-    _woken(w, {"status": {}})
-
-    assert _woken(w, None)
-    assert _woken(w, {"status": {}})
-
-
-def test_deployment_and_service_of_one_owner_are_told_apart() -> None:
-    w = Wakeups()
-    _woken(w, {"spec": {}}, "Deployment")
-
-    assert _woken(w, {"spec": {}}, "Service")
+    assert asyncio.run(scenario()) == {("ns", "fraud")}

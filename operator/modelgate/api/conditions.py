@@ -69,6 +69,14 @@ POLICIES_SATISFIED: Final = "PoliciesSatisfied"
 CARD_FIELD_MISSING: Final = "CardFieldMissing"
 CARD_FIELD_PRESENT: Final = "CardFieldPresent"
 RISK_LEVEL_NOT_COVERED: Final = "RiskLevelNotCovered"
+POLICY_INVALID: Final = "PolicyInvalid"
+"""A selecting GovernancePolicy failed to parse: it blocks every model it could select."""
+POLICY_VALID: Final = "PolicyValid"
+"""The operator could read the GovernancePolicy (its Valid condition)."""
+IMAGE_NOT_PINNED: Final = "ImageNotPinned"
+
+# GovernancePolicy condition type (status.conditions of a policy).
+VALID: Final = "Valid"
 
 # Reasons: approvals.
 APPROVALS_GRANTED: Final = "ApprovalsGranted"
@@ -82,6 +90,8 @@ APPROVER_NOT_AUTHORIZED: Final = "ApproverNotAuthorized"
 APPROVER_UNKNOWN: Final = "ApproverUnknown"
 SEPARATION_OF_DUTIES_VIOLATED: Final = "SeparationOfDutiesViolated"
 SEPARATION_OF_DUTIES_MET: Final = "SeparationOfDutiesMet"
+RISK_LEVEL_NOT_CONFIRMED: Final = "RiskLevelNotConfirmed"
+RISK_LEVEL_CONFIRMED: Final = "RiskLevelConfirmed"
 
 # Reasons: evaluations.
 EVALUATIONS_PASSED: Final = "EvaluationsPassed"
@@ -91,11 +101,16 @@ EVALUATION_STALE: Final = "EvaluationStale"
 METRIC_NOT_REPORTED: Final = "MetricNotReported"
 METRIC_BELOW_MINIMUM: Final = "MetricBelowMinimum"
 METRIC_ABOVE_MAXIMUM: Final = "MetricAboveMaximum"
+EVALUATOR_NOT_AUTHORIZED: Final = "EvaluatorNotAuthorized"
 
 # Reasons: evidence integrity (shared by approvals and evaluations).
 DIGEST_MISMATCH: Final = "DigestMismatch"
 MODEL_MISMATCH: Final = "ModelMismatch"
 SEAL_INVALID: Final = "SealInvalid"
+REVISION_MISMATCH: Final = "RevisionMismatch"
+"""Evidence names another revision (same digest, but another uri, image or covered serving field)."""
+REVISION_MISSING: Final = "RevisionMissing"
+"""Evidence names no revision (spec.model.revision is absent)."""
 
 # Reasons: admission and serving.
 ADMITTED_REASON: Final = "Admitted"

@@ -2,6 +2,7 @@
 
 modelgate run [--namespace NS ...] [--allow-no-policy] [--liveness-port P] [--metrics-port P]
 modelgate status [-n NS | -A] [NAME]
+modelgate revision -f MODELDEPLOYMENT.yaml [--policy POLICY.yaml ...]
 """
 
 from __future__ import annotations
@@ -38,7 +39,23 @@ def _main(argv: list[str] | None) -> int:
     rp.add_argument("-n", "--namespace", default="default")
     rp.add_argument("-o", "--output", choices=["text", "json"], default="text")
     rp.add_argument("--kubeconfig", default=None)
+    rv = sub.add_parser(
+        "revision",
+        help="print the revision id a ModelDeployment manifest asks for (what evidence names in "
+        "spec.model.revision)",
+    )
+    rv.add_argument("-f", "--filename", action="append", required=True, help="manifest file, - for stdin")
+    rv.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        help="GovernancePolicy manifests in force (their operationalFields); default: replicas, resources",
+    )
     args = p.parse_args(argv)
+    if args.command == "revision":
+        from modelgate.cli.revision import revision
+
+        return revision(args.filename, args.policy, sys.stdout, sys.stderr)
     if args.command == "run":
         from modelgate.cli.run import run
 

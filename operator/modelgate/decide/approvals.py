@@ -1,22 +1,26 @@
 """Approval requirements and separation of duties.
 
 A policy's approval requirement {role, approvers, count} is met when at least `count` distinct
-people, each allowed to decide for the role, approved exactly this artifact, and nobody allowed to
-decide for the role rejected it. A referenced ModelApproval of the role counts only if it passes two
-ordered chains of checks:
+people, each allowed to decide for the role, approved exactly this revision, and nobody allowed to
+decide for the role rejected its model artifact. Every ModelApproval of the model is considered,
+referenced or not: the deployer does not choose the evidence. A ModelApproval of the role counts
+only if it passes two ordered chains of checks:
 
-1. attributable: bound to the model name and version, bound to the digest, sealed (when sealing is
-   enforced), approver known (spec.approvedBy, stamped by the webhook), approver allowed by the
+1. attributable: bound to the model name and version, bound to the digest, bound to the revision
+   (spec.model.revision: the uri, the image and every covered serving field), sealed (when sealing
+   is enforced), approver known (spec.approvedBy, stamped by the webhook), approver allowed by the
    requirement (a listed user or a member of a listed group; no lists at all means anyone);
 2. current (approvals only): not expired at `now`, created at or after `not_before` (approvals
-   given before a quarantine do not re-admit), and, under separation of duties, not given by the
-   identity that set the digest.
+   given before a quarantine do not re-admit), under separation of duties not given by the identity
+   that set the digest, and, when a policy in force names the role in riskLevelConfirmation,
+   confirming the model card's riskLevel (spec.riskLevel).
 
-An attributable rejection blocks the requirement whatever else was approved. It blocks even when it
-has expired or predates a quarantine, and even when the person who set the digest rejected it:
-fail closed, a rejection is withdrawn only by dropping its reference. An approver counts once per
-requirement; of several approvals by one person the one that lasts longest is counted, so the
-counted evidence does not change from one reconcile to the next.
+An attributable rejection (same chain, except that it binds to the digest, whatever revision it
+names: a rejection is about the model) blocks the requirement whatever else was approved. It blocks
+even when it has expired or predates a quarantine, and even when the person who set the digest
+rejected it: fail closed, a rejection is withdrawn only by its author deleting it. An approver
+counts once per requirement; of several approvals by one person the one that lasts longest is
+counted, so the counted evidence does not change from one reconcile to the next.
 
 Separation of duties is a property of the deployment: when any policy in force demands it, an
 approval by spec.digestSetBy counts for no requirement, and an unknown digestSetBy fails the
@@ -36,6 +40,7 @@ from modelgate.decide.evidence import (
     Outcome,
     bound_to_digest,
     bound_to_model,
+    bound_to_revision,
     closest_reason,
     created_at,
     first_miss,
@@ -119,14 +124,35 @@ def _independent(approval: ModelApproval, _: ApprovalRequirement, ctx: Context) 
     )
 
 
+def _confirms_risk_level(approval: ModelApproval, req: ApprovalRequirement, ctx: Context) -> Miss | None:
+    if req.role not in ctx.confirming_roles or approval.spec.risk_level == ctx.risk_level:
+        return None
+    confirmed = approval.spec.risk_level or "none"
+    return Miss(
+        r.RISK_LEVEL_NOT_CONFIRMED,
+        f"ModelApproval {approval.name} confirms risk level {confirmed} (spec.riskLevel), not the model "
+        f"card's {ctx.risk_level}; approvals of role {req.role} must confirm it (riskLevelConfirmation)",
+    )
+
+
 ATTRIBUTABLE: tuple[Check[ModelApproval, ApprovalRequirement], ...] = (
     bound_to_model,
     bound_to_digest,
+    bound_to_revision,
     sealed,
     _approver_known,
     _approver_authorized,
 )
-CURRENT: tuple[Check[ModelApproval, ApprovalRequirement], ...] = (_not_expired, _not_before, _independent)
+REJECTING: tuple[Check[ModelApproval, ApprovalRequirement], ...] = tuple(
+    c for c in ATTRIBUTABLE if c is not bound_to_revision
+)
+"""A rejection is about the model artifact: it blocks every revision of the digest."""
+CURRENT: tuple[Check[ModelApproval, ApprovalRequirement], ...] = (
+    _not_expired,
+    _not_before,
+    _independent,
+    _confirms_risk_level,
+)
 
 
 # --- one requirement ------------------------------------------------------------------------------
@@ -135,7 +161,7 @@ CURRENT: tuple[Check[ModelApproval, ApprovalRequirement], ...] = (_not_expired, 
 def check_approval_requirement(
     req: ApprovalRequirement, approvals: Sequence[ModelApproval], ctx: Context
 ) -> Outcome:
-    """The verdict on one approval requirement, from the referenced approvals (in reference order)."""
+    """The verdict on one approval requirement, from every approval of the model (in name order)."""
     valid, rejections, misses = _classify(req, approvals, ctx)
     if rejections:
         # Nothing counts while a rejection stands, and time does not lift it.
@@ -160,10 +186,14 @@ def _classify(
     rejections: list[ModelApproval] = []
     misses: list[tuple[int, Miss]] = []
     for approval in (a for a in approvals if a.spec.role == req.role):
-        miss = first_miss(ATTRIBUTABLE, approval, req, ctx)
-        if miss is None and approval.spec.decision == "rejected":
-            rejections.append(approval)
+        if approval.spec.decision == "rejected":
+            miss = first_miss(REJECTING, approval, req, ctx)
+            if miss is None:
+                rejections.append(approval)
+            else:
+                misses.append(miss)
             continue
+        miss = first_miss(ATTRIBUTABLE, approval, req, ctx)
         miss = miss or first_miss(CURRENT, approval, req, ctx, start=len(ATTRIBUTABLE))
         if miss is None:
             valid.append(approval)
@@ -221,7 +251,8 @@ def _rejected(rejections: Sequence[ModelApproval], req: ApprovalRequirement, ctx
         comment = f': "{a.spec.comment.strip()}"' if a.spec.comment and a.spec.comment.strip() else ""
         texts.append(f"{_username(a)} rejected {ctx.subject} in ModelApproval {a.name}{comment}")
     return (
-        f"{'; '.join(texts)}; a rejection by role {req.role} blocks admission regardless of other approvals"
+        f"{'; '.join(texts)}; a rejection by role {req.role} blocks admission regardless of other "
+        "approvals, until its author deletes it"
     )
 
 

@@ -1,15 +1,20 @@
-"""Evaluation requirements: a metric of exactly this artifact, measured recently enough on the right
-dataset, within the policy's thresholds.
+"""Evaluation requirements: a metric of exactly this revision, measured recently enough on the right
+dataset by an allowed evaluator, within the policy's thresholds.
 
-A referenced ModelEvaluation counts for a requirement {metric, min, max, maxAge, dataset} only if it
-passes an ordered chain of checks: bound to the model name and version, bound to the digest, sealed
-(when sealing is enforced), reports the metric (a NaN is not a report), measured on the required
-dataset (when the requirement names one), not dated in the future beyond CLOCK_SKEW (an evaluation
-from the future would stay fresh forever), and not older than maxAge (when set).
+Every ModelEvaluation of the model counts, referenced or not: the deployer does not choose the
+evidence. One counts for a requirement {metric, min, max, maxAge, dataset} only if it passes an
+ordered chain of checks: bound to the model name and version, bound to the digest, bound to the
+revision (spec.model.revision), sealed (when sealing is enforced), submitted by an allowed evaluator
+(when the policy lists `evaluators`; spec.submittedBy is stamped by the webhook), reports the metric
+(a NaN is not a report), measured on the required dataset (when the requirement names one), not
+dated in the future beyond CLOCK_SKEW (an evaluation from the future would stay fresh forever), and
+not older than maxAge (when set), counted from the earlier of evaluatedAt and the API server's
+creationTimestamp (a client cannot make an old measurement young by dating it later).
 
-Of the evaluations that count, the newest (by evaluatedAt, then by name) decides: a newer
-measurement supersedes an older one even when the older one looked better, so the result cannot be
-improved by also referencing an old favourable evaluation. Its value must satisfy min <= value <= max.
+Of the evaluations that count, the newest per dataset (by evaluatedAt, then by name) decides, and
+every dataset's newest must meet min <= value <= max: a newer measurement supersedes an older one
+even when the older one looked better, so the result cannot be improved by submitting or
+referencing an old favourable evaluation, nor by measuring on another dataset.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import datetime
 
 from modelgate.api import conditions as r
 from modelgate.api.v1alpha1 import EvaluationRequirement, ModelEvaluation, parse_duration
+from modelgate.decide.approvals import approver_allowed, describe_approvers
 from modelgate.decide.evidence import (
     CLOCK_SKEW,
     Check,
@@ -28,7 +34,9 @@ from modelgate.decide.evidence import (
     Outcome,
     bound_to_digest,
     bound_to_model,
+    bound_to_revision,
     closest_reason,
+    created_at,
     first_miss,
     not_counted,
     sealed,
@@ -54,6 +62,26 @@ def describe_requirement(req: EvaluationRequirement) -> str:
 
 
 # --- the checks -----------------------------------------------------------------------------------
+
+
+def _submitter_allowed(evaluation: ModelEvaluation, _: EvaluationRequirement, ctx: Context) -> Miss | None:
+    if ctx.evaluators is None:
+        return None
+    identity = evaluation.spec.submitted_by
+    allowed = describe_approvers(ctx.evaluators).removeprefix("from ")
+    if identity is None:
+        return Miss(
+            r.EVALUATOR_NOT_AUTHORIZED,
+            f"ModelEvaluation {evaluation.name} has no submittedBy, so its submitter is unknown "
+            f"(evaluators: {allowed})",
+        )
+    if approver_allowed(identity, ctx.evaluators):
+        return None
+    return Miss(
+        r.EVALUATOR_NOT_AUTHORIZED,
+        f"ModelEvaluation {evaluation.name} was submitted by {identity.username}, who is not an "
+        f"evaluator (evaluators: {allowed})",
+    )
 
 
 def _reports_metric(evaluation: ModelEvaluation, req: EvaluationRequirement, _: Context) -> Miss | None:
@@ -92,7 +120,7 @@ def _fresh(evaluation: ModelEvaluation, req: EvaluationRequirement, ctx: Context
         return None
     return Miss(
         r.EVALUATION_STALE,
-        f"ModelEvaluation {evaluation.name} was evaluated at {timestamp(evaluation.spec.evaluated_at)}, "
+        f"ModelEvaluation {evaluation.name} {_dated(evaluation)}, "
         f"more than maxAge {req.max_age} ago (stale since {timestamp(stale_at)})",
     )
 
@@ -100,7 +128,9 @@ def _fresh(evaluation: ModelEvaluation, req: EvaluationRequirement, ctx: Context
 CHAIN: tuple[Check[ModelEvaluation, EvaluationRequirement], ...] = (
     bound_to_model,
     bound_to_digest,
+    bound_to_revision,
     sealed,
+    _submitter_allowed,
     _reports_metric,
     _on_dataset,
     _not_from_future,
@@ -115,7 +145,7 @@ _FUTURE_DEPTH = CHAIN.index(_not_from_future)
 def check_evaluation_requirement(
     req: EvaluationRequirement, evaluations: Sequence[ModelEvaluation], ctx: Context
 ) -> Outcome:
-    """The verdict on one evaluation requirement, from the referenced evaluations (in reference order)."""
+    """The verdict on one evaluation requirement, from every evaluation of the model (in name order)."""
     valid: list[ModelEvaluation] = []
     misses: list[tuple[int, Miss]] = []
     changes_at: list[datetime] = []
@@ -134,9 +164,27 @@ def check_evaluation_requirement(
         return Outcome(
             False, reason, f"needs {wanted}; found none{not_counted(misses)}", (), tuple(changes_at)
         )
-    newest = max(valid, key=lambda e: (e.spec.evaluated_at, e.name))
-    reason, verdict = _threshold(newest, req)
-    return Outcome(reason == r.EVALUATIONS_PASSED, reason, verdict, (newest.name,), tuple(changes_at))
+    deciding = _newest_per_dataset(valid)
+    verdicts = [_threshold(e, req) for e in deciding]
+    failing = [(reason, text) for reason, text in verdicts if reason != r.EVALUATIONS_PASSED]
+    shown = failing or verdicts
+    return Outcome(
+        not failing,
+        shown[0][0],
+        "; ".join(text for _, text in shown),
+        tuple(e.name for e in deciding),
+        tuple(changes_at),
+    )
+
+
+def _newest_per_dataset(valid: Sequence[ModelEvaluation]) -> list[ModelEvaluation]:
+    """The newest evaluation (by evaluatedAt, then name) of each dataset, sorted by dataset name."""
+    newest: dict[str, ModelEvaluation] = {}
+    for e in valid:
+        best = newest.get(e.spec.dataset.name)
+        if best is None or (e.spec.evaluated_at, e.name) > (best.spec.evaluated_at, best.name):
+            newest[e.spec.dataset.name] = e
+    return [newest[d] for d in sorted(newest)]
 
 
 def _threshold(evaluation: ModelEvaluation, req: EvaluationRequirement) -> tuple[str, str]:
@@ -152,10 +200,24 @@ def _threshold(evaluation: ModelEvaluation, req: EvaluationRequirement) -> tuple
     return r.EVALUATIONS_PASSED, f"{reports}, meeting {describe_requirement(req)}"
 
 
+def _measured_at(evaluation: ModelEvaluation) -> datetime:
+    """The earlier of evaluatedAt (written by the client) and creationTimestamp (by the server)."""
+    created = created_at(evaluation)
+    evaluated = evaluation.spec.evaluated_at
+    return evaluated if created is None or evaluated <= created else created
+
+
+def _dated(evaluation: ModelEvaluation) -> str:
+    measured, evaluated = _measured_at(evaluation), evaluation.spec.evaluated_at
+    if measured == evaluated:
+        return f"was evaluated at {timestamp(evaluated)}"
+    return f"was created at {timestamp(measured)}, before its evaluatedAt {timestamp(evaluated)}"
+
+
 def _stale_at(evaluation: ModelEvaluation, req: EvaluationRequirement) -> datetime | None:
     if req.max_age is None:
         return None
-    return evaluation.spec.evaluated_at + parse_duration(req.max_age)
+    return _measured_at(evaluation) + parse_duration(req.max_age)
 
 
 def _num(value: float) -> str:

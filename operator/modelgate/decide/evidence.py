@@ -6,7 +6,12 @@ ordered chain of small named checks. Each check returns a `Miss` (a reason and a
 exactly why that object does not count) or None. The position of the first failing check is the
 miss's depth: evidence that failed late in the chain came closest to counting, so when a requirement
 is unmet its reason is taken from the closest miss (an approval that merely expired explains the
-failure better than one for another model). Messages list every miss, in reference order.
+failure better than one for another digest). Messages list every miss, in name order.
+
+The chain binds evidence to the revision being judged: model name and version, digest, and the
+revision id (`spec.model.revision`, decide/revision.py) that covers the URI, the serving image and
+every serving field the policies do not list as operational. Evidence without a revision does not
+count; the message says which id to name and how to get it.
 
 Everything here is pure: time is `Context.now`, never a clock read, and the seal is verified by a
 callable the caller injects.
@@ -20,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
 from modelgate.api import conditions as r
-from modelgate.api.v1alpha1 import ModelApproval, ModelEvaluation, ModelRef
+from modelgate.api.v1alpha1 import Approvers, ModelApproval, ModelEvaluation, ModelRef
 
 Evidence = ModelApproval | ModelEvaluation
 SealCheck = Callable[[Evidence], bool]
@@ -43,17 +48,26 @@ class Context:
     digest: str
     namespace: str
     now: datetime
+    revision: str = ""
+    """The id of the revision being judged (decide/revision.py): evidence counts only for it."""
     not_before: datetime | None = None
     seal_ok: SealCheck | None = None
     separation: bool = False
     """Whether any policy in force demands separation of duties."""
     digest_set_by: str | None = None
     """Username that last set spec.model.digest (spec.digestSetBy), when known."""
+    risk_level: str = ""
+    """The model card's riskLevel."""
+    confirming_roles: frozenset[str] = frozenset()
+    """Roles whose approvals count only when they confirm the card's riskLevel (riskLevelConfirmation)."""
+    evaluators: Approvers | None = None
+    """Who may submit evaluations that count for the policy being checked; None: anyone."""
 
     @property
     def subject(self) -> str:
-        """The exact artifact evidence must name, for messages: "fraud-detector 1.0.0 sha256:abcdef…"."""
-        return f"{self.model} {self.version} {short_digest(self.digest)}"
+        """The exact revision evidence must name, for messages:
+        "fraud-detector 1.0.0 sha256:abcdef… revision 0123…" (the full id: approvers copy it)."""
+        return f"{self.model} {self.version} {short_digest(self.digest)} revision {self.revision}"
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,26 @@ def bound_to_digest(evidence: Evidence, _: object, ctx: Context) -> Miss | None:
         r.DIGEST_MISMATCH,
         f"{evidence.kind} {evidence.name} is for {short_digest(evidence.spec.model.digest)} "
         f"not {short_digest(ctx.digest)}",
+    )
+
+
+def bound_to_revision(evidence: Evidence, _: object, ctx: Context) -> Miss | None:
+    """Evidence names the exact revision being judged (spec.model.revision): the model artifact, its
+    uri, the serving image and every covered serving field. Evidence without one does not count."""
+    named = evidence.spec.model.revision
+    if named == ctx.revision:
+        return None
+    if named is None:
+        return Miss(
+            r.REVISION_MISSING,
+            f"{evidence.kind} {evidence.name} names no revision (spec.model.revision); create it again "
+            f"with revision {ctx.revision} (`modelgate revision -f <modeldeployment.yaml>` prints it, "
+            "and the admission webhook fills it in when the ModelDeployment exists)",
+        )
+    return Miss(
+        r.REVISION_MISMATCH,
+        f"{evidence.kind} {evidence.name} is for revision {named} not {ctx.revision} "
+        "(the model uri, the serving image or another covered serving field differs)",
     )
 
 

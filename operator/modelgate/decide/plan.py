@@ -230,6 +230,7 @@ def judge(
             now=now,
             allow_no_policy=obs.allow_no_policy,
             seal_ok=obs.seal_ok if obs.seal_valid is not None else None,
+            references=obs.references,
             not_before=withdrawn_at,
         )
     )
@@ -260,9 +261,8 @@ def with_renewal(verdict: Verdict, obs: Observed, digest: str, withdrawn: Mappin
     why = "quarantine" if withdrawn.get("reason") == c.QUARANTINED_REASON else "rollback"
     fresh = sorted(
         a.name
-        for a in obs.approvals.values()
-        if a is not None
-        and a.spec.model.digest == digest
+        for a in obs.approvals
+        if a.spec.model.digest == digest
         and a.spec.decision == "approved"
         and obs.seal_ok(a)
         and (created := _time(a.metadata.get("creationTimestamp"))) is not None
@@ -296,6 +296,7 @@ def _evidence(obs: Observed, report: GateReport) -> dict[str, Any]:
             "name": o.metadata.get("name"),
             "uid": o.metadata.get("uid"),
             "digest": o.spec.model.digest,
+            "revision": o.spec.model.revision,
         }
         if isinstance(o, ModelApproval):
             out |= {
@@ -308,11 +309,13 @@ def _evidence(obs: Observed, report: GateReport) -> dict[str, Any]:
         return out
 
     m = obs.deployment.spec.model
+    approvals = {a.name: a for a in obs.approvals}
+    evaluations = {e.name: e for e in obs.evaluations}
     return {
         "model": {"name": m.name, "version": m.version, "digest": m.digest},
         "policies": [{"name": p.name, "uid": p.metadata.get("uid")} for p in obs.policies],
-        "approvals": [ident(a) for n in report.counted_approvals if (a := obs.approvals.get(n))],
-        "evaluations": [ident(e) for n in report.counted_evaluations if (e := obs.evaluations.get(n))],
+        "approvals": [ident(a) for n in report.counted_approvals if (a := approvals.get(n))],
+        "evaluations": [ident(e) for n in report.counted_evaluations if (e := evaluations.get(n))],
         "failedGates": [{"requirement": g.requirement, "reason": g.reason} for g in report.failures],
     }
 

@@ -21,13 +21,18 @@ class Observed:
     deployment: ModelDeployment
     policies: Sequence[GovernancePolicy]
     """The policies that select this model (namespace labels and risk level already matched)."""
-    approvals: Mapping[str, ModelApproval | None]
-    evaluations: Mapping[str, ModelEvaluation | None]
+    approvals: Sequence[ModelApproval]
+    """Every ModelApproval of the model (spec.model.name) in the namespace, referenced or not."""
+    evaluations: Sequence[ModelEvaluation]
+    """Every ModelEvaluation of the model in the namespace, referenced or not."""
     owned_deployment: Mapping[str, Any] | None
     owned_service: Mapping[str, Any] | None
     allow_no_policy: bool = False
     seal_valid: Mapping[tuple[str, str], bool] | None = None
-    """Whether each referenced (kind, name) carries a valid seal; None when sealing is not enforced."""
+    """Whether each approval and evaluation (kind, name) carries a valid seal; None when sealing is
+    not enforced."""
+    references: Mapping[tuple[str, str], bool] = field(default_factory=dict)
+    """(kind, name) -> whether it exists, for every name in spec.approvals and spec.evaluations."""
     readings: Readings | None = None
     """A round of monitoring samples not yet taken into account, if any."""
     records: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

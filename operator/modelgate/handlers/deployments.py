@@ -104,12 +104,15 @@ async def reconcile_once(
     svc.wakeups.set_refs(
         (ns, name),
         {("ModelApproval", ns, r["name"]) for r in body["spec"].get("approvals") or []}
-        | {("ModelEvaluation", ns, r["name"]) for r in body["spec"].get("evaluations") or []},
+        | {("ModelEvaluation", ns, r["name"]) for r in body["spec"].get("evaluations") or []}
+        | {("Model", ns, str((body["spec"].get("model") or {}).get("name") or ""))},
     )
     obs = snapshot(
         body,
         approvals=indexes["approvals"],
         evaluations=indexes["evaluations"],
+        approvals_by_model=indexes["approvals_by_model"],
+        evaluations_by_model=indexes["evaluations_by_model"],
         policies=indexes["policies"],
         namespaces=indexes["namespaces"],
         owned_deployments=indexes["owned_deployments"],
@@ -181,6 +184,8 @@ INDEXES = (
     "modeldeployments",
     "approvals",
     "evaluations",
+    "approvals_by_model",
+    "evaluations_by_model",
     "policies",
     "namespaces",
     "owned_deployments",

@@ -7,12 +7,16 @@ same event, so a woken loop reads the new state.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import kopf
 import pydantic
+from kubernetes.client.exceptions import ApiException
 
+from modelgate.act.policy_status import write_policy_status
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
+from modelgate.decide.policy import policy_status
 from modelgate.decide.serving import (
     LABEL_DEPLOYMENT,
     controller_ref,
@@ -20,7 +24,7 @@ from modelgate.decide.serving import (
     essentials,
     without_version,
 )
-from modelgate.observe.snapshot import first, index_evidence, index_policy
+from modelgate.observe.snapshot import evidence_model, first, index_evidence, index_policy
 from modelgate.observe.wakeups import Wakeups
 
 OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
@@ -43,11 +47,20 @@ def _raw(body: kopf.Body) -> dict[str, Any]:
 
 @kopf.index(GROUP, VERSION, "modelapprovals", id="approvals")
 @kopf.index(GROUP, VERSION, "modelevaluations", id="evaluations")
+async def evidence_names(namespace: str | None, name: str, **_: Any) -> dict[Any, Any]:
+    """Which approvals and evaluations exist, by name: what spec references are checked against."""
+    return {(namespace, name): True}
+
+
+@kopf.index(GROUP, VERSION, "modelapprovals", id="approvals_by_model")
+@kopf.index(GROUP, VERSION, "modelevaluations", id="evaluations_by_model")
 async def evidence(
     namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[Any, Any]:
-    """Parsed and seal-checked once per event; every model referencing it reads the result."""
-    return {(namespace, name): index_evidence(_raw(body), memo.get("seal_key"))}
+    """Every approval and evaluation of a model (namespace, spec.model.name), referenced or not;
+    parsed and seal-checked once per event, every ModelDeployment of the model reads the result."""
+    raw = _raw(body)
+    return {(namespace, evidence_model(raw)): index_evidence(raw, memo.get("seal_key"))}
 
 
 @kopf.index(GROUP, VERSION, "governancepolicies", id="policies")
@@ -114,21 +127,45 @@ async def owned_services(namespace: str | None, body: kopf.Body, **_: Any) -> di
 
 
 @kopf.on.event(GROUP, VERSION, "modelapprovals", id="wake-approval")
-async def wake_approval(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def wake_approval(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Wake every ModelDeployment of the approval's model (all evidence counts) and every one that
+    references it by name (its reference gate)."""
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_ref("ModelApproval", namespace or "", name)
+    wakeups.poke_model(namespace or "", evidence_model(body))
 
 
 @kopf.on.event(GROUP, VERSION, "modelevaluations", id="wake-evaluation")
-async def wake_evaluation(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def wake_evaluation(
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_ref("ModelEvaluation", namespace or "", name)
+    wakeups.poke_model(namespace or "", evidence_model(body))
 
 
 @kopf.on.event(GROUP, VERSION, "governancepolicies", id="wake-policy")
-async def wake_policy(memo: kopf.Memo, **_: Any) -> None:
+async def wake_policy(
+    type: str | None, name: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **kwargs: Any
+) -> None:
+    """Wake every model, and report on the policy whether the operator could read it (Valid)."""
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_all()
+    if type == "DELETED":
+        return
+    policy = first(kwargs["policies"], name)
+    if policy is None:
+        return
+    status = policy_status(policy, body, dt.datetime.now(dt.UTC))
+    if status is None:
+        return
+    try:
+        await write_policy_status(name, status)
+    except ApiException as err:  # the next event (or the restart's listing) writes it again
+        logger.warning(f"Failed to write status of GovernancePolicy {name}: status={err.status}")
+        return
+    if policy.invalid is not None:
+        logger.warning(f"Found GovernancePolicy {name} invalid; it blocks what it selects: {policy.invalid}")
 
 
 @kopf.on.event("", "v1", "namespaces", id="wake-namespace")

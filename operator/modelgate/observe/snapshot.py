@@ -3,8 +3,13 @@
 No API calls: the indexes hold the latest approvals, evaluations, policies, namespace labels and
 owned objects, kept current by watches. Evidence and policies are parsed (and evidence seals
 verified) once, when the watch delivers them (`index_evidence`, `index_policy`), not on every
-reconcile of every model that references them. Objects that fail to parse count as absent (fail
-closed).
+reconcile of every model that references them.
+
+Every approval and evaluation of the model (by namespace and spec.model.name) is gathered, whether
+the spec references it or not: the deployer does not choose the evidence (the gate engine keeps
+what binds to the revision it judges). References only have to exist. Evidence that fails to parse
+counts as absent; a policy that fails to parse is kept as a stand-in that blocks (fail closed,
+decide/policy.py).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import pydantic
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
 from modelgate.decide import seal
 from modelgate.decide.monitoring import Readings
-from modelgate.decide.policy import select_policies
+from modelgate.decide.policy import parse_policies, read_policy, select_policies
 from modelgate.decide.records import in_force
 from modelgate.decide.types import Observed
 
-T = TypeVar("T", ModelApproval, ModelEvaluation, GovernancePolicy)
+T = TypeVar("T", ModelApproval, ModelEvaluation)
+
+__all__ = ["IndexedEvidence", "first", "index_evidence", "index_policy", "parse_policies", "snapshot"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class IndexedEvidence:
     """The parsed object; None when it does not parse."""
     sealed: bool | None
     """Whether its seal verifies; None when no seal key is known (sealing not enforced)."""
+    kind: str = ""
+    name: str = ""
 
 
 def first(index: Mapping[Any, Any], key: Any) -> Any:
@@ -56,23 +65,37 @@ def index_evidence(raw: Mapping[str, Any], seal_key: bytes | None) -> IndexedEvi
     if seal_key is not None:
         ns = str((raw.get("metadata") or {}).get("namespace") or "")
         sealed = seal.verify(seal_key, str(raw.get("kind")), ns, raw.get("spec") or {})
-    parsed = (
-        _parse(ModelApproval, raw) if raw.get("kind") == "ModelApproval" else _parse(ModelEvaluation, raw)
+    kind = str(raw.get("kind"))
+    parsed = _parse(ModelApproval, raw) if kind == "ModelApproval" else _parse(ModelEvaluation, raw)
+    name = str((raw.get("metadata") or {}).get("name") or "")
+    return IndexedEvidence(parsed, sealed, kind, name)
+
+
+def evidence_model(raw: Mapping[str, Any]) -> str:
+    """spec.model.name as written (readable even when the object does not parse)."""
+    model = (raw.get("spec") or {}).get("model")
+    return str(model.get("name") or "") if isinstance(model, Mapping) else ""
+
+
+def index_policy(raw: Mapping[str, Any]) -> GovernancePolicy:
+    """The policy, or a stand-in that blocks what it selects when it does not parse."""
+    return read_policy(raw)
+
+
+def _of_model(index: Mapping[Any, Any], ns: str, model: str, cls: type[T]) -> list[T]:
+    store = index.get((ns, model))
+    return sorted(
+        (e.obj for e in store or () if isinstance(e, IndexedEvidence) and isinstance(e.obj, cls)),
+        key=lambda o: o.name,
     )
-    return IndexedEvidence(parsed, sealed)
 
 
-def index_policy(raw: Mapping[str, Any]) -> GovernancePolicy | None:
-    return _parse(GovernancePolicy, raw)
-
-
-def parse_policies(policies: Mapping[Any, Any]) -> list[GovernancePolicy]:
-    """Every valid policy in the policies index."""
-    return [p for key in policies if (p := first(policies, key)) is not None]
-
-
-def _evidence(index: Mapping[Any, Any], ns: str, names: list[str]) -> dict[str, IndexedEvidence]:
-    return {n: first(index, (ns, n)) or IndexedEvidence(None, False) for n in names}
+def _seals(index: Mapping[Any, Any], ns: str, model: str) -> dict[tuple[str, str], bool | None]:
+    return {
+        (e.kind, e.name): e.sealed
+        for e in index.get((ns, model)) or ()
+        if isinstance(e, IndexedEvidence) and e.obj is not None
+    }
 
 
 def snapshot(
@@ -80,6 +103,8 @@ def snapshot(
     *,
     approvals: Mapping[Any, Any],
     evaluations: Mapping[Any, Any],
+    approvals_by_model: Mapping[Any, Any],
+    evaluations_by_model: Mapping[Any, Any],
     policies: Mapping[Any, Any],
     namespaces: Mapping[Any, Any],
     owned_deployments: Mapping[Any, Any],
@@ -88,19 +113,20 @@ def snapshot(
     readings: Readings | None = None,
     records: Mapping[Any, Any] | None = None,
 ) -> Observed:
-    """Raises pydantic.ValidationError when the ModelDeployment itself does not parse."""
+    """Raises pydantic.ValidationError when the ModelDeployment itself does not parse. `approvals` and
+    `evaluations` are the by-name indexes (does a referenced object exist?), the `*_by_model` ones
+    hold the parsed evidence by (namespace, model name)."""
     md = ModelDeployment.model_validate(
         {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
     )
-    ns = md.namespace or ""
-    found_approvals = _evidence(approvals, ns, [r.name for r in md.spec.approvals])
-    found_evaluations = _evidence(evaluations, ns, [r.name for r in md.spec.evaluations])
-    seals = {
-        (kind, n): e.sealed
-        for kind, found in (("ModelApproval", found_approvals), ("ModelEvaluation", found_evaluations))
-        for n, e in found.items()
-        if e.obj is not None
+    ns, model = md.namespace or "", md.spec.model.name
+    references = {
+        ("ModelApproval", r.name): first(approvals, (ns, r.name)) is not None for r in md.spec.approvals
     }
+    references |= {
+        ("ModelEvaluation", r.name): first(evaluations, (ns, r.name)) is not None for r in md.spec.evaluations
+    }
+    seals = _seals(approvals_by_model, ns, model) | _seals(evaluations_by_model, ns, model)
     enforced = any(v is not None for v in seals.values())
     labels = first(namespaces, ns) or {}
     uid = str((body.get("metadata") or {}).get("uid") or "")  # owned objects are found by owner uid
@@ -108,10 +134,9 @@ def snapshot(
         body=body,
         deployment=md,
         policies=select_policies(parse_policies(policies), labels, md.spec.card.risk_level),
-        approvals={n: e.obj for n, e in found_approvals.items() if isinstance(e.obj, ModelApproval | None)},
-        evaluations={
-            n: e.obj for n, e in found_evaluations.items() if isinstance(e.obj, ModelEvaluation | None)
-        },
+        approvals=_of_model(approvals_by_model, ns, model, ModelApproval),
+        evaluations=_of_model(evaluations_by_model, ns, model, ModelEvaluation),
+        references=references,
         owned_deployment=first(owned_deployments, (ns, uid, "Deployment")) if uid else None,
         owned_service=first(owned_services, (ns, uid, "Service")) if uid else None,
         allow_no_policy=allow_no_policy,

@@ -3,8 +3,9 @@
 Each ModelDeployment has one reconcile loop (observe/loops.py) that sleeps on an asyncio.Event.
 Watch handlers for approvals, evaluations, policies, namespaces and owned objects call `poke*`
 after Kopf has updated its indexes, so a woken loop always reads the new state. A loop registers
-the names it references each time it runs, so an approval created after the model was applied
-still wakes it.
+the names it references and its model name each time it runs, so any approval or evaluation of its
+model (referenced or not: all evidence counts) wakes it, even one created after the model was
+applied.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class Wakeups:
     def poke_ref(self, kind: str, namespace: str, name: str) -> None:
         for key in list(self._refs.get((kind, namespace, name), ())):
             self.poke(key)
+
+    def poke_model(self, namespace: str, model: str) -> None:
+        """Wake every ModelDeployment of `model` in `namespace` (registered as ("Model", ns, model))."""
+        self.poke_ref("Model", namespace, model)
 
     def poke_namespace(self, namespace: str) -> None:
         for key in list(self._events):

@@ -5,6 +5,11 @@ the way the API server fills a CertificateSigningRequest's username:
 - ModelApproval `spec.approvedBy` and ModelEvaluation `spec.submittedBy` are set on CREATE and
   sealed (an HMAC over the stamped spec, see decide/seal.py); on UPDATE the stored values are put
   back, so neither can be changed after creation.
+- Evidence covers one revision (`spec.model.revision`, decide/revision.py). When a client creates
+  evidence without one, the webhook fills it in from the ModelDeployment(s) in the namespace that
+  request this model name, version and digest, before sealing (so the seal covers it): the approver
+  approves what is deployed without computing ids. None or several distinct revisions: refused,
+  saying how to name one. A revision the client gives is kept as is.
 - ModelDeployment `spec.digestSetBy` records who set `spec.model.digest`: set on CREATE and on any
   UPDATE that changes the digest, restored from the stored object otherwise, and removed when the
   stored object has none (an object written past the webhook): it is never the client's word, whether
@@ -26,11 +31,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+import pydantic
 
-from modelgate.api.v1alpha1 import FINALIZER, GROUP, VERSION
+from modelgate.api.v1alpha1 import FINALIZER, GROUP, VERSION, ModelDeployment
 from modelgate.decide import seal
-from modelgate.decide.policy import select_policies
-from modelgate.observe.snapshot import parse_policies
+from modelgate.decide.policy import parse_policies, select_policies
+from modelgate.decide.revision import requested_revision_id
 
 STAMPED = {"ModelApproval": "approvedBy", "ModelEvaluation": "submittedBy"}
 
@@ -81,15 +87,64 @@ def _stamp(
     operation: str | None,
     old: kopf.Body | None,
     memo: kopf.Memo,
+    indexes: Mapping[str, Any],
 ) -> None:
     field = STAMPED[kind]
     if operation == "UPDATE" and old is not None:
         kept = {k: old.spec.get(k) for k in (field, "seal") if old.spec.get(k) is not None}
         _set_spec_fields(patch, kept)
         return
-    spec = {**dict(body.spec), field: identity(userinfo)}
-    spec["seal"] = seal.compute(memo["seal_key"], kind, body.metadata.get("namespace") or "", spec)
-    _set_spec_fields(patch, {field: spec[field], "seal": spec["seal"]})
+    ns = body.metadata.get("namespace") or ""
+    model = dict(body.spec.get("model") or {})
+    filled: dict[str, Any] = {}
+    if not model.get("revision"):
+        model["revision"] = revision_for(ns, model, indexes)
+        filled["model"] = model
+    spec = {**dict(body.spec), **filled, field: identity(userinfo)}
+    spec["seal"] = seal.compute(memo["seal_key"], kind, ns, spec)
+    _set_spec_fields(patch, {**filled, field: spec[field], "seal": spec["seal"]})
+
+
+def revision_for(ns: str, model: Mapping[str, Any], indexes: Mapping[str, Any]) -> str:
+    """The one revision the ModelDeployments in `ns` request for this model name, version and
+    digest; refuses (AdmissionError) when none or several distinct ones do."""
+    name, version, digest = (str(model.get(k) or "") for k in ("name", "version", "digest"))
+    subject = f"{name} {version} {digest}"
+    how = "set spec.model.revision (`modelgate revision -f <modeldeployment.yaml>` prints it)"
+    labels: Mapping[str, str] = next(iter(indexes.get("namespaces", {}).get(ns, [])), {})
+    policies = parse_policies(indexes.get("policies", {}))
+    deployments = indexes.get("modeldeployments", {})
+    revisions: dict[str, list[str]] = {}
+    for summary in indexes.get("deployments_by_digest", {}).get((ns, digest), []):
+        raw = next(iter(deployments.get((ns, summary.get("name")), [])), None)
+        if raw is None:
+            continue
+        try:
+            md = ModelDeployment.model_validate(
+                {k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+            )
+        except (pydantic.ValidationError, KeyError):
+            continue
+        if (md.spec.model.name, md.spec.model.version) != (name, version):
+            continue
+        selected = select_policies(policies, labels, md.spec.card.risk_level)
+        revisions.setdefault(requested_revision_id(md, selected), []).append(md.name)
+    if not revisions:
+        raise kopf.AdmissionError(
+            f"no ModelDeployment in namespace {ns} requests {subject}; create it first, or {how}",
+            code=422,
+        )
+    if len(revisions) > 1:
+        listing = "; ".join(
+            f"revision {rev} (ModelDeployment {', '.join(sorted(names))})"
+            for rev, names in sorted(revisions.items())
+        )
+        raise kopf.AdmissionError(
+            f"the ModelDeployments in namespace {ns} request several revisions of {subject}: {listing}; "
+            f"say which one this covers: {how}",
+            code=422,
+        )
+    return next(iter(revisions))
 
 
 @kopf.on.mutate(GROUP, VERSION, "modelapprovals", id="stamp-approval")
@@ -101,9 +156,9 @@ async def stamp_evidence(
     memo: kopf.Memo,
     operation: str | None = None,
     old: kopf.Body | None = None,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
-    _stamp(str(body.get("kind")), body, patch, userinfo, operation, old, memo)
+    _stamp(str(body.get("kind")), body, patch, userinfo, operation, old, memo, kwargs)
 
 
 @kopf.on.mutate(GROUP, VERSION, "modeldeployments", id="stamp-deployment")

@@ -74,6 +74,7 @@ from modelgate.api.v1alpha1.policy import (
     EvaluationRequirement,
     GovernancePolicy,
     GovernancePolicySpec,
+    GovernancePolicyStatus,
     OperationalField,
     RiskLevelConfirmation,
 )
@@ -139,6 +140,7 @@ __all__ = [
     "GateResult",
     "GovernancePolicy",
     "GovernancePolicySpec",
+    "GovernancePolicyStatus",
     "HistoryEntry",
     "Identity",
     "KeptPods",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
 
 from modelgate.api.v1alpha1.common import (
     AGE_COLUMN,
@@ -17,6 +17,7 @@ from modelgate.api.v1alpha1.common import (
     THRESHOLD_RULE,
     ApiModel,
     CardField,
+    Condition,
     Duration,
     KubeObject,
     LabelSelector,
@@ -108,8 +109,24 @@ class RiskLevelConfirmation(ApiModel):
     """Approvals of this role count only when their spec.riskLevel equals the card's riskLevel."""
 
 
+EMPTY_POLICY = (
+    "an empty policy (no requiredCardFields, approvals, evaluations or monitoring) would admit every "
+    "model it selects: add a requirement, or set allowAll: true to admit them on purpose"
+)
+NOT_EMPTY_RULE = cel(
+    "(has(self.allowAll) && self.allowAll)"
+    " || (has(self.requiredCardFields) && size(self.requiredCardFields) > 0)"
+    " || (has(self.approvals) && size(self.approvals) > 0)"
+    " || (has(self.evaluations) && size(self.evaluations) > 0)"
+    " || (has(self.monitoring) && size(self.monitoring) > 0)",
+    EMPTY_POLICY,
+)
+
+
 class GovernancePolicySpec(ApiModel):
     """Requirements for every ModelDeployment in scope."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [NOT_EMPTY_RULE]})
 
     namespace_selector: LabelSelector | None = None
     """Namespaces the policy applies to, by label. Absent or empty selects every namespace."""
@@ -176,6 +193,25 @@ class GovernancePolicySpec(ApiModel):
         check_unique((m.name for m in self.monitoring), "monitoring metric name")
         return self
 
+    @model_validator(mode="after")
+    def _not_empty(self) -> GovernancePolicySpec:
+        requirements = (self.required_card_fields, self.approvals, self.evaluations, self.monitoring)
+        if not self.allow_all and not any(requirements):
+            raise ValueError(EMPTY_POLICY)
+        return self
+
+
+class GovernancePolicyStatus(ApiModel):
+    """What the operator observed of the policy. Written only by the operator."""
+
+    observed_generation: int | None = Field(None, ge=0)
+    """The metadata.generation this status describes."""
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=8, json_schema_extra=list_map("type")
+    )
+    """Valid: True when the operator could read the policy; False with the error otherwise (the policy
+    then blocks every model it could select)."""
+
 
 class GovernancePolicy(KubeObject):
     """Governance requirements for the models served in the namespaces it selects: model card fields,
@@ -193,6 +229,12 @@ class GovernancePolicy(KubeObject):
                 "Separation", "boolean", ".spec.separationOfDuties", "Whether separation of duties applies."
             ),
             PrinterColumn("On Revocation", "string", ".spec.onRevocation", "suspend or keep."),
+            PrinterColumn(
+                "Valid",
+                "string",
+                '.status.conditions[?(@.type=="Valid")].status',
+                "Whether the operator could read the policy (False: it blocks what it selects).",
+            ),
             AGE_COLUMN,
         ),
     )
@@ -201,3 +243,31 @@ class GovernancePolicy(KubeObject):
     """Kind of the object: GovernancePolicy."""
     spec: GovernancePolicySpec
     """The requirements and the namespaces they apply to."""
+    status: GovernancePolicyStatus | None = None
+    """Whether the operator could read the policy (condition Valid)."""
+
+    _invalid: str | None = PrivateAttr(default=None)
+
+    @property
+    def invalid(self) -> str | None:
+        """Why the stored policy could not be read, for a stand-in (see `stand_in`); None otherwise."""
+        return self._invalid
+
+    @classmethod
+    def stand_in(
+        cls,
+        name: str,
+        error: str,
+        namespace_selector: LabelSelector | None,
+        risk_levels: list[RiskLevel],
+        metadata: dict[str, object] | None = None,
+    ) -> GovernancePolicy:
+        """What the operator keeps of a policy that fails to parse: its name, the error, and the
+        scope it could read (an unreadable selector selects every namespace). It has no requirement
+        of its own; the gate engine blocks every model it selects (fail closed)."""
+        spec = GovernancePolicySpec.model_construct(
+            namespace_selector=namespace_selector, risk_levels=risk_levels
+        )
+        obj = cls.model_construct(metadata={**(metadata or {}), "name": name}, spec=spec)
+        obj._invalid = error
+        return obj
