@@ -14,7 +14,7 @@ and a GitOps re-sync of the same spec does not bring it back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -204,8 +204,11 @@ def intervene(
     known_good: Sequence[Mapping[str, Any]],
     old_drifted: Mapping[str, Any] | None,
     stamp: str,
+    admissible: Callable[[Mapping[str, Any]], bool] = lambda _: True,
 ) -> Intervention:
-    """Step 4: run onDrift (or onInconclusive) once per withdrawn digest."""
+    """Step 4: run onDrift (or onInconclusive) once per withdrawn digest. A rollback goes only to a
+    known-good revision that passes its gates now (`admissible`); with none, the model is
+    quarantined instead."""
     withdrawn = {k: dict(v) for k, v in rejected.items()}
     outcome, watched = watching.outcome, watching.watched
     unchanged = Intervention(target, serving_raw, withdrawn, None, outcome, ())
@@ -232,8 +235,11 @@ def intervene(
         )
         return replace(unchanged, decisions=(alert,))
     reset = advance_metrics([], checks, None)  # the next revision (or a release) starts counting afresh
-    good = [g for g in reversed(known_good) if g["digest"] != watched.digest and g["digest"] not in withdrawn]
-    if action == "rollback" and good:
+    candidates = [
+        g for g in reversed(known_good) if g["digest"] != watched.digest and g["digest"] not in withdrawn
+    ]
+    good = [g for g in candidates if admissible(g)] if action == "rollback" else []
+    if good:
         back = stored_revision(good[0], md.spec.model.name)
         assert back is not None
         withdrawn[watched.digest] = {"digest": watched.digest, "reason": cause, "time": stamp}
@@ -247,7 +253,13 @@ def intervene(
             warning=True,
         )
         return Intervention(back, {**good[0], "admittedAt": stamp}, withdrawn, None, reset, (rolled,))
-    why = "" if action == "quarantine" else " (no last known good revision to roll back to)"
+    why = (
+        ""
+        if action == "quarantine"
+        else " (no known-good revision passes its gates now to roll back to)"
+        if candidates
+        else " (no last known good revision to roll back to)"
+    )
     withdrawn[watched.digest] = {"digest": watched.digest, "reason": c.QUARANTINED_REASON, "time": stamp}
     quarantine = Decision(
         c.ACTION_QUARANTINED,

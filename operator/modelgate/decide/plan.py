@@ -32,7 +32,7 @@ from typing import Any
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
 from modelgate.decide.conditions import merge_conditions, rfc3339
-from modelgate.decide.gates import Gate, GateInput, GateReport, evaluate
+from modelgate.decide.gates import Gate, GateInput, GateReport, Subject, evaluate
 from modelgate.decide.intervene import (
     Intervention,
     Watching,
@@ -67,7 +67,18 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
 
     verdict = judge(obs, now, requested, rejected.get(requested.digest))
-    choice = choose(md, verdict, requested, serving, old, rejected, stamp, _evidence(obs, verdict.report))
+    # The revision that serves is justified at every moment, not only when it is the one requested.
+    rejudged = (
+        judge(obs, now, serving, None, requested=requested)
+        if not verdict.admitted
+        and serving is not None
+        and serving != requested
+        and serving.digest not in rejected
+        else None
+    )
+    choice = choose(
+        md, verdict, requested, serving, rejudged, old, rejected, stamp, _evidence(obs, verdict.report)
+    )
 
     # Quarantine in force: the quarantined digest still serves (pods kept) without traffic.
     quarantined_at: str | None = old.get("quarantinedAt")
@@ -100,14 +111,13 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         old.get("knownGood") or [],
         _condition(old, c.DRIFTED),
         stamp,
+        admissible=lambda raw: _admissible(obs, now, raw, requested),
     )
     if step4.quarantined_at:
         quarantined, quarantined_at, label_pods = True, step4.quarantined_at, True
     withdrawn = step4.rejected.get(requested.digest)
     if withdrawn and requested.digest not in rejected:  # withdrawn by this very plan
-        verdict = replace(
-            with_renewal(verdict, obs, requested.digest, withdrawn), admitted=False, approved=False
-        )
+        verdict = replace(with_renewal(verdict, obs, requested, withdrawn), admitted=False, approved=False)
 
     owner = Owner(
         md.api_version,
@@ -138,10 +148,11 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
             replicas=choice.replicas,
             ready=step4.target is not None and objects.deployment_matches and done,
             rollout=summary,
-            blocked_message=verdict.blocked_message,
+            blocked_message=choice.blocked_message,
             drift=step4.outcome.summary,
             quarantined_since=quarantined_at if quarantined else None,
             rolled_back=rolled_back_message(requested, step4.target, step4.rejected),
+            suspended=choice.suspended,
         ),
         step4,
         watching,
@@ -216,11 +227,22 @@ class Verdict:
 
 
 def judge(
-    obs: Observed, now: dt.datetime, requested: Revision, withdrawn: Mapping[str, Any] | None
+    obs: Observed,
+    now: dt.datetime,
+    revision: Revision,
+    withdrawn: Mapping[str, Any] | None,
+    requested: Revision | None = None,
 ) -> Verdict:
-    """Step 1: every gate of the requested revision. After a rollback or quarantine of its digest
-    (`withdrawn`), approvals older than the withdrawal do not count and the renewal gate applies."""
+    """Step 1: every gate of a revision: the requested one (`requested` None), or another one, such
+    as the revision that serves or a rollback target (then its references are not required: they
+    belong to the spec). After a rollback or quarantine of its digest (`withdrawn`), approvals older
+    than the withdrawal do not count and the renewal gate applies."""
     withdrawn_at = _time(withdrawn.get("time")) if withdrawn else None
+    subject = None
+    if requested is not None and revision != requested:
+        subject = Subject(
+            revision.model, revision.version, revision.uri, revision.digest, revision.image, revision.id
+        )
     report = evaluate(
         GateInput(
             deployment=obs.deployment,
@@ -232,12 +254,19 @@ def judge(
             seal_ok=obs.seal_ok if obs.seal_valid is not None else None,
             references=obs.references,
             not_before=withdrawn_at,
+            subject=subject,
         )
     )
-    verdict = _verdict(report, report.gates, requested)
+    verdict = _verdict(report, report.gates, revision)
     if withdrawn and withdrawn_at:
-        verdict = with_renewal(verdict, obs, requested.digest, withdrawn)
+        verdict = with_renewal(verdict, obs, revision, withdrawn)
     return verdict
+
+
+def _admissible(obs: Observed, now: dt.datetime, raw: Mapping[str, Any], requested: Revision) -> bool:
+    """Whether a stored (known-good) revision passes its gates now: a rollback goes nowhere else."""
+    rev = stored_revision(raw, obs.deployment.spec.model.name)
+    return rev is not None and judge(obs, now, rev, None, requested=requested).admitted
 
 
 def _verdict(report: GateReport, gates: Sequence[Gate], requested: Revision) -> Verdict:
@@ -252,9 +281,12 @@ def _verdict(report: GateReport, gates: Sequence[Gate], requested: Revision) -> 
     )
 
 
-def with_renewal(verdict: Verdict, obs: Observed, digest: str, withdrawn: Mapping[str, Any]) -> Verdict:
+def with_renewal(
+    verdict: Verdict, obs: Observed, revision: Revision, withdrawn: Mapping[str, Any]
+) -> Verdict:
     """The verdict with the renewal gate of a withdrawn digest: it needs a ModelApproval for that
     digest created after the withdrawal."""
+    digest = revision.digest
     since = _time(withdrawn.get("time"))
     if since is None:
         return verdict
@@ -286,8 +318,7 @@ def with_renewal(verdict: Verdict, obs: Observed, digest: str, withdrawn: Mappin
             "ModelApproval for this digest created after that time",
             "renewal",
         )
-    requested = requested_revision(obs.deployment, obs.policies)
-    return _verdict(verdict.report, (*verdict.gates, gate), requested)
+    return _verdict(verdict.report, (*verdict.gates, gate), revision)
 
 
 def _evidence(obs: Observed, report: GateReport) -> dict[str, Any]:
@@ -334,6 +365,10 @@ class Choice:
     rejected: dict[str, dict[str, Any]]
     """rejectedDigests, less the requested digest when a renewal re-admitted it."""
     decisions: tuple[Decision, ...]
+    blocked_message: str
+    """Why the requested revision is not admitted, and why the one that serves no longer may."""
+    suspended: bool = False
+    """The revision that serves (not the requested one) lost its evidence and is scaled to zero."""
 
 
 def serving_spec(md: ModelDeployment) -> ServingSpec:
@@ -349,13 +384,16 @@ def choose(
     verdict: Verdict,
     requested: Revision,
     serving: Revision | None,
+    rejudged: Verdict | None,
     old: Mapping[str, Any],
     rejected: Mapping[str, Mapping[str, Any]],
     stamp: str,
     evidence: Mapping[str, Any],
 ) -> Choice:
-    """Step 2: an admitted request serves; otherwise what served keeps serving, scaled to zero when
-    it is the requested revision itself that lost its evidence under onRevocation: suspend."""
+    """Step 2: an admitted request serves; otherwise what served keeps serving while its own gates
+    hold (`rejudged`: its verdict now, when it is not the requested revision). A serving revision
+    whose evidence no longer holds, requested or not, is scaled to zero under onRevocation: suspend
+    and kept, with the reason in status, under keep."""
     kept = {k: dict(v) for k, v in rejected.items()}
     sspec = serving_spec(md)
     replicas, target, serving_raw = sspec.replicas, serving, old.get("servingRevision")
@@ -393,20 +431,29 @@ def choose(
         serving is not None and serving == requested and not rej and verdict.report.on_revocation == "suspend"
     ):
         replicas = 0
+    blocked_message, lost = verdict.blocked_message, False
+    if not verdict.admitted and serving is not None and rejudged is not None and not rejudged.admitted:
+        lost = rejudged.report.on_revocation == "suspend"
+        why = next((g.message for g in rejudged.gates if not g.satisfied), "")
+        blocked_message += f"; {describe(serving)}, which serves, no longer satisfies its gates: {why}; " + (
+            "it is suspended" if lost else "it keeps serving (onRevocation: keep)"
+        )
+        if lost:
+            replicas = 0
     if not verdict.admitted and (
         old_admitted is None
         or old_admitted.get("status") != c.FALSE
-        or old_admitted.get("message") != verdict.blocked_message
+        or old_admitted.get("message") != blocked_message
     ):
         first = next((g for g in verdict.gates if not g.satisfied), None)
-        suspended = serving == requested and replicas == 0
+        suspended = (serving == requested or lost) and replicas == 0
         decide(
             c.ACTION_SUSPENDED if suspended else c.ACTION_BLOCKED,
             first.reason if first else c.GATES_FAILED,
-            verdict.blocked_message,
+            blocked_message,
             warning=True,
         )
-    return Choice(target, serving_raw, sspec, replicas, kept, tuple(decisions))
+    return Choice(target, serving_raw, sspec, replicas, kept, tuple(decisions), blocked_message, lost)
 
 
 # --- step 6: status ------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class Situation:
     quarantined_since: str | None = None
     rolled_back: str | None = None
     """Message when the requested digest was rolled back after drift."""
+    suspended: bool = False
+    """The revision that serves, not the requested one, lost its evidence and is scaled to zero."""
 
 
 def _gate_cond(
@@ -142,6 +144,16 @@ def _ready(s: Situation) -> tuple[Cond, str]:
             c.PHASE_DEGRADED,
         )
     if s.target is not None and s.target == s.requested:
+        return (
+            Cond(
+                c.READY,
+                c.FALSE,
+                c.APPROVAL_REVOKED,
+                f"{target} is suspended (scaled to zero): {s.blocked_message}",
+            ),
+            c.PHASE_BLOCKED,
+        )
+    if s.target is not None and s.suspended:
         return (
             Cond(
                 c.READY,
