@@ -23,6 +23,7 @@ import pytest
 
 from tests.support.kube import Cluster, Kubectl, wait_until
 from tests.support.operator import OperatorProcess, run_operator
+from tests.support.simulator import Simulator, simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,3 +182,30 @@ def prometheus() -> Iterator[Prometheus]:
     yield Prometheus(url=info["url"], targets_dir=Path(info["targets_dir"]))
     if started_here:
         subprocess.run([*script, "down"])
+
+
+@pytest.fixture
+def policy_name(kubectl: Kubectl) -> Iterator[str]:
+    """A unique GovernancePolicy name, the policy deleted after the test."""
+    name = f"p-{uuid.uuid4().hex[:8]}"
+    yield name
+    kubectl("delete", "governancepolicy", name, "--ignore-not-found", "--wait=false")
+
+
+@pytest.fixture
+def names(kubectl: Kubectl) -> Iterator[dict[str, str]]:
+    """Unique names for a monitoring test's GovernancePolicy and MetricTemplate, deleted after it."""
+    suffix = uuid.uuid4().hex[:8]
+    out = {"policy": f"p-{suffix}", "template": f"psi-{suffix}"}
+    yield out
+    kubectl("delete", "governancepolicy", out["policy"], "--ignore-not-found", "--wait=false")
+    kubectl("delete", "metrictemplate", out["template"], "--ignore-not-found", "--wait=false")
+
+
+@pytest.fixture
+def sim(namespace: str, prometheus: Prometheus) -> Iterator[Simulator]:
+    """The traffic simulator serving fraud v1 and v2 of the test's namespace, scraped by Prometheus."""
+    with simulator([f"{namespace}/fraud/v1", f"{namespace}/fraud/v2"]) as s:
+        prometheus.add_target(namespace, s.address)
+        yield s
+        prometheus.remove_target(namespace)

@@ -10,8 +10,6 @@ its own namespace.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,13 +19,6 @@ from tests.support.kube import Kubectl, condition, wait_until
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def policy_name(kubectl: Kubectl) -> Iterator[str]:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    yield name
-    kubectl("delete", "governancepolicy", name, "--ignore-not-found", "--wait=false")
 
 
 def settled(

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,23 +25,6 @@ from tests.support.operator import OperatorProcess
 from tests.support.simulator import Simulator, simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
-
-
-@pytest.fixture
-def names(kubectl: Kubectl) -> Iterator[dict[str, str]]:
-    suffix = uuid.uuid4().hex[:8]
-    out = {"policy": f"p-{suffix}", "template": f"psi-{suffix}"}
-    yield out
-    kubectl("delete", "governancepolicy", out["policy"], "--ignore-not-found", "--wait=false")
-    kubectl("delete", "metrictemplate", out["template"], "--ignore-not-found", "--wait=false")
-
-
-@pytest.fixture
-def sim(namespace: str, prometheus: Prometheus) -> Iterator[Simulator]:
-    with simulator([f"{namespace}/fraud/v1"]) as s:
-        prometheus.add_target(namespace, s.address)
-        yield s
-        prometheus.remove_target(namespace)
 
 
 def series(prometheus: Prometheus, ns: str) -> int:

@@ -11,18 +11,15 @@ exporter under simulated drift.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Prometheus
 from tests.support import manifests as m
 from tests.support.kube import Kubectl, wait_until
 from tests.support.operator import OperatorProcess
-from tests.support.simulator import Simulator, simulator
+from tests.support.simulator import Simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
@@ -35,23 +32,6 @@ AUDITOR = ("--as=dave", "--as-group=auditors")
 def records_admission_policy(kubectl: Kubectl) -> None:
     """The shipped ValidatingAdmissionPolicy that keeps ModelRecords the operator's alone."""
     kubectl("apply", "-f", str(ROOT / "deploy" / "admission" / "records.yaml"))
-
-
-@pytest.fixture
-def names(kubectl: Kubectl) -> Iterator[dict[str, str]]:
-    suffix = uuid.uuid4().hex[:8]
-    out = {"policy": f"p-{suffix}", "template": f"psi-{suffix}"}
-    yield out
-    kubectl("delete", "governancepolicy", out["policy"], "--ignore-not-found", "--wait=false")
-    kubectl("delete", "metrictemplate", out["template"], "--ignore-not-found", "--wait=false")
-
-
-@pytest.fixture
-def sim(namespace: str, prometheus: Prometheus) -> Iterator[Simulator]:
-    with simulator([f"{namespace}/fraud/v1", f"{namespace}/fraud/v2"]) as s:
-        prometheus.add_target(namespace, s.address)
-        yield s
-        prometheus.remove_target(namespace)
 
 
 def setup(kubectl: Kubectl, ns: str, names: dict[str, str], **policy_spec: Any) -> None:

@@ -8,8 +8,6 @@ rejected, expired). Before issue 10 the old revision kept serving indefinitely.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,13 +17,6 @@ from tests.support.kube import Kubectl, condition, wait_until
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def policy_name(kubectl: Kubectl) -> Iterator[str]:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    yield name
-    kubectl("delete", "governancepolicy", name, "--ignore-not-found", "--wait=false")
 
 
 def status_of(kubectl: Kubectl, ns: str) -> dict[str, Any]:

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import Prometheus
 from tests.support import manifests as m
 from tests.support.kube import Kubectl, wait_until
 from tests.support.operator import OperatorProcess
-from tests.support.simulator import Simulator, simulator
+from tests.support.simulator import Simulator
 
 pytestmark = pytest.mark.integration
 AS_DEPLOYER = ("--as", "alice", "--as-group", "deployers")
@@ -33,13 +31,6 @@ def team(kubectl: Kubectl, namespace: str) -> str:
     """The deployer's team may edit its namespace, as Kubernetes' `edit` role allows."""
     kubectl("create", "rolebinding", "team-edit", "-n", namespace, "--clusterrole=edit", "--group=deployers")
     return namespace
-
-
-@pytest.fixture
-def policy_name(kubectl: Kubectl) -> Iterator[str]:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    yield name
-    kubectl("delete", "governancepolicy", name, "--ignore-not-found", "--wait=false")
 
 
 def phase(kubectl: Kubectl, ns: str) -> str | None:
@@ -244,14 +235,6 @@ def test_a_deployment_named_like_the_model_is_not_adopted_nor_overwritten(
     assert dep is not None and md is not None
     owner = dep["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"]) == ("ModelDeployment", md["metadata"]["uid"])
-
-
-@pytest.fixture
-def sim(namespace: str, prometheus: Prometheus) -> Iterator[Simulator]:
-    with simulator([f"{namespace}/fraud/v1"]) as s:
-        prometheus.add_target(namespace, s.address)
-        yield s
-        prometheus.remove_target(namespace)
 
 
 @pytest.mark.prometheus

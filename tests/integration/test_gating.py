@@ -6,8 +6,6 @@ modelgate.io/test=<namespace>). Assertions read what the API server stores, as `
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,13 +15,6 @@ from tests.support.kube import Kubectl, condition, wait_until
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def policy_name(kubectl: Kubectl) -> Iterator[str]:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    yield name
-    kubectl("delete", "governancepolicy", name, "--ignore-not-found", "--wait=false")
 
 
 def mdep(kubectl: Kubectl, ns: str, name: str = "fraud") -> dict[str, Any]:

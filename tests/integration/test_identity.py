@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,13 +19,6 @@ from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
 WEBHOOKS = "modelgate.io"
-
-
-@pytest.fixture
-def policy_name(kubectl: Kubectl) -> Iterator[str]:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    yield name
-    kubectl("delete", "governancepolicy", name, "--ignore-not-found", "--wait=false")
 
 
 def two_role_policy(kubectl: Kubectl, name: str, ns: str) -> None:

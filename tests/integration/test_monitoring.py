@@ -4,8 +4,6 @@ drift leads to rollback or quarantine, an outage is inconclusive and never acted
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,26 +12,9 @@ from tests.conftest import Prometheus
 from tests.support import manifests as m
 from tests.support.kube import Kubectl, condition, wait_until
 from tests.support.operator import OperatorProcess
-from tests.support.simulator import Simulator, simulator
+from tests.support.simulator import Simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
-
-
-@pytest.fixture
-def names(kubectl: Kubectl) -> Iterator[dict[str, str]]:
-    suffix = uuid.uuid4().hex[:8]
-    out = {"policy": f"p-{suffix}", "template": f"psi-{suffix}"}
-    yield out
-    kubectl("delete", "governancepolicy", out["policy"], "--ignore-not-found", "--wait=false")
-    kubectl("delete", "metrictemplate", out["template"], "--ignore-not-found", "--wait=false")
-
-
-@pytest.fixture
-def sim(namespace: str, prometheus: Prometheus) -> Iterator[Simulator]:
-    with simulator([f"{namespace}/fraud/v1", f"{namespace}/fraud/v2"]) as s:
-        prometheus.add_target(namespace, s.address)
-        yield s
-        prometheus.remove_target(namespace)
 
 
 def get(kubectl: Kubectl, ns: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
 from modelgate.decide.conditions import merge_conditions, rfc3339
-from modelgate.decide.gates import Gate, GateInput, GateReport, Subject, evaluate
+from modelgate.decide.gates import Gate, GateInput, GateReport, Subject, evaluate, subject_of
 from modelgate.decide.intervene import (
     Intervention,
     Watching,
@@ -46,7 +46,7 @@ from modelgate.decide.intervene import (
 )
 from modelgate.decide.monitoring import Target, checks_for, interval_of, passed
 from modelgate.decide.objects import rollout, serving_objects
-from modelgate.decide.revision import operational_fields, requested_revision_id
+from modelgate.decide.revision import operational_fields
 from modelgate.decide.serving import Owner, Revision, ServingSpec
 from modelgate.decide.summary import Situation, conditions, describe, short
 from modelgate.decide.types import Decision, Observed, Plan
@@ -176,15 +176,8 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
 
 
 def requested_revision(md: ModelDeployment, policies: Sequence[GovernancePolicy]) -> Revision:
-    m = md.spec.model
-    return Revision(
-        model=m.name,
-        version=m.version,
-        uri=m.uri,
-        digest=m.digest,
-        image=md.spec.serving.image,
-        id=requested_revision_id(md, policies),
-    )
+    s = subject_of(md, policies)
+    return Revision(s.model, s.version, s.uri, s.digest, s.image, s.revision)
 
 
 def _traffic(target: Revision | None, replicas: int, quarantined: bool) -> Revision | None:

@@ -143,17 +143,7 @@ def _ready(s: Situation) -> tuple[Cond, str]:
             ),
             c.PHASE_DEGRADED,
         )
-    if s.target is not None and s.target == s.requested:
-        return (
-            Cond(
-                c.READY,
-                c.FALSE,
-                c.APPROVAL_REVOKED,
-                f"{target} is suspended (scaled to zero): {s.blocked_message}",
-            ),
-            c.PHASE_BLOCKED,
-        )
-    if s.target is not None and s.suspended:
+    if s.target is not None and (s.target == s.requested or s.suspended):
         return (
             Cond(
                 c.READY,
