@@ -48,7 +48,7 @@ from modelgate.decide.evidence import Context, E, Outcome, clip, plural, require
 from modelgate.decide.revision import requested_revision_id
 
 GateKind = Literal["policy", "card", "reference", "approval", "evaluation", "separation", "renewal"]
-"""`renewal` gates are added by the plan after a rollback or quarantine (decide/plan.py)."""
+"""`renewal` gates are added after a rollback or quarantine (decide/verdict.py, with_renewal)."""
 
 CARD_FIELDS: Final = {
     "owner": "owner",

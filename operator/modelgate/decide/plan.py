@@ -3,20 +3,21 @@ decisions to record, what to monitor. Pure: `now` is passed in, nothing here rea
 
 `plan` runs six named steps, each a pure function with its own tests:
 
-1. `judge`           the gates of the requested revision, the renewal gate included (decide/gates.py);
-2. `choose`          which revision serves: only an admitted revision is ever served;
+1. `judge`           the gates of the requested revision, renewal gate included (decide/verdict.py);
+2. `choose`          which revision serves: only an admitted revision, while its gates hold;
 3. `advance`         the monitoring counters of the revision that serves traffic (decide/intervene.py);
 4. `intervene`       onDrift: rollback, quarantine or alert, once per drifting digest (decide/intervene.py);
 5. `serving_objects` the Deployment and Service wanted, and tampering to revert (decide/objects.py);
-6. `build_status`    conditions, phase, known-good revisions, history (decide/summary.py).
+6. `build_status`    conditions, phase, known-good revisions, history (decide/status.py).
 
 The revision rule: when the requested revision (spec) is admitted it becomes `servingRevision`.
 When it is not:
 - and nothing serves yet, nothing is created (Blocked);
 - and an older revision serves, that revision keeps serving untouched (the new one is Blocked,
   status shows both: `servingRevision` the old one, `gates` the new one);
-- and it is the revision that serves (its evidence was revoked or expired), the strictest
-  selecting policy's `onRevocation` applies: `suspend` scales it to zero, `keep` keeps it serving.
+- and the revision that serves (requested or not) no longer passes its own gates (evidence
+  revoked, rejected or expired, a policy changed), the strictest selecting policy's
+  `onRevocation` applies: `suspend` scales it to zero, `keep` keeps it serving and says so.
 
 A digest withdrawn by a rollback or quarantine (`rejectedDigests`) is admitted again only with a
 ModelApproval created after the withdrawal: the renewal gate.
@@ -30,12 +31,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelgate.api import conditions as c
-from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
-from modelgate.decide.conditions import merge_conditions, rfc3339
-from modelgate.decide.gates import Gate, GateInput, GateReport, Subject, evaluate, subject_of
+from modelgate.api.v1alpha1 import GovernancePolicy, ModelDeployment
+from modelgate.decide.conditions import rfc3339
+from modelgate.decide.gates import subject_of
 from modelgate.decide.intervene import (
     Intervention,
-    Watching,
     advance,
     intervene,
     ref,
@@ -45,13 +45,13 @@ from modelgate.decide.intervene import (
     stored_revision,
 )
 from modelgate.decide.monitoring import Target, checks_for, interval_of, passed
-from modelgate.decide.objects import rollout, serving_objects
+from modelgate.decide.objects import ServingObjects, rollout, serving_objects
 from modelgate.decide.revision import operational_fields
 from modelgate.decide.serving import Owner, Revision, ServingSpec
-from modelgate.decide.summary import Situation, conditions, describe, short
+from modelgate.decide.status import build_status
+from modelgate.decide.summary import Situation, describe
 from modelgate.decide.types import Decision, Observed, Plan
-
-KNOWN_GOOD_LIMIT = 10
+from modelgate.decide.verdict import Verdict, admissible, evidence_of, judge, with_renewal
 
 __all__ = ["plan"]
 
@@ -61,13 +61,11 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     old = dict(obs.body.get("status") or {})
     stamp = rfc3339(now)
     requested = requested_revision(md, obs.policies)
-    # Withdrawn digests: status.rejectedDigests united with the ModelRecords, which outlive a delete.
-    rejected = {d: {"digest": d, "reason": r["reason"], "time": r["time"]} for d, r in obs.records.items()}
-    rejected.update({str(r["digest"]): dict(r) for r in old.get("rejectedDigests") or []})
+    rejected = withdrawn_digests(obs)
     serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
 
+    # 1-2. The requested revision's gates; which revision serves (re-judged when it is another one).
     verdict = judge(obs, now, requested, rejected.get(requested.digest))
-    # The revision that serves is justified at every moment, not only when it is the one requested.
     rejudged = (
         judge(obs, now, serving, None, requested=requested)
         if not verdict.admitted
@@ -77,25 +75,16 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         else None
     )
     choice = choose(
-        md, verdict, requested, serving, rejudged, old, rejected, stamp, _evidence(obs, verdict.report)
+        md, verdict, requested, serving, rejudged, old, rejected, stamp, evidence_of(obs, verdict.report)
     )
+    quarantined_at, label_pods = _quarantine_in_force(old.get("quarantinedAt"), choice)
 
-    # Quarantine in force: the quarantined digest still serves (pods kept) without traffic.
-    quarantined_at: str | None = old.get("quarantinedAt")
-    quarantined = bool(
-        quarantined_at
-        and choice.target is not None
-        and choice.rejected.get(choice.target.digest, {}).get("reason") == c.QUARANTINED_REASON
-    )
-    label_pods: bool | None = None
-    if quarantined_at and not quarantined:
-        quarantined_at, label_pods = None, False
-
+    # 3-4. Monitoring of what serves traffic, and the intervention it may call for.
     checks = checks_for(md, obs.policies)
     fresh_revision = choice.serving_raw is not old.get("servingRevision")
     watching = advance(
         checks,
-        _traffic(choice.target, choice.replicas, quarantined),
+        _traffic(choice.target, choice.replicas, quarantined_at is not None),
         [] if fresh_revision else list(old.get("metrics") or []),
         obs.readings,
         stamp,
@@ -111,67 +100,100 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         old.get("knownGood") or [],
         _condition(old, c.DRIFTED),
         stamp,
-        admissible=lambda raw: _admissible(obs, now, raw, requested),
+        admissible=lambda raw: admissible(obs, now, raw, requested),
     )
     if step4.quarantined_at:
-        quarantined, quarantined_at, label_pods = True, step4.quarantined_at, True
+        quarantined_at, label_pods = step4.quarantined_at, True
     withdrawn = step4.rejected.get(requested.digest)
     if withdrawn and requested.digest not in rejected:  # withdrawn by this very plan
         verdict = replace(with_renewal(verdict, obs, requested, withdrawn), admitted=False, approved=False)
 
-    owner = Owner(
-        md.api_version,
-        md.kind,
-        md.name,
-        md.namespace or "",
-        str((obs.body.get("metadata") or {}).get("uid", "")),
-    )
-    sspec = replace(
-        served_with(choice.serving, step4.serving_raw, operational_fields(obs.policies)),
-        replicas=choice.replicas,
-    )
-    objects = serving_objects(
-        owner, step4.target, sspec, quarantined, obs.owned_deployment, obs.owned_service, stamp
-    )
-    done, summary = rollout(obs.owned_deployment)
+    # 5-6. The serving objects for what serves now, and the status.
+    objects = _objects(obs, choice, step4, quarantined_at is not None, stamp)
     decisions = (*choice.decisions, *watching.decisions, *step4.decisions, *objects.decisions)
+    situation = _situation(obs, requested, verdict, choice, step4, objects, quarantined_at)
     status = build_status(
         obs,
         now,
-        Situation(
-            requested=requested,
-            target=step4.target,
-            admitted=verdict.admitted,
-            approved=verdict.approved,
-            evaluated=verdict.report.evaluated,
-            gates=verdict.gates,
-            replicas=choice.replicas,
-            ready=step4.target is not None and objects.deployment_matches and done,
-            rollout=summary,
-            blocked_message=choice.blocked_message,
-            drift=step4.outcome.summary,
-            quarantined_since=quarantined_at if quarantined else None,
-            rolled_back=rolled_back_message(requested, step4.target, step4.rejected),
-            suspended=choice.suspended,
-        ),
+        situation,
         step4,
         watching,
         decisions,
         checks_passed=passed(step4.outcome, checks)
         and (not checks or watching.readings is not None or watching.stored),
     )
-    if quarantined and quarantined_at:
+    if quarantined_at:
         status["quarantinedAt"] = quarantined_at
-    watched = _traffic(step4.target, choice.replicas, quarantined)
     return Plan(
         status=status,
         deployment=objects.deployment,
         service=objects.service,
         decisions=decisions,
         requeue_at=verdict.report.next_change,
-        watch=_watch(md, watched, checks),
+        watch=_watch(md, _traffic(step4.target, choice.replicas, quarantined_at is not None), checks),
         label_pods=label_pods,
         verdicts=watching.verdicts,
+    )
+
+
+def withdrawn_digests(obs: Observed) -> dict[str, dict[str, Any]]:
+    """Digests withdrawn by a rollback or quarantine: status.rejectedDigests united with the
+    ModelRecords, which outlive a delete of the ModelDeployment."""
+    rejected = {d: {"digest": d, "reason": r["reason"], "time": r["time"]} for d, r in obs.records.items()}
+    status = obs.body.get("status") or {}
+    rejected.update({str(r["digest"]): dict(r) for r in status.get("rejectedDigests") or []})
+    return rejected
+
+
+def _quarantine_in_force(quarantined_at: str | None, choice: Choice) -> tuple[str | None, bool | None]:
+    """A quarantine stays in force while the quarantined digest is the one that serves (its pods
+    kept, without traffic); otherwise it ends and the pods are released (label_pods False)."""
+    target = choice.target
+    if not quarantined_at:
+        return None, None
+    if target is not None and choice.rejected.get(target.digest, {}).get("reason") == c.QUARANTINED_REASON:
+        return quarantined_at, None
+    return None, False
+
+
+def _objects(
+    obs: Observed, choice: Choice, step4: Intervention, quarantined: bool, stamp: str
+) -> ServingObjects:
+    md = obs.deployment
+    uid = str((obs.body.get("metadata") or {}).get("uid", ""))
+    owner = Owner(md.api_version, md.kind, md.name, md.namespace or "", uid)
+    sspec = served_with(choice.serving, step4.serving_raw, operational_fields(obs.policies))
+    sspec = replace(sspec, replicas=choice.replicas)
+    return serving_objects(
+        owner, step4.target, sspec, quarantined, obs.owned_deployment, obs.owned_service, stamp
+    )
+
+
+def _situation(
+    obs: Observed,
+    requested: Revision,
+    verdict: Verdict,
+    choice: Choice,
+    step4: Intervention,
+    objects: ServingObjects,
+    quarantined_at: str | None,
+) -> Situation:
+    done, summary = rollout(obs.owned_deployment)
+    return Situation(
+        requested=requested,
+        target=step4.target,
+        admitted=verdict.admitted,
+        approved=verdict.approved,
+        evaluated=verdict.report.evaluated,
+        gates=verdict.gates,
+        replicas=choice.replicas,
+        ready=step4.target is not None and objects.deployment_matches and done,
+        rollout=summary,
+        blocked_message=choice.blocked_message,
+        drift=step4.outcome.summary,
+        quarantined_since=quarantined_at,
+        rolled_back=rolled_back_message(requested, step4.target, step4.rejected),
+        suspended=choice.suspended,
     )
 
 
@@ -194,154 +216,6 @@ def _watch(md: ModelDeployment, watched: Revision | None, checks: Sequence[Any])
 
 def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     return next((x for x in status.get("conditions") or [] if x.get("type") == type_), None)
-
-
-def _time(text: str | None) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None
-
-
-# --- step 1: the gates -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The gates of the requested revision and what they add up to."""
-
-    report: GateReport
-    gates: tuple[Gate, ...]
-    """The report's gates, plus the renewal gate when the digest was withdrawn."""
-    admitted: bool
-    approved: bool
-    blocked_message: str
-    """"<revision> is not admitted: <first failure>", empty when admitted."""
-
-
-def judge(
-    obs: Observed,
-    now: dt.datetime,
-    revision: Revision,
-    withdrawn: Mapping[str, Any] | None,
-    requested: Revision | None = None,
-) -> Verdict:
-    """Step 1: every gate of a revision: the requested one (`requested` None), or another one, such
-    as the revision that serves or a rollback target (then its references are not required: they
-    belong to the spec). After a rollback or quarantine of its digest (`withdrawn`), approvals older
-    than the withdrawal do not count and the renewal gate applies."""
-    withdrawn_at = _time(withdrawn.get("time")) if withdrawn else None
-    subject = None
-    if requested is not None and revision != requested:
-        subject = Subject(
-            revision.model, revision.version, revision.uri, revision.digest, revision.image, revision.id
-        )
-    report = evaluate(
-        GateInput(
-            deployment=obs.deployment,
-            policies=obs.policies,
-            approvals=obs.approvals,
-            evaluations=obs.evaluations,
-            now=now,
-            allow_no_policy=obs.allow_no_policy,
-            seal_ok=obs.seal_ok if obs.seal_valid is not None else None,
-            references=obs.references,
-            not_before=withdrawn_at,
-            subject=subject,
-        )
-    )
-    verdict = _verdict(report, report.gates, revision)
-    if withdrawn and withdrawn_at:
-        verdict = with_renewal(verdict, obs, revision, withdrawn)
-    return verdict
-
-
-def _admissible(obs: Observed, now: dt.datetime, raw: Mapping[str, Any], requested: Revision) -> bool:
-    """Whether a stored (known-good) revision passes its gates now: a rollback goes nowhere else."""
-    rev = stored_revision(raw, obs.deployment.spec.model.name)
-    return rev is not None and judge(obs, now, rev, None, requested=requested).admitted
-
-
-def _verdict(report: GateReport, gates: Sequence[Gate], requested: Revision) -> Verdict:
-    first = next((g for g in gates if not g.satisfied), None)
-    renewal = all(g.satisfied for g in gates if g.kind == "renewal")
-    return Verdict(
-        report,
-        tuple(gates),
-        admitted=report.admitted and first is None,
-        approved=report.approved and renewal,
-        blocked_message=f"{describe(requested)} is not admitted: {first.message}" if first else "",
-    )
-
-
-def with_renewal(
-    verdict: Verdict, obs: Observed, revision: Revision, withdrawn: Mapping[str, Any]
-) -> Verdict:
-    """The verdict with the renewal gate of a withdrawn digest: it needs a ModelApproval for that
-    digest created after the withdrawal."""
-    digest = revision.digest
-    since = _time(withdrawn.get("time"))
-    if since is None:
-        return verdict
-    why = "quarantine" if withdrawn.get("reason") == c.QUARANTINED_REASON else "rollback"
-    fresh = sorted(
-        a.name
-        for a in obs.approvals
-        if a.spec.model.digest == digest
-        and a.spec.decision == "approved"
-        and obs.seal_ok(a)
-        and (created := _time(a.metadata.get("creationTimestamp"))) is not None
-        and created >= since
-    )
-    when = rfc3339(since)
-    if fresh:
-        gate = Gate(
-            f"new approval after {why}",
-            True,
-            c.APPROVALS_GRANTED,
-            f"ModelApproval {', '.join(fresh)} was created after the {why} at {when}",
-            "renewal",
-        )
-    else:
-        gate = Gate(
-            f"new approval after {why}",
-            False,
-            c.APPROVAL_PREDATES_QUARANTINE,
-            f"{short(digest)} was withdrawn by a {why} at {when}; it serves again only with a new "
-            "ModelApproval for this digest created after that time",
-            "renewal",
-        )
-    return _verdict(verdict.report, (*verdict.gates, gate), revision)
-
-
-def _evidence(obs: Observed, report: GateReport) -> dict[str, Any]:
-    def ident(o: ModelApproval | ModelEvaluation) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": o.metadata.get("name"),
-            "uid": o.metadata.get("uid"),
-            "digest": o.spec.model.digest,
-            "revision": o.spec.model.revision,
-        }
-        if isinstance(o, ModelApproval):
-            out |= {
-                "role": o.spec.role,
-                "decision": o.spec.decision,
-                "approver": o.spec.approved_by.username if o.spec.approved_by else None,
-            }
-        else:
-            out |= {"dataset": o.spec.dataset.name, "metrics": dict(o.spec.metrics)}
-        return out
-
-    m = obs.deployment.spec.model
-    approvals = {a.name: a for a in obs.approvals}
-    evaluations = {e.name: e for e in obs.evaluations}
-    return {
-        "model": {"name": m.name, "version": m.version, "digest": m.digest},
-        "policies": [{"name": p.name, "uid": p.metadata.get("uid")} for p in obs.policies],
-        "approvals": [ident(a) for n in report.counted_approvals if (a := approvals.get(n))],
-        "evaluations": [ident(e) for n in report.counted_evaluations if (e := evaluations.get(n))],
-        "failedGates": [{"requirement": g.requirement, "reason": g.reason} for g in report.failures],
-    }
 
 
 # --- step 2: which revision serves -------------------------------------------------------------------
@@ -447,64 +321,3 @@ def choose(
             warning=True,
         )
     return Choice(target, serving_raw, sspec, replicas, kept, tuple(decisions), blocked_message, lost)
-
-
-# --- step 6: status ------------------------------------------------------------------------------------
-
-
-def build_status(
-    obs: Observed,
-    now: dt.datetime,
-    situation: Situation,
-    step4: Intervention,
-    watching: Watching,
-    decisions: Sequence[Decision],
-    checks_passed: bool,
-) -> dict[str, Any]:
-    """Step 6: conditions, phase, known-good revisions and history, as one status to store."""
-    old = obs.body.get("status") or {}
-    generation = int((obs.body.get("metadata") or {}).get("generation") or 0)
-    conds, phase = conditions(situation)
-    known_good = [dict(g) for g in old.get("knownGood") or []]
-    requested, serving_raw = situation.requested, step4.serving_raw
-    if (
-        situation.admitted
-        and situation.ready
-        and serving_raw
-        and situation.target == requested
-        and situation.quarantined_since is None
-        and checks_passed
-        and not any(g["digest"] == requested.digest for g in known_good)
-    ):
-        known_good = [*known_good, dict(serving_raw)][-KNOWN_GOOD_LIMIT:]
-    history = list(old.get("history") or [])
-    for d in decisions:
-        entry: dict[str, Any] = {
-            "time": d.time,
-            "action": d.action,
-            "reason": d.reason,
-            "message": d.message[:4000],
-        }
-        if d.revision:
-            entry["revision"] = dict(d.revision)
-        history.append(entry)
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "phase": phase,
-        "conditions": merge_conditions(old.get("conditions") or [], conds, generation, now),
-        "gates": [
-            {"requirement": g.requirement, "satisfied": g.satisfied, "reason": g.reason, "message": g.message}
-            for g in situation.gates
-        ],
-        "history": history[-c.HISTORY_LIMIT :],
-    }
-    if serving_raw and situation.target is not None:
-        status["servingRevision"] = serving_raw
-    if known_good:
-        status["knownGood"] = known_good
-        status["lastKnownGood"] = known_good[-1]
-    if step4.outcome.metrics:
-        status["metrics"] = step4.outcome.metrics
-    if step4.rejected:
-        status["rejectedDigests"] = list(step4.rejected.values())[-50:]
-    return status

@@ -1,0 +1,74 @@
+"""Plan step 6: the status to store, as one write: conditions, phase, known-good revisions and
+history. Pure."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Final
+
+from modelgate.api import conditions as c
+from modelgate.decide.conditions import merge_conditions
+from modelgate.decide.intervene import Intervention, Watching
+from modelgate.decide.summary import Situation, conditions
+from modelgate.decide.types import Decision, Observed
+
+KNOWN_GOOD_LIMIT: Final = 10
+
+
+def build_status(
+    obs: Observed,
+    now: dt.datetime,
+    situation: Situation,
+    step4: Intervention,
+    watching: Watching,
+    decisions: Sequence[Decision],
+    checks_passed: bool,
+) -> dict[str, Any]:
+    """Step 6: conditions, phase, known-good revisions and history, as one status to store."""
+    old = obs.body.get("status") or {}
+    generation = int((obs.body.get("metadata") or {}).get("generation") or 0)
+    conds, phase = conditions(situation)
+    known_good = [dict(g) for g in old.get("knownGood") or []]
+    requested, serving_raw = situation.requested, step4.serving_raw
+    if (
+        situation.admitted
+        and situation.ready
+        and serving_raw
+        and situation.target == requested
+        and situation.quarantined_since is None
+        and checks_passed
+        and not any(g["digest"] == requested.digest for g in known_good)
+    ):
+        known_good = [*known_good, dict(serving_raw)][-KNOWN_GOOD_LIMIT:]
+    history = list(old.get("history") or [])
+    for d in decisions:
+        entry: dict[str, Any] = {
+            "time": d.time,
+            "action": d.action,
+            "reason": d.reason,
+            "message": d.message[:4000],
+        }
+        if d.revision:
+            entry["revision"] = dict(d.revision)
+        history.append(entry)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": merge_conditions(old.get("conditions") or [], conds, generation, now),
+        "gates": [
+            {"requirement": g.requirement, "satisfied": g.satisfied, "reason": g.reason, "message": g.message}
+            for g in situation.gates
+        ],
+        "history": history[-c.HISTORY_LIMIT :],
+    }
+    if serving_raw and situation.target is not None:
+        status["servingRevision"] = serving_raw
+    if known_good:
+        status["knownGood"] = known_good
+        status["lastKnownGood"] = known_good[-1]
+    if step4.outcome.metrics:
+        status["metrics"] = step4.outcome.metrics
+    if step4.rejected:
+        status["rejectedDigests"] = list(step4.rejected.values())[-50:]
+    return status
