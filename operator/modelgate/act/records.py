@@ -142,11 +142,15 @@ def keep_pods(
     }
     kept = []
     for rs in sets:
-        apps.patch_namespaced_replica_set(rs.metadata.name, namespace, patch)
+        apps.patch_namespaced_replica_set(
+            rs.metadata.name, namespace, patch, _content_type="application/merge-patch+json"
+        )
         kept.append(rs.metadata.name)
     with_np = net.list_namespaced_network_policy(namespace, label_selector=selector).items
-    for np in with_np:
-        net.patch_namespaced_network_policy(np.metadata.name, namespace, patch)
+    for np in with_np:  # still controlled by the ModelDeployment: a merge patch replaces that owner
+        net.patch_namespaced_network_policy(
+            np.metadata.name, namespace, patch, _content_type="application/merge-patch+json"
+        )
     pods = sorted(p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=selector).items)
     return sorted(kept), pods
 
