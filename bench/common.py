@@ -106,6 +106,8 @@ def cluster_up() -> None:
         "-f",
         str(ROOT / "deploy" / "rbac"),
         "-f",
+        str(ROOT / "deploy" / "admission"),
+        "-f",
         str(ROOT / "tests" / "support" / "test-users.yaml"),
     )
     kubernetes.config.load_kube_config(config_file=str(KUBECONFIG))  # type: ignore[no-untyped-call]
