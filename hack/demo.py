@@ -9,13 +9,19 @@
 3. alice (fraud-team) applies fraud-detector v1: Blocked, the gates name what is missing.
 4. bob (ethics board) and carol (model risk) approve, the pipeline submits an evaluation: v1 is
    admitted and serves Ready pods on kwok nodes.
-5. alice applies v2: it waits, Blocked, while v1 keeps serving.
-6. v2's approvals and evaluation arrive: v2 is admitted and serves.
-7. The traffic simulator drifts v2: PSI crosses its threshold, and after failureLimit failed checks
+5. alice swaps the serving image under v1's approved digest: a new revision (RevisionMismatch),
+   Blocked, while the reviewed v1 keeps serving; she puts the reviewed image back.
+6. alice starts her own pod with the serving pods' labels: the ValidatingAdmissionPolicy refuses it.
+7. alice applies v2: it waits, Blocked, while v1 keeps serving.
+8. v2's approvals and evaluation arrive: v2 is admitted and serves.
+9. The traffic simulator drifts v2: PSI crosses its threshold, and after failureLimit failed checks
    the operator rolls back to v1 (the last known good revision).
-8. fraud-screener (onDrift: quarantine) serves, drifts, and is quarantined: its Service has no
-   endpoints, its pods are kept and labelled.
-Each step prints `modelgate status` as a cluster admin would read it.
+10. fraud-screener (onDrift: quarantine) serves, drifts, and is quarantined: its Service has no
+    endpoints, its pods are kept and labelled.
+11. alice deletes fraud-screener and applies it again: the ModelRecord keeps the quarantine, the
+    re-created model stays Blocked (ApprovalPredatesQuarantine) and the pods stay kept.
+The main steps print `modelgate status` as a cluster admin would read it; alice's walk-arounds print
+the refusal or the condition that stops them.
 """
 
 from __future__ import annotations
@@ -58,6 +64,10 @@ def kubectl(*args: str, input: str | None = None) -> str:
     return run(str(ROOT / "hack" / "kubectl"), *args, input=input)
 
 
+ALICE = ("--as=alice", "--as-group=fraud-team")
+AUDITOR = ("--as=dave", "--as-group=auditors")
+
+
 def apply_as(
     path: Path, user: str | None = None, groups: tuple[str, ...] = (), stamp_now: bool = False
 ) -> None:
@@ -81,23 +91,47 @@ def supply_evidence(folder: Path) -> None:
 
 
 def wait_phase(
-    phase: str, version: str, timeout: float = 120, name: str = "fraud-detector", known_good: bool = False
+    phase: str,
+    version: str,
+    timeout: float = 120,
+    name: str = "fraud-detector",
+    known_good: bool = False,
+    reason: str | None = None,
 ) -> None:
-    """Wait for the phase; with known_good also for the revision to have passed a monitoring check."""
+    """Wait for the phase; with known_good also for the revision to have passed a monitoring check,
+    with reason for the Admitted condition to give that reason."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         obj = json.loads(kubectl("get", "mdep", name, "-n", NS, "-o", "json"))
         st = obj.get("status") or {}
         good = [g["version"] for g in st.get("knownGood") or []]
+        admitted = {c["type"]: c for c in st.get("conditions") or []}.get("Admitted") or {}
         if (
             st.get("phase") == phase
             and obj["spec"]["model"]["version"] == version
             and st.get("observedGeneration") == obj["metadata"]["generation"]
             and (not known_good or version in good)
+            and (reason is None or admitted.get("reason") == reason)
         ):
             return
         time.sleep(0.5)
     sys.exit(f"demo: {name} {version} did not reach {phase} in {timeout:.0f}s; see {STATE}/operator.log")
+
+
+def conditions(name: str, *types: str) -> None:
+    """The conditions that tell why: a walk-around shows up here, not in a log."""
+    st = json.loads(kubectl("get", "mdep", name, "-n", NS, "-o", "json"))["status"]
+    for c in st["conditions"]:
+        if c["type"] in types:
+            print(f"   {c['type']:<9} {c['status']:<6} {c['reason']}: {c['message']}")
+
+
+def refused(what: str, *args: str, input: str | None = None) -> None:
+    """Run a kubectl command that must be refused, and show the refusal."""
+    res = subprocess.run([str(ROOT / "hack" / "kubectl"), *args], input=input, capture_output=True, text=True)
+    if res.returncode == 0:
+        sys.exit(f"demo: {what} was accepted: {res.stdout.strip()}")
+    print(f"   refused: {res.stderr.strip()}")
 
 
 def status(name: str = "fraud-detector") -> None:
@@ -254,6 +288,34 @@ def main(argv: list[str]) -> int:
         kubectl("get", "deploy,pods,svc", "-n", NS, "-l", "modelgate.io/model=fraud-detector", "-o", "wide")
     )
 
+    say("alice swaps the serving image under v1's approved digest: a new revision, it needs its own evidence")
+    image = "registry.example/alice/sklearn-server@sha256:" + "a1" * 32
+    swap = {"spec": {"serving": {"image": image}}}
+    kubectl("patch", "mdep", "fraud-detector", "-n", NS, "--type=merge", "-p", json.dumps(swap), *ALICE)
+    print(f"   spec.serving.image: {image}   (as alice)")
+    wait_phase("Blocked", "v1", reason="RevisionMismatch")
+    conditions("fraud-detector", "Admitted", "Ready")
+    print(
+        kubectl("get", "deploy", "fraud-detector", "-n", NS, "-o", "jsonpath=   still serving: {..image}\n")
+    )
+    say("alice puts the reviewed image back: the approved revision serves again")
+    apply_as(EX / "03-first-model" / "modeldeployment.yaml", "alice", ("fraud-team",))
+    wait_phase("Serving", "v1")
+
+    say("alice (who may edit pods in fraud-prod) starts a lookalike pod with the serving labels: refused")
+    serving = json.loads(
+        kubectl("get", "pods", "-n", NS, "-l", "modelgate.io/deployment=fraud-detector", "-o", "json")
+    )
+    labels = {k: v for k, v in serving["items"][0]["metadata"]["labels"].items() if k != "pod-template-hash"}
+    lookalike = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "fraud-detector-lookalike", "namespace": NS, "labels": labels},
+        "spec": {"containers": [{"name": "model", "image": image}]},
+    }
+    print(f"   labels: {', '.join(f'{k}={v}' for k, v in labels.items())}")
+    refused("the lookalike pod", "create", "-f", "-", *ALICE, input=json.dumps(lookalike))
+
     say("alice applies v2: it waits for its own evidence while v1 keeps serving")
     apply_as(EX / "04-second-version" / "modeldeployment.yaml", "alice", ("fraud-team",))
     wait_phase("Blocked", "v2")
@@ -305,6 +367,18 @@ def main(argv: list[str]) -> int:
             "modelgate.io/quarantined",
         )
     )
+
+    say("alice deletes fraud-screener and applies it again, to wipe the quarantine: it stays withdrawn")
+    kubectl("delete", "mdep", "fraud-screener", "-n", NS, "--timeout=120s", *ALICE)
+    print("   modeldeployment.modelgate.io/fraud-screener deleted   (as alice)")
+    apply_as(EX / "05-quarantine" / "modeldeployment.yaml", "alice", ("fraud-team",))
+    wait_phase("Blocked", "v1", name="fraud-screener", reason="ApprovalPredatesQuarantine")
+    conditions("fraud-screener", "Admitted")
+    print("   The pods are still kept, now owned by the ModelRecord for the retention:")
+    print(kubectl("get", "pods,replicasets", "-n", NS, "-l", "modelgate.io/deployment=fraud-screener"))
+    print("   The ModelRecords, as the auditor (dave, group auditors) reads them; alice cannot write them:")
+    print(kubectl("get", "mrec", "-n", NS, *AUDITOR))
+
     print(kubectl("get", "mdep", "-n", NS))
     print(
         kubectl(
