@@ -1,27 +1,33 @@
-"""Gathering: every approval and evaluation of the model is in the snapshot, referenced or not;
-references only have to exist; a broken policy is kept as a stand-in that blocks."""
+"""Gathering: every approval and evaluation of the digests a model decides on is in the snapshot,
+referenced or not; references only have to exist; a broken policy is kept as a stand-in that blocks."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from modelgate.observe.snapshot import IndexedEvidence, evidence_model, index_evidence, index_policy, snapshot
+from modelgate.observe.snapshot import IndexedEvidence, evidence_key, index_evidence, index_policy, snapshot
 from tests.unit.factories import NAMESPACE, make_approval, make_deployment, make_evaluation
 
 SEAL_KEY = b"k" * 32
 
 
 def wire(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
     out: dict[str, Any] = obj.model_dump(by_alias=True, exclude_none=True, mode="json")
     return out
 
 
-def by_model(*objs: Any) -> dict[Any, list[IndexedEvidence]]:
+def by_digest(*objs: Any) -> dict[Any, list[IndexedEvidence]]:
     index: dict[Any, list[IndexedEvidence]] = {}
     for obj in objs:
         raw = wire(obj)
-        index.setdefault((NAMESPACE, evidence_model(raw)), []).append(index_evidence(raw, None))
+        index.setdefault((NAMESPACE, *evidence_key(raw)), []).append(index_evidence(raw, None))
     return index
+
+
+def by_name(*objs: Any) -> dict[Any, list[Any]]:
+    return {(NAMESPACE, o.name): [(NAMESPACE, *evidence_key(wire(o)))] for o in objs}
 
 
 def take(
@@ -29,10 +35,10 @@ def take(
 ) -> Any:
     return snapshot(
         wire(md),
-        approvals={(NAMESPACE, a.name): [True] for a in approvals},
-        evaluations={(NAMESPACE, e.name): [True] for e in evaluations},
-        approvals_by_model=by_model(*approvals),
-        evaluations_by_model=by_model(*evaluations),
+        approvals=by_name(*approvals),
+        evaluations=by_name(*evaluations),
+        approvals_by_digest=by_digest(*approvals),
+        evaluations_by_digest=by_digest(*evaluations),
         policies=policies or {},
         namespaces={NAMESPACE: [{}]},
         owned_deployments={},
@@ -41,7 +47,7 @@ def take(
     )
 
 
-def test_snapshot_holds_every_evidence_of_the_model_and_which_references_exist() -> None:
+def test_snapshot_holds_every_evidence_of_the_digest_and_which_references_exist() -> None:
     md = make_deployment(approvals=["bob-ok", "gone"], evaluations=["holdout"])
     approvals = [make_approval(), make_approval("carol-no", username="carol", decision="rejected")]
     other_model = make_approval("other", model="churn")
@@ -76,3 +82,21 @@ def test_broken_policy_is_kept_in_the_snapshot_as_a_blocking_stand_in() -> None:
     obs = take(make_deployment(), [], [], policies={"b": [broken]})
 
     assert [(p.name, p.invalid is not None) for p in obs.policies] == [("b", True)]
+
+
+def test_evidence_of_other_digests_is_not_gathered_unless_referenced_or_served() -> None:
+    other = "sha256:" + "9" * 64
+    md = make_deployment(approvals=["for-other-referenced"])
+    unrelated = make_approval("for-other", digest=other, version="0.9")
+    referenced = make_approval("for-other-referenced", digest=other, version="0.9")
+    obs = take(md, [make_approval(), unrelated, referenced], [])
+
+    assert [a.name for a in obs.approvals] == ["bob-ok", "for-other", "for-other-referenced"]
+    # the referenced object's key brings in its digest's evidence; without the reference it is absent
+    md2 = make_deployment()
+    obs2 = take(md2, [make_approval(), unrelated], [])
+    assert [a.name for a in obs2.approvals] == ["bob-ok"]
+
+    serving = {"servingRevision": {"version": "0.9", "uri": "s3://x", "digest": other, "image": "i"}}
+    obs3 = take({**wire(md2), "status": serving}, [make_approval(), unrelated], [])
+    assert [a.name for a in obs3.approvals] == ["bob-ok", "for-other"]

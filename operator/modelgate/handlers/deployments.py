@@ -41,8 +41,8 @@ from modelgate.decide.types import Decision
 from modelgate.observe import metrics
 from modelgate.observe.loops import Loops
 from modelgate.observe.monitor import Monitor
-from modelgate.observe.snapshot import first, snapshot
-from modelgate.observe.wakeups import Wakeups
+from modelgate.observe.snapshot import first, relevant_digests, snapshot
+from modelgate.observe.wakeups import Wakeups, evidence_ref
 
 log = logging.getLogger("modelgate.reconcile")
 RESYNC = 300.0
@@ -101,18 +101,19 @@ async def reconcile_once(
     meta = body.get("metadata") or {}
     ns, name = str(meta.get("namespace")), str(meta.get("name"))
     readings = svc.monitor.take((ns, name), loop.readings_seq)
+    model = str((body["spec"].get("model") or {}).get("name") or "")
     svc.wakeups.set_refs(
         (ns, name),
         {("ModelApproval", ns, r["name"]) for r in body["spec"].get("approvals") or []}
         | {("ModelEvaluation", ns, r["name"]) for r in body["spec"].get("evaluations") or []}
-        | {("Model", ns, str((body["spec"].get("model") or {}).get("name") or ""))},
+        | {evidence_ref(ns, model, d) for d in relevant_digests(body)},
     )
     obs = snapshot(
         body,
         approvals=indexes["approvals"],
         evaluations=indexes["evaluations"],
-        approvals_by_model=indexes["approvals_by_model"],
-        evaluations_by_model=indexes["evaluations_by_model"],
+        approvals_by_digest=indexes["approvals_by_digest"],
+        evaluations_by_digest=indexes["evaluations_by_digest"],
         policies=indexes["policies"],
         namespaces=indexes["namespaces"],
         owned_deployments=indexes["owned_deployments"],
@@ -184,8 +185,8 @@ INDEXES = (
     "modeldeployments",
     "approvals",
     "evaluations",
-    "approvals_by_model",
-    "evaluations_by_model",
+    "approvals_by_digest",
+    "evaluations_by_digest",
     "policies",
     "namespaces",
     "owned_deployments",

@@ -24,7 +24,7 @@ from modelgate.decide.serving import (
     essentials,
     without_version,
 )
-from modelgate.observe.snapshot import evidence_model, first, index_evidence, index_policy
+from modelgate.observe.snapshot import evidence_key, first, index_evidence, index_policy
 from modelgate.observe.wakeups import Wakeups
 
 OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
@@ -47,20 +47,22 @@ def _raw(body: kopf.Body) -> dict[str, Any]:
 
 @kopf.index(GROUP, VERSION, "modelapprovals", id="approvals")
 @kopf.index(GROUP, VERSION, "modelevaluations", id="evaluations")
-async def evidence_names(namespace: str | None, name: str, **_: Any) -> dict[Any, Any]:
-    """Which approvals and evaluations exist, by name: what spec references are checked against."""
-    return {(namespace, name): True}
+async def evidence_names(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Which approvals and evaluations exist, by name, and under which key of the by-digest index:
+    what spec references are checked against."""
+    return {(namespace, name): (namespace, *evidence_key(body))}
 
 
-@kopf.index(GROUP, VERSION, "modelapprovals", id="approvals_by_model")
-@kopf.index(GROUP, VERSION, "modelevaluations", id="evaluations_by_model")
+@kopf.index(GROUP, VERSION, "modelapprovals", id="approvals_by_digest")
+@kopf.index(GROUP, VERSION, "modelevaluations", id="evaluations_by_digest")
 async def evidence(
     namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[Any, Any]:
-    """Every approval and evaluation of a model (namespace, spec.model.name), referenced or not;
-    parsed and seal-checked once per event, every ModelDeployment of the model reads the result."""
+    """Every approval and evaluation by (namespace, spec.model.name, spec.model.digest), referenced
+    or not; parsed and seal-checked once per event, every ModelDeployment deciding on that digest
+    reads the result."""
     raw = _raw(body)
-    return {(namespace, evidence_model(raw)): index_evidence(raw, memo.get("seal_key"))}
+    return {(namespace, *evidence_key(raw)): index_evidence(raw, memo.get("seal_key"))}
 
 
 @kopf.index(GROUP, VERSION, "governancepolicies", id="policies")
@@ -128,11 +130,11 @@ async def owned_services(namespace: str | None, body: kopf.Body, **_: Any) -> di
 
 @kopf.on.event(GROUP, VERSION, "modelapprovals", id="wake-approval")
 async def wake_approval(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Wake every ModelDeployment of the approval's model (all evidence counts) and every one that
-    references it by name (its reference gate)."""
+    """Wake every ModelDeployment deciding on the approval's model and digest (all evidence counts)
+    and every one that references it by name (its reference gate)."""
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_ref("ModelApproval", namespace or "", name)
-    wakeups.poke_model(namespace or "", evidence_model(body))
+    wakeups.poke_evidence(namespace or "", *evidence_key(body))
 
 
 @kopf.on.event(GROUP, VERSION, "modelevaluations", id="wake-evaluation")
@@ -141,7 +143,7 @@ async def wake_evaluation(
 ) -> None:
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_ref("ModelEvaluation", namespace or "", name)
-    wakeups.poke_model(namespace or "", evidence_model(body))
+    wakeups.poke_evidence(namespace or "", *evidence_key(body))
 
 
 @kopf.on.event(GROUP, VERSION, "governancepolicies", id="wake-policy")

@@ -71,10 +71,25 @@ def index_evidence(raw: Mapping[str, Any], seal_key: bytes | None) -> IndexedEvi
     return IndexedEvidence(parsed, sealed, kind, name)
 
 
-def evidence_model(raw: Mapping[str, Any]) -> str:
-    """spec.model.name as written (readable even when the object does not parse)."""
+def evidence_key(raw: Mapping[str, Any]) -> tuple[str, str]:
+    """(spec.model.name, spec.model.digest) as written (readable even when the object does not
+    parse): evidence is indexed by model and digest."""
     model = (raw.get("spec") or {}).get("model")
-    return str(model.get("name") or "") if isinstance(model, Mapping) else ""
+    if not isinstance(model, Mapping):
+        return "", ""
+    return str(model.get("name") or ""), str(model.get("digest") or "")
+
+
+def relevant_digests(body: Mapping[str, Any]) -> set[str]:
+    """The digests whose evidence a ModelDeployment's decisions read: the requested one, the one
+    that serves and the known-good ones (rollback targets are re-gated)."""
+    status = body.get("status") or {}
+    out = {str(((body.get("spec") or {}).get("model") or {}).get("digest") or "")}
+    serving = status.get("servingRevision") or {}
+    if serving.get("digest"):
+        out.add(str(serving["digest"]))
+    out |= {str(g["digest"]) for g in status.get("knownGood") or [] if g.get("digest")}
+    return out
 
 
 def index_policy(raw: Mapping[str, Any]) -> GovernancePolicy:
@@ -82,20 +97,25 @@ def index_policy(raw: Mapping[str, Any]) -> GovernancePolicy:
     return read_policy(raw)
 
 
-def _of_model(index: Mapping[Any, Any], ns: str, model: str, cls: type[T]) -> list[T]:
-    store = index.get((ns, model))
-    return sorted(
-        (e.obj for e in store or () if isinstance(e, IndexedEvidence) and isinstance(e.obj, cls)),
-        key=lambda o: o.name,
-    )
-
-
-def _seals(index: Mapping[Any, Any], ns: str, model: str) -> dict[tuple[str, str], bool | None]:
-    return {
-        (e.kind, e.name): e.sealed
-        for e in index.get((ns, model)) or ()
+def _gather(
+    by_digest: Mapping[Any, Any],
+    by_name: Mapping[Any, Any],
+    ns: str,
+    model: str,
+    digests: set[str],
+    refs: list[str],
+) -> list[IndexedEvidence]:
+    """The evidence of the model for `digests`, plus the referenced objects (whatever they are for:
+    a reference to evidence of another digest is reported as such), once each, in name order."""
+    keys = {(ns, model, d) for d in digests}
+    keys |= {key for n in refs if isinstance(key := first(by_name, (ns, n)), tuple)}
+    found = {
+        (e.kind, e.name): e
+        for key in keys
+        for e in by_digest.get(key) or ()
         if isinstance(e, IndexedEvidence) and e.obj is not None
     }
+    return sorted(found.values(), key=lambda e: e.name)
 
 
 def snapshot(
@@ -103,8 +123,8 @@ def snapshot(
     *,
     approvals: Mapping[Any, Any],
     evaluations: Mapping[Any, Any],
-    approvals_by_model: Mapping[Any, Any],
-    evaluations_by_model: Mapping[Any, Any],
+    approvals_by_digest: Mapping[Any, Any],
+    evaluations_by_digest: Mapping[Any, Any],
     policies: Mapping[Any, Any],
     namespaces: Mapping[Any, Any],
     owned_deployments: Mapping[Any, Any],
@@ -114,8 +134,9 @@ def snapshot(
     records: Mapping[Any, Any] | None = None,
 ) -> Observed:
     """Raises pydantic.ValidationError when the ModelDeployment itself does not parse. `approvals` and
-    `evaluations` are the by-name indexes (does a referenced object exist?), the `*_by_model` ones
-    hold the parsed evidence by (namespace, model name)."""
+    `evaluations` are the by-name indexes (does a referenced object exist, and under which key), the
+    `*_by_digest` ones hold the parsed evidence by (namespace, model name, digest): a reconcile reads
+    the evidence of the digests it decides on, not every version the model ever had."""
     md = ModelDeployment.model_validate(
         {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
     )
@@ -126,7 +147,14 @@ def snapshot(
     references |= {
         ("ModelEvaluation", r.name): first(evaluations, (ns, r.name)) is not None for r in md.spec.evaluations
     }
-    seals = _seals(approvals_by_model, ns, model) | _seals(evaluations_by_model, ns, model)
+    digests = relevant_digests(body)
+    found_approvals = _gather(
+        approvals_by_digest, approvals, ns, model, digests, [r.name for r in md.spec.approvals]
+    )
+    found_evaluations = _gather(
+        evaluations_by_digest, evaluations, ns, model, digests, [r.name for r in md.spec.evaluations]
+    )
+    seals = {(e.kind, e.name): e.sealed for e in (*found_approvals, *found_evaluations)}
     enforced = any(v is not None for v in seals.values())
     labels = first(namespaces, ns) or {}
     uid = str((body.get("metadata") or {}).get("uid") or "")  # owned objects are found by owner uid
@@ -134,8 +162,8 @@ def snapshot(
         body=body,
         deployment=md,
         policies=select_policies(parse_policies(policies), labels, md.spec.card.risk_level),
-        approvals=_of_model(approvals_by_model, ns, model, ModelApproval),
-        evaluations=_of_model(evaluations_by_model, ns, model, ModelEvaluation),
+        approvals=[e.obj for e in found_approvals if isinstance(e.obj, ModelApproval)],
+        evaluations=[e.obj for e in found_evaluations if isinstance(e.obj, ModelEvaluation)],
         references=references,
         owned_deployment=first(owned_deployments, (ns, uid, "Deployment")) if uid else None,
         owned_service=first(owned_services, (ns, uid, "Service")) if uid else None,

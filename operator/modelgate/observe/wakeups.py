@@ -3,9 +3,10 @@
 Each ModelDeployment has one reconcile loop (observe/loops.py) that sleeps on an asyncio.Event.
 Watch handlers for approvals, evaluations, policies, namespaces and owned objects call `poke*`
 after Kopf has updated its indexes, so a woken loop always reads the new state. A loop registers
-the names it references and its model name each time it runs, so any approval or evaluation of its
-model (referenced or not: all evidence counts) wakes it, even one created after the model was
-applied.
+the names it references and the (model, digest) pairs it decides on each time it runs (the
+requested digest, the one that serves, the known-good ones), so any approval or evaluation of those
+(referenced or not: all evidence counts) wakes it, even one created after the model was applied,
+and evidence of the model's other versions does not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from collections import defaultdict
 
 Key = tuple[str, str]
 """(namespace, name) of a ModelDeployment."""
+
+
+def evidence_ref(namespace: str, model: str, digest: str) -> tuple[str, str, str]:
+    """What a ModelDeployment registers to be woken by evidence of `model` at `digest`."""
+    return ("Evidence", namespace, f"{model}@{digest}")
 
 
 class Wakeups:
@@ -62,9 +68,10 @@ class Wakeups:
         for key in list(self._refs.get((kind, namespace, name), ())):
             self.poke(key)
 
-    def poke_model(self, namespace: str, model: str) -> None:
-        """Wake every ModelDeployment of `model` in `namespace` (registered as ("Model", ns, model))."""
-        self.poke_ref("Model", namespace, model)
+    def poke_evidence(self, namespace: str, model: str, digest: str) -> None:
+        """Wake every ModelDeployment that decides on evidence of `model` at `digest` (registered
+        with `evidence_ref`)."""
+        self.poke_ref(*evidence_ref(namespace, model, digest))
 
     def poke_namespace(self, namespace: str) -> None:
         for key in list(self._events):
