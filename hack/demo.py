@@ -302,7 +302,7 @@ def main(argv: list[str]) -> int:
     apply_as(EX / "03-first-model" / "modeldeployment.yaml", "alice", ("fraud-team",))
     wait_phase("Serving", "v1")
 
-    say("alice (who may edit pods in fraud-prod) starts a lookalike pod with the serving labels: refused")
+    say("alice (who may create pods in fraud-prod) starts a lookalike pod with the serving labels: refused")
     serving = json.loads(
         kubectl("get", "pods", "-n", NS, "-l", "modelgate.io/deployment=fraud-detector", "-o", "json")
     )
