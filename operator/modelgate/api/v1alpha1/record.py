@@ -122,7 +122,7 @@ class ModelRecord(KubeObject):
             PrinterColumn("State", "string", ".spec.state", "Withdrawn or Released."),
             PrinterColumn("Reason", "string", ".spec.withdrawnReason", "Why the digest is withdrawn."),
             PrinterColumn("Since", "date", ".spec.withdrawnAt", "When it was withdrawn."),
-            PrinterColumn("Retain Until", "date", ".spec.kept.retainUntil", "Kept pods are deleted then."),
+            PrinterColumn("Retain Until", "string", ".spec.kept.retainUntil", "Kept pods are deleted then."),
             PrinterColumn("Digest", "string", ".spec.model.digest", "Model digest.", priority=1),
             AGE_COLUMN,
         ),
