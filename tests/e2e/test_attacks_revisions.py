@@ -3,7 +3,8 @@ revision that serves must be justified at every moment, whatever the spec asks f
 
 The trick these tests try: ask for a newer revision that has no evidence, so that the revision
 which serves is no longer the requested one, then let the serving revision's evidence go (revoked,
-rejected, expired). Before issue 10 the old revision kept serving indefinitely.
+rejected, expired). Before issue 10 the old revision kept serving indefinitely. And the same for a
+rollback target: a known-good revision whose approval was revoked since is no place to go back to.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from tests.support import manifests as m
 from tests.support.kube import Kubectl, condition, wait_until
 from tests.support.operator import OperatorProcess
+from tests.support.simulator import Simulator
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +99,46 @@ def test_with_keep_the_unjustified_serving_revision_keeps_serving_and_says_so(
     admitted = wait_until("the status to say v1 lost its evidence", says_so, timeout=90)
     assert "onRevocation: keep" in admitted["message"], admitted["message"]
     assert replicas(kubectl, namespace) == 2
+
+
+def serve_monitored(kubectl: Kubectl, ns: str, template: str, version: str) -> None:
+    m.approve(kubectl, m.approval(f"{version}-ethics", ns, "fraud", version))
+    m.deploy(
+        kubectl,
+        m.model_deployment(
+            "fraud", ns, version, approvals=(f"{version}-ethics",), monitoring=m.psi_monitoring(template)
+        ),
+    )
+    wait_until(
+        f"{version} to serve and pass its checks",
+        lambda: any(
+            g["version"] == version
+            for g in (status_of(kubectl, ns).get("status") or {}).get("knownGood") or []
+        ),
+        timeout=120,
+    )
+
+
+@pytest.mark.prometheus
+def test_a_rollback_never_returns_to_a_revision_whose_approval_was_revoked_since(
+    kubectl: Kubectl, namespace: str, names: dict[str, str], sim: Simulator, operator: OperatorProcess
+) -> None:
+    kubectl.apply(m.policy(names["policy"], namespace, min_accuracy=None))
+    kubectl.apply(m.psi_template(names["template"]))
+    serve_monitored(kubectl, namespace, names["template"], "v1")
+    serve_monitored(kubectl, namespace, names["template"], "v2")  # v1 and v2 are both known good
+    kubectl("delete", "modelapproval", "v1-ethics", "-n", namespace)  # v1's approval is revoked since
+
+    sim.drift("fraud", True, version="v2")
+
+    def withdrawn() -> dict[str, Any] | None:
+        st = status_of(kubectl, namespace).get("status") or {}
+        done = [h for h in st.get("history") or [] if h["action"] in ("Quarantined", "RolledBack")]
+        return done[-1] if done else None
+
+    last = wait_until("the drifting v2 to be withdrawn", withdrawn, timeout=120)
+    assert last["action"] == "Quarantined", last
+    assert "no known-good revision passes its gates now" in last["message"], last["message"]
+    st = status_of(kubectl, namespace)["status"]
+    assert st["servingRevision"]["version"] == "v2"  # kept for forensics, without traffic
+    assert st["phase"] == "Quarantined"
