@@ -42,7 +42,7 @@ test-unit: deps ## Pure unit tests, no I/O
 	@$(PY) -m pytest tests/unit -q
 
 test-integration: deps build ## Integration tests against the local control plane and Prometheus
-	@$(PY) -m pytest tests/integration tests/e2e -q
+	@$(PY) -m pytest tests/integration tests/e2e tests/hack -q
 
 test: deps build lint typecheck ## Everything CI runs: lint, types, unit and integration tests
 	@$(PY) -m pytest tests -q
