@@ -28,7 +28,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 
 def series(prometheus: Prometheus, ns: str) -> int:
-    query = urllib.parse.urlencode({"query": f'modelgate_prediction_psi{{namespace="{ns}",model="fraud"}}'})
+    """How many psi series Prometheus holds for fraud v1 of `ns` (the simulator also serves v2)."""
+    query = urllib.parse.urlencode(
+        {"query": f'modelgate_prediction_psi{{namespace="{ns}",model="fraud",version="v1"}}'}
+    )
     with urllib.request.urlopen(f"{prometheus.url}/api/v1/query?{query}", timeout=5) as r:
         return len(json.loads(r.read())["data"]["result"])
 

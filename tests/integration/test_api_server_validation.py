@@ -82,7 +82,11 @@ def resource(kind: str) -> str:
     """The fully qualified resource kubectl should use for a kind."""
     if kind in KINDS:
         return KINDS[kind].RESOURCE.crd_name
-    return {"Namespace": "namespaces", "RoleBinding": "rolebindings.rbac.authorization.k8s.io"}[kind]
+    return {
+        "Namespace": "namespaces",
+        "Role": "roles.rbac.authorization.k8s.io",
+        "RoleBinding": "rolebindings.rbac.authorization.k8s.io",
+    }[kind]
 
 
 def get_args(doc: Doc) -> list[str]:

@@ -72,11 +72,11 @@ def test_example_round_trips_through_the_models_unchanged(doc: dict[str, Any]) -
     assert set(doc["spec"]) <= set(full["spec"])
 
 
-def test_examples_cover_every_kind_and_nothing_foreign_but_namespaces_and_role_bindings() -> None:
+def test_examples_cover_every_kind_and_nothing_foreign_but_namespaces_and_rbac() -> None:
     docs = [doc for _, doc in example_documents()]
     operator_written = {"ModelRecord"}  # nobody applies one; examples/05-quarantine/README.md shows one
     assert {d["kind"] for d in docs if d["apiVersion"] == API_VERSION} == set(KINDS) - operator_written
-    assert {d["kind"] for d in docs if d["apiVersion"] != API_VERSION} == {"Namespace", "RoleBinding"}
+    assert {d["kind"] for d in docs if d["apiVersion"] != API_VERSION} == {"Namespace", "Role", "RoleBinding"}
 
 
 def test_every_example_folder_has_a_readme() -> None:
