@@ -22,7 +22,7 @@ from modelgate.api.v1alpha1 import GROUP, VERSION
 from modelgate.decide.records import expire, retention_due
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
-from modelgate.observe.wakeups import Wakeups
+from modelgate.runtime.wakeups import Wakeups
 
 RETENTION_CHECK = 10.0
 """How often each record with kept pods checks its retention (seconds)."""
