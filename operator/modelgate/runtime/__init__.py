@@ -5,7 +5,8 @@
 - `reconcile.py`: one gather -> decide -> act pass (`reconcile_once`), the loop around it
   (`run_loop`), the versions a loop's own writes produced (`Watermarks`), and the operator-wide
   `Collaborators` every loop shares;
-- `retire.py`: removing a deleted ModelDeployment's serving objects.
+- `retire.py`: removing a deleted ModelDeployment's serving objects; `retention.py`: deleting the
+  pods kept after a quarantine once their retention ends.
 
 The thread pools the blocking clients run in are one policy, in `modelgate/executors.py` (below
 act/ and observe/, which use it). handlers/ only registers Kopf handlers that call into here.
