@@ -10,7 +10,7 @@ import pytest
 from modelgate.api import conditions as r
 from modelgate.api.v1alpha1 import MetricCheck, MetricReading
 from modelgate.decide import drift
-from modelgate.decide.drift import MetricState, Sample, advance, observe, summarize, verdict
+from modelgate.decide.drift import MetricState, Sample, advance, state_after, summarize, verdict
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 PASS, FAIL, INCONCLUSIVE = r.METRIC_PASS, r.METRIC_FAIL, r.METRIC_INCONCLUSIVE
@@ -176,8 +176,8 @@ def test_observe_applies_the_checks_thresholds_and_limits() -> None:
     check = MetricCheck.model_validate(
         {"name": "psi", "templateRef": {"name": "prediction-drift-psi"}, "max": 0.25, "failureLimit": 2}
     )
-    s1 = observe(None, check, Sample.of(0.3), NOW)
-    s2 = observe(s1, check, Sample.of(0.4), NOW + timedelta(minutes=1))
+    s1 = state_after(None, check, Sample.of(0.3), NOW)
+    s2 = state_after(s1, check, Sample.of(0.4), NOW + timedelta(minutes=1))
     assert (s2.name, s2.status, s2.reason, s2.limit_reached) == ("psi", FAIL, r.METRIC_ABOVE_MAXIMUM, True)
     assert "value 0.4 is above the maximum 0.25" in s2.message
 
@@ -243,7 +243,7 @@ def test_drift_message_names_metric_count_limit_value_and_threshold() -> None:
     check = MetricCheck.model_validate({"name": "psi", "query": 'x{model="{{model}}"}', "max": 0.25})
     s: MetricState | None = None
     for v in (0.3, 0.35, 0.41):
-        s = observe(s, check, Sample.of(v), NOW)
+        s = state_after(s, check, Sample.of(v), NOW)
     assert s is not None
     message = summarize([s]).condition.message
     assert message == "psi failed 3 checks in a row (limit 3): value 0.41 is above the maximum 0.25"
@@ -253,7 +253,7 @@ def test_inconclusive_message_gives_the_cause() -> None:
     check = MetricCheck.model_validate({"name": "psi", "query": "x", "max": 0.25, "inconclusiveLimit": 2})
     s: MetricState | None = None
     for _ in range(2):
-        s = observe(s, check, Sample.failed("unreachable", "Connection refused"), NOW)
+        s = state_after(s, check, Sample.failed("unreachable", "Connection refused"), NOW)
     assert s is not None
     summary = summarize([s])
     assert summary.condition.message == (

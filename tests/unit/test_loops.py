@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 
-from modelgate.observe.loops import Loops, Run
-from modelgate.observe.wakeups import Wakeups
+from modelgate.runtime.loops import Loops, Run
+from modelgate.runtime.wakeups import Wakeups
 
 KEY = ("ns", "fraud-detector")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from modelgate.observe.wakeups import Wakeups, evidence_ref
+from modelgate.runtime.wakeups import Wakeups, evidence_ref
 
 
 def woken(wakeups: Wakeups, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

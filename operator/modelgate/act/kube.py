@@ -1,9 +1,9 @@
 """Act: write serving objects and status to the API server.
 
 The Kubernetes client is synchronous; each call runs in a worker thread so Kopf's event loop never
-blocks. Status writes and serving-object writes use separate thread pools: creating a Service waits
-for the API server's ClusterIP allocator (over a second each when hundreds arrive at once, measured
-in bench/admission), and must not hold up the status writes that report admissions.
+blocks. Status writes, serving-object writes and Events use separate thread pools (the policy is
+modelgate/executors.py): a slow Service creation never holds up the status writes that report
+admissions, and no decision waits for its Event.
 
 Writes are guarded by resourceVersion: a conflict means someone wrote in between, and the next
 reconcile (woken by that very write) decides again.
@@ -11,33 +11,23 @@ reconcile (woken by that very write) decides again.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from modelgate import executors
 from modelgate.api.v1alpha1 import GROUP, VERSION
 from modelgate.decide.serving import LABEL_DEPLOYMENT, LABEL_QUARANTINED, SERVICE_ALLOCATED_FIELDS
 
-T = TypeVar("T")
 PLURAL = "modeldeployments"
 USER_AGENT = "modelgate-operator"
 
-
-_STATUS_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="status")
-_OBJECTS_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="objects")
-_EVENTS_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
 log = logging.getLogger("modelgate.kube")
-
-
-async def _in(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 
 @functools.cache
@@ -108,7 +98,7 @@ def _resource_version(response: Any) -> str:
 
 async def write_owned(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
     """Create or replace a Deployment or Service; returns the new resourceVersion."""
-    return await _in(_OBJECTS_POOL, _write, obj, existing)
+    return await executors.run_in(executors.OBJECTS, _write, obj, existing)
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,7 +130,7 @@ async def write_status(
     patch = status_patch(old, new)
     if not patch:
         return None
-    return await _in(_STATUS_POOL, _patch_status, namespace, name, patch)
+    return await executors.run_in(executors.STATUS, _patch_status, namespace, name, patch)
 
 
 def _delete(kind: str, namespace: str, name: str) -> bool:
@@ -160,7 +150,7 @@ def _delete(kind: str, namespace: str, name: str) -> bool:
 
 async def delete_owned(kind: str, namespace: str, name: str) -> bool:
     """Delete a serving object; False when it was already gone."""
-    return await _in(_OBJECTS_POOL, _delete, kind, namespace, name)
+    return await executors.run_in(executors.OBJECTS, _delete, kind, namespace, name)
 
 
 def _label_pods(namespace: str, deployment: str, quarantined: bool) -> int:
@@ -180,7 +170,7 @@ def _label_pods(namespace: str, deployment: str, quarantined: bool) -> int:
 async def label_pods(namespace: str, deployment: str, quarantined: bool) -> int:
     """Mark the serving pods as quarantined (kept for forensics), or remove the mark; returns how many
     pods changed."""
-    return await _in(_OBJECTS_POOL, _label_pods, namespace, deployment, quarantined)
+    return await executors.run_in(executors.OBJECTS, _label_pods, namespace, deployment, quarantined)
 
 
 def _quarantine_policy(policy: Mapping[str, Any], present: bool, ensure_only: bool) -> bool:
@@ -208,7 +198,7 @@ def _quarantine_policy(policy: Mapping[str, Any], present: bool, ensure_only: bo
 async def quarantine_policy(policy: Mapping[str, Any], present: bool, *, ensure_only: bool = False) -> bool:
     """Create (present) or delete the quarantine NetworkPolicy; with `ensure_only`, read it first and
     create it only when missing. Returns whether anything was written."""
-    return await _in(_OBJECTS_POOL, _quarantine_policy, policy, present, ensure_only)
+    return await executors.run_in(executors.OBJECTS, _quarantine_policy, policy, present, ensure_only)
 
 
 def _create_event(event: Mapping[str, Any]) -> None:
@@ -225,4 +215,4 @@ def _create_event(event: Mapping[str, Any]) -> None:
 
 def post_event(event: Mapping[str, Any]) -> None:
     """Post an Event in the background (from the event loop); failures are logged, not raised."""
-    asyncio.get_running_loop().run_in_executor(_EVENTS_POOL, _create_event, event)
+    executors.submit(executors.EVENTS, _create_event, event)

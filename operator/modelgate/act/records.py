@@ -23,7 +23,8 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from modelgate.act.kube import _OBJECTS_POOL, _in, client
+from modelgate import executors
+from modelgate.act.kube import client
 from modelgate.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.records import RecordUpdate, merge
@@ -87,7 +88,7 @@ async def write(namespace: str, updates: Sequence[RecordUpdate]) -> str | None:
     """Merge `updates` into their records; returns the newest resourceVersion written, if any."""
     newest: str | None = None
     for u in updates:
-        rv = await _in(_OBJECTS_POOL, _write, namespace, u)
+        rv = await executors.run_in(executors.OBJECTS, _write, namespace, u)
         if rv is not None:
             newest = rv
             log.info(
@@ -158,7 +159,7 @@ def keep_pods(
 async def keep(
     namespace: str, deployment: str, record: Mapping[str, Any], until: dt.datetime
 ) -> tuple[list[str], list[str]]:
-    return await _in(_OBJECTS_POOL, keep_pods, namespace, deployment, record, until)
+    return await executors.run_in(executors.OBJECTS, keep_pods, namespace, deployment, record, until)
 
 
 def delete_kept(namespace: str, record: Mapping[str, Any]) -> list[str]:
@@ -183,12 +184,12 @@ def delete_kept(namespace: str, record: Mapping[str, Any]) -> list[str]:
 
 
 async def delete(namespace: str, record: Mapping[str, Any]) -> list[str]:
-    return await _in(_OBJECTS_POOL, delete_kept, namespace, record)
+    return await executors.run_in(executors.OBJECTS, delete_kept, namespace, record)
 
 
 async def replace_spec(namespace: str, record: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
-    return await _in(_OBJECTS_POOL, put, namespace, record["metadata"]["name"], record, spec)
+    return await executors.run_in(executors.OBJECTS, put, namespace, record["metadata"]["name"], record, spec)
 
 
 async def read(namespace: str, name: str) -> dict[str, Any] | None:
-    return await _in(_OBJECTS_POOL, get, namespace, name)
+    return await executors.run_in(executors.OBJECTS, get, namespace, name)

@@ -6,11 +6,11 @@ import asyncio
 import ctypes
 import logging
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import kopf
 import prometheus_client
 
+from modelgate import executors
 from modelgate.config import OperatorConfig
 
 
@@ -39,8 +39,8 @@ def run(cfg: OperatorConfig) -> int:
     if cfg.webhook_port:
         import modelgate.webhooks.handlers  # noqa: F401
     from modelgate.observe.kube import load_kube_config
-    from modelgate.observe.loops import Loops
-    from modelgate.observe.wakeups import Wakeups
+    from modelgate.runtime.loops import Loops
+    from modelgate.runtime.wakeups import Wakeups
 
     load_kube_config(cfg.kubeconfig)
     if cfg.metrics_port:
@@ -50,9 +50,7 @@ def run(cfg: OperatorConfig) -> int:
     memo = kopf.Memo(config=cfg, wakeups=wakeups, loops=Loops(wakeups), templates={})
 
     async def main() -> None:
-        # Blocking Kubernetes and Prometheus calls run in threads; the default pool (cores + 4) is
-        # too small to keep the API server busy when hundreds of models reconcile at once.
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=16))
+        executors.install_default()  # the thread pools' policy: modelgate/executors.py
         await kopf.operator(
             clusterwide=not cfg.namespaces,
             namespaces=cfg.namespaces,

@@ -234,7 +234,9 @@ def advance(
     )
 
 
-def observe(previous: MetricState | None, check: MetricCheck, sample: Sample, now: datetime) -> MetricState:
+def state_after(
+    previous: MetricState | None, check: MetricCheck, sample: Sample, now: datetime
+) -> MetricState:
     """`verdict` then `advance` for one check of a ModelDeployment: the usual way in."""
     v = verdict(sample, check.min, check.max)
     return advance(

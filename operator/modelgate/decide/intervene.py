@@ -32,9 +32,9 @@ from modelgate.decide.monitoring import (
     retention_of,
     stuck_policy_metrics,
 )
+from modelgate.decide.phase import describe, short
 from modelgate.decide.revision import requested_revision_id
 from modelgate.decide.serving import Revision, ServingSpec
-from modelgate.decide.summary import describe, short
 from modelgate.decide.types import Decision
 
 _VERB = {c.METRIC_PASS: c.ACTION_CHECK_PASSED, c.METRIC_FAIL: c.ACTION_CHECK_FAILED}

@@ -47,7 +47,7 @@ from modelgate.api.v1alpha1 import (
     parse_duration,
 )
 from modelgate.decide.conditions import Cond
-from modelgate.decide.drift import DriftSummary, MetricState, Sample, observe, summarize
+from modelgate.decide.drift import DriftSummary, MetricState, Sample, state_after, summarize
 
 DEFAULT_INTERVAL = dt.timedelta(minutes=1)
 
@@ -235,7 +235,7 @@ def advance_metrics(
                 states.append(previous)
                 metrics.append(dict(raw))
             continue
-        state = observe(previous, check, sample, readings.at)
+        state = state_after(previous, check, sample, readings.at)
         states.append(state)
         if previous is not None and raw is not None and _same(previous, state):
             metrics.append(dict(raw))  # nothing new to say: keep the stored entry, write nothing

@@ -46,10 +46,10 @@ from modelgate.decide.intervene import (
 )
 from modelgate.decide.monitoring import Target, checks_for, interval_of, passed
 from modelgate.decide.objects import ServingObjects, rollout, serving_objects
+from modelgate.decide.phase import Situation, describe
 from modelgate.decide.revision import operational_fields
 from modelgate.decide.serving import Owner, Revision, ServingSpec
 from modelgate.decide.status import build_status
-from modelgate.decide.summary import Situation, describe
 from modelgate.decide.types import Decision, Observed, Plan
 from modelgate.decide.verdict import Verdict, admissible, evidence_of, judge, with_renewal
 

@@ -10,7 +10,7 @@ from typing import Any, Final
 from modelgate.api import conditions as c
 from modelgate.decide.conditions import merge_conditions
 from modelgate.decide.intervene import Intervention, Watching
-from modelgate.decide.summary import Situation, conditions
+from modelgate.decide.phase import Situation, conditions
 from modelgate.decide.types import Decision, Observed
 
 KNOWN_GOOD_LIMIT: Final = 10

@@ -18,8 +18,8 @@ from modelgate.api.v1alpha1 import ModelApproval, ModelEvaluation
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.gates import Gate, GateInput, GateReport, Subject, evaluate
 from modelgate.decide.intervene import stored_revision
+from modelgate.decide.phase import describe, short
 from modelgate.decide.serving import Revision
-from modelgate.decide.summary import describe, short
 from modelgate.decide.types import Observed
 
 

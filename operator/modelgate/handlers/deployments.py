@@ -1,199 +1,17 @@
-"""The ModelDeployment reconcile loop and its retirement.
-
-One loop per ModelDeployment (observe/loops.py), started by its first watch event, runs
-`reconcile_once` (gather -> decide -> act) on the model as last indexed whenever it is woken: by
-its own object, a referenced approval or evaluation, any policy, its namespace's labels, its owned
-Deployment or Service, or the instant a counted piece of evidence expires.
-The loop is level-based: it always computes the whole desired state from the current state, so a
-restart at any moment converges to the same result without duplicate actions, and a steady state
-writes nothing.
-
-Read-your-writes: after a write, the loop waits until the watch has delivered that write (or a
-newer version) before it decides again, so it never acts twice on a stale view.
+"""Kopf registrations for ModelDeployments: the watch handler that starts, wakes and stops each
+model's reconcile loop, and the retirement at deletion. The loop itself, and what a pass does, are
+in runtime/ (runtime/reconcile.py, runtime/retire.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import datetime as dt
-import logging
-import time
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
-import pydantic
 
-from modelgate.act import audit, kube
-from modelgate.act import records as act_records
-from modelgate.api import conditions as c
-from modelgate.api.v1alpha1 import GROUP, VERSION, parse_duration
-from modelgate.config import OperatorConfig
-from modelgate.decide.conditions import rfc3339
-from modelgate.decide.monitoring import DEFAULT_RETENTION
-from modelgate.decide.plan import plan
-from modelgate.decide.records import keep as keep_record
-from modelgate.decide.records import record_name, updates_for
-from modelgate.decide.serving import Owner, quarantine_network_policy
-from modelgate.decide.types import Decision
-from modelgate.observe import metrics
-from modelgate.observe.loops import Loops
-from modelgate.observe.monitor import Monitor
-from modelgate.observe.snapshot import first, relevant_digests, snapshot
-from modelgate.observe.wakeups import Wakeups, evidence_ref
-
-log = logging.getLogger("modelgate.reconcile")
-RESYNC = 300.0
-"""Upper bound on the time between two reconciles of an idle ModelDeployment (seconds)."""
-CATCH_UP = 10.0
-"""How long to wait for the watch to deliver our own write before deciding anyway (seconds)."""
-
-
-def _rv(obj: Mapping[str, Any] | None) -> int:
-    # resourceVersions are opaque to clients in general; with etcd they are its revision numbers,
-    # which only grow. We compare them only to know whether the watch has caught up with a write.
-    try:
-        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
-
-
-class Loop:
-    """State one reconcile loop keeps between runs: the versions its own writes produced."""
-
-    def __init__(self) -> None:
-        self.min_rv: dict[str, int] = {}
-        self.written_at = 0.0
-        self.readings_seq = 0
-        """The newest monitoring round already taken into account."""
-
-    def wrote(self, what: str, rv: str) -> None:
-        self.min_rv[what] = int(rv)
-        self.written_at = time.monotonic()
-
-    def caught_up(self, what: str, obj: Mapping[str, Any] | None) -> bool:
-        want = self.min_rv.get(what, 0)
-        if want and time.monotonic() - self.written_at > CATCH_UP:
-            return True  # the write was overtaken (e.g. the object was deleted): decide from what is seen
-        return want == 0 or (obj is not None and _rv(obj) >= want)
-
-
-@dataclass(frozen=True)
-class Services:
-    """The operator-wide collaborators of every reconcile loop (from Kopf's memo)."""
-
-    config: OperatorConfig
-    wakeups: Wakeups
-    loops: Loops
-    monitor: Monitor
-
-    @classmethod
-    def of(cls, memo: kopf.Memo) -> Services:
-        return cls(memo["config"], memo["wakeups"], memo["loops"], memo["monitor"])
-
-
-async def reconcile_once(
-    body: Mapping[str, Any], indexes: Mapping[str, Any], svc: Services, loop: Loop, now: dt.datetime
-) -> dt.datetime | None:
-    """One gather -> decide -> act pass; returns when to run again at the latest."""
-    meta = body.get("metadata") or {}
-    ns, name = str(meta.get("namespace")), str(meta.get("name"))
-    readings = svc.monitor.take((ns, name), loop.readings_seq)
-    model = str((body["spec"].get("model") or {}).get("name") or "")
-    svc.wakeups.set_refs(
-        (ns, name),
-        {("ModelApproval", ns, r["name"]) for r in body["spec"].get("approvals") or []}
-        | {("ModelEvaluation", ns, r["name"]) for r in body["spec"].get("evaluations") or []}
-        | {evidence_ref(ns, model, d) for d in relevant_digests(body)},
-    )
-    obs = snapshot(
-        body,
-        approvals=indexes["approvals"],
-        evaluations=indexes["evaluations"],
-        approvals_by_digest=indexes["approvals_by_digest"],
-        evaluations_by_digest=indexes["evaluations_by_digest"],
-        policies=indexes["policies"],
-        namespaces=indexes["namespaces"],
-        owned_deployments=indexes["owned_deployments"],
-        owned_services=indexes["owned_services"],
-        allow_no_policy=svc.config.allow_no_policy,
-        readings=readings,
-        records=indexes["records"],
-    )
-    model_records = list(indexes["records"].get((ns, obs.deployment.spec.model.name)) or ())
-    if not (
-        loop.caught_up(
-            "ModelRecord", {"metadata": {"resourceVersion": max(map(_rv, model_records), default=0)}}
-        )
-        and loop.caught_up("status", body)
-        and loop.caught_up("Deployment", obs.owned_deployment)
-        and loop.caught_up("Service", obs.owned_service)
-    ):
-        return now + dt.timedelta(seconds=CATCH_UP)  # a watch event with our write will wake us
-    loop.min_rv.clear()
-    p = plan(obs, now)
-    for d in p.decisions:
-        audit.record(body, d)
-        metrics.DECISIONS.labels(action=d.action).inc()
-    # Records first: an intervention must outlive this ModelDeployment even if the status write fails.
-    updates = updates_for(
-        p.decisions,
-        p.status.get("rejectedDigests") or [],
-        obs.deployment.spec.model.name,
-        name,
-        meta.get("uid"),
-        model_records,
-    )
-    if updates and (rv := await act_records.write(ns, updates)) is not None:
-        loop.wrote("ModelRecord", rv)
-    # The three writes are independent: issue them together (one round trip instead of three).
-    writes: dict[str, Awaitable[str | None]] = {
-        "status": kube.write_status(ns, name, body.get("status") or {}, p.status)
-    }
-    for obj, existing in ((p.deployment, obs.owned_deployment), (p.service, obs.owned_service)):
-        if obj is not None:
-            writes[obj["kind"]] = kube.write_owned(obj, existing)
-    results = await asyncio.gather(*writes.values(), return_exceptions=True)
-    for what, res in zip(writes, results, strict=True):
-        if isinstance(res, str):
-            loop.wrote(what, res)
-    for res in results:
-        if isinstance(res, BaseException):
-            raise res
-    if p.label_pods is not None:
-        await kube.label_pods(ns, name, p.label_pods)
-    if p.label_pods is not None or p.status.get("quarantinedAt"):
-        # Cut ingress to the quarantined pods at the quarantine, restore it at the release, and while
-        # the quarantine lasts put the NetworkPolicy back if someone removed it.
-        owner = Owner(str(body.get("apiVersion")), str(body.get("kind")), name, ns, str(meta.get("uid")))
-        present = p.label_pods is not False
-        await kube.quarantine_policy(
-            quarantine_network_policy(owner), present, ensure_only=p.label_pods is None
-        )
-    if readings is not None:
-        loop.readings_seq = readings.seq
-    for verdict in p.verdicts:
-        metrics.CHECKS.labels(verdict=verdict).inc()
-    svc.monitor.watch((ns, name), p.watch)
-    metrics.PHASE.observe(ns, name, p.status.get("phase"))
-    return p.requeue_at
-
-
-INDEXES = (
-    "modeldeployments",
-    "approvals",
-    "evaluations",
-    "approvals_by_digest",
-    "evaluations_by_digest",
-    "policies",
-    "namespaces",
-    "owned_deployments",
-    "owned_services",
-    "records",
-)
-"""The Kopf indexes a reconcile reads (live views: they stay current for the loop's whole life)."""
+from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.runtime import retire as runtime_retire
+from modelgate.runtime.reconcile import INDEXES, Collaborators, run_loop
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments", id="reconcile")
@@ -202,7 +20,7 @@ async def reconcile(
 ) -> None:
     """Start the model's reconcile loop at its first event and wake it at every later one; stop it
     when the model is being deleted (the retirement takes over)."""
-    svc = Services.of(memo)
+    svc = Collaborators.of(memo)
     key = (namespace or "", name)
     if type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
         await svc.loops.stop(key)
@@ -213,129 +31,8 @@ async def reconcile(
     svc.wakeups.poke(key)
 
 
-async def run_loop(
-    key: tuple[str, str],
-    indexes: Mapping[str, Any],
-    svc: Services,
-    wake: asyncio.Event,
-    stopping: asyncio.Event,
-) -> None:
-    """Reconcile whenever woken, until stopped: one pass at a time, errors retried with backoff."""
-    namespace, name = key
-    loop = Loop()
-    failures = 0
-    try:
-        while not stopping.is_set():
-            wake.clear()
-            body = first(indexes["modeldeployments"], key)
-            if body is None:
-                return  # deleted: the watch handler stops this loop
-            started = time.perf_counter()
-            try:
-                now = dt.datetime.now(dt.UTC)
-                until = await reconcile_once(body, indexes, svc, loop, now)
-                failures = 0
-                delay = (
-                    RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
-                )
-            except kube.Conflict as e:
-                # Usually someone wrote in between and the watch wakes us; if it keeps happening (an
-                # object of that name that modelgate does not own), back off instead of spinning.
-                failures += 1
-                if isinstance(e, kube.NotOwned) and failures == 1:
-                    _report_not_owned(body, str(e))
-                (log.info if failures < 3 else log.warning)(
-                    f"Deferred ModelDeployment {namespace}/{name} after a write conflict: {e}; "
-                    f"attempt={failures}"
-                )
-                loop.min_rv.clear()
-                delay = min(60.0, 0.5 * 2.0**failures)
-            except pydantic.ValidationError as e:
-                log.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
-                delay = RESYNC
-            except Exception:
-                failures += 1
-                log.exception(f"Reconcile of ModelDeployment {namespace}/{name} failed; attempt={failures}")
-                loop.min_rv.clear()
-                delay = min(60.0, 2.0**failures)
-            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=delay)
-    finally:
-        svc.monitor.watch(key, None)
-
-
-def _report_not_owned(body: Mapping[str, Any], message: str) -> None:
-    """Say once per streak of conflicts that a serving object of the model's name is someone else's."""
-    decision = Decision(
-        action=c.ACTION_NOT_OWNED,
-        reason=c.ACTION_NOT_OWNED,
-        message=message,
-        time=rfc3339(dt.datetime.now(dt.UTC)),
-        warning=True,
-    )
-    audit.record(body, decision)
-    metrics.DECISIONS.labels(action=decision.action).inc()
-
-
-async def _keep_quarantined(
-    ns: str, name: str, status: Mapping[str, Any], uid: str | None, now: dt.datetime
-) -> dict[str, Any] | None:
-    """Hand a quarantined model's ReplicaSets and pods to its ModelRecord for the retention; None
-    when the model is not quarantined (or no record holds the quarantine)."""
-    serving = status.get("servingRevision") or {}
-    if not status.get("quarantinedAt") or not serving.get("digest"):
-        return None
-    record = await act_records.read(ns, record_name(str(serving.get("model") or ""), serving["digest"]))
-    if record is None:
-        return None
-    retention = str(((record.get("spec") or {}).get("kept") or {}).get("retention") or DEFAULT_RETENTION)
-    until = now + parse_duration(retention)
-    sets, pods = await act_records.keep(ns, name, record, until)
-    spec = keep_record(record["spec"], sets, pods, now, retention, name, uid)
-    await act_records.replace_spec(ns, await act_records.read(ns, record["metadata"]["name"]) or record, spec)
-    return {
-        "record": record["metadata"]["name"],
-        "replicaSets": sets,
-        "pods": pods,
-        "retainUntil": rfc3339(until),
-    }
-
-
 @kopf.on.delete(GROUP, VERSION, "modeldeployments", id="retire")
 async def retire(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    """Remove the serving objects and record the retirement (the finalizer holds the object until
-    then). A quarantined model's pods are kept for the policies' quarantineRetention: its Deployment
-    is deleted orphaning them, and its ModelRecord owns them until then."""
-    ns = namespace or ""
-    await Services.of(memo).loops.stop((ns, name))  # never race a pass that might recreate them
-    status = dict(body.get("status") or {})
-    serving = dict(status.get("servingRevision") or {})
-    now = dt.datetime.now(dt.UTC)
-    model = str((body.get("spec") or {}).get("model", {}).get("name") or "")
-    kept = await _keep_quarantined(
-        ns,
-        name,
-        {**status, "servingRevision": {**serving, "model": model}},
-        body.get("metadata", {}).get("uid"),
-        now,
-    )
-    kinds = ("Service",) if kept is not None else ("Deployment", "Service")
-    removed = [kind for kind in kinds if await kube.delete_owned(kind, ns, name)]
-    what = ", ".join(removed) or "no serving objects"
-    if kept is not None:
-        what += (
-            f"; kept the quarantined pods {', '.join(kept['pods']) or '(none)'} until {kept['retainUntil']} "
-            f"(ModelRecord {kept['record']})"
-        )
-    decision = Decision(
-        action=c.ACTION_RETIRED,
-        reason=c.RETIRING,
-        message=f"Retired ModelDeployment {name}: removed {what}",
-        time=rfc3339(now),
-        evidence={"servingRevision": serving, "removed": removed, **({"kept": kept} if kept else {})},
-        revision={"version": serving["version"], "digest": serving["digest"]} if serving else None,
-    )
-    audit.record(body, decision)
-    metrics.DECISIONS.labels(action=decision.action).inc()
-    metrics.PHASE.forget(ns, name)
+    """Remove the serving objects and record the retirement (runtime/retire.py); the finalizer holds
+    the object until then."""
+    await runtime_retire.retire(body, namespace, name, Collaborators.of(memo))

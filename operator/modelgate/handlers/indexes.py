@@ -25,7 +25,7 @@ from modelgate.decide.serving import (
     without_version,
 )
 from modelgate.observe.snapshot import evidence_key, first, index_evidence, index_policy
-from modelgate.observe.wakeups import Wakeups
+from modelgate.runtime.wakeups import Wakeups
 
 OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from modelgate.api.v1alpha1 import MetricTemplate
 from modelgate.decide.drift import Sample
@@ -26,10 +27,17 @@ from modelgate.decide.monitoring import Readings, Target
 from modelgate.observe import metrics
 from modelgate.observe.batch import CheckRequest, run_checks
 from modelgate.observe.prometheus import MetricSource
-from modelgate.observe.wakeups import Key, Wakeups
 
 log = logging.getLogger("modelgate.monitor")
 TICK = 0.5
+Key = tuple[str, str]
+"""(namespace, name) of a ModelDeployment."""
+
+
+class Wakeups(Protocol):
+    """What the monitor needs of the wake-ups (runtime/wakeups.py): wake a model's loop."""
+
+    def poke(self, key: Key) -> None: ...
 
 
 class Monitor:

@@ -18,7 +18,7 @@ import contextvars
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from modelgate.observe.wakeups import Key, Wakeups
+from modelgate.runtime.wakeups import Key, Wakeups
 
 Run = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
 """A loop body: `run(wake, stopping)` returns once `stopping` is set."""

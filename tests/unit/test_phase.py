@@ -1,4 +1,4 @@
-"""Conditions and phase from what a plan decided (decide/summary.py): one row per situation."""
+"""Conditions and phase from what a plan decided (decide/phase.py): one row per situation."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from modelgate.api import conditions as c
 from modelgate.decide.conditions import Cond
 from modelgate.decide.drift import DriftSummary
 from modelgate.decide.gates import Gate
+from modelgate.decide.phase import Situation, conditions, describe, short
 from modelgate.decide.serving import Revision
-from modelgate.decide.summary import Situation, conditions, describe, short
 from tests.unit.factories import DIGEST, MODEL, OTHER_DIGEST
 
 V1 = Revision(MODEL, "1.0.0", "s3://m/1", DIGEST, "img:1")

@@ -1,6 +1,6 @@
 """Who to wake when something changes: the link from Kopf's watch events to the reconcilers.
 
-Each ModelDeployment has one reconcile loop (observe/loops.py) that sleeps on an asyncio.Event.
+Each ModelDeployment has one reconcile loop (runtime/loops.py) that sleeps on an asyncio.Event.
 Watch handlers for approvals, evaluations, policies, namespaces and owned objects call `poke*`
 after Kopf has updated its indexes, so a woken loop always reads the new state. A loop registers
 the names it references and the (model, digest) pairs it decides on each time it runs (the

@@ -1,0 +1,49 @@
+"""The thread pools blocking clients run in: one policy, every pool and its size in one place.
+
+The Kubernetes and Prometheus clients are synchronous; each call runs in a worker thread so the
+event loop never blocks. Work is split by what must not wait for what:
+
+- `STATUS`: status writes, which report admissions. Creating a Service waits for the API server's
+  ClusterIP allocator (over a second each when hundreds arrive at once, measured in
+  bench/admission), and must never hold them up.
+- `OBJECTS`: serving-object writes (Deployments, Services, pod labels, NetworkPolicies, records).
+- `EVENTS`: Kubernetes Events, posted in the background: no decision waits for its Event.
+- `DEFAULT`: everything else (Prometheus queries, policy status, start-up), installed as the event
+  loop's default executor by `modelgate run`: the asyncio default (cores + 4) is too small to keep
+  the API server busy when hundreds of models reconcile at once.
+
+This module sits below act/ and observe/ (they import it) and imports nothing of the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+STATUS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="status")
+OBJECTS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="objects")
+EVENTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
+DEFAULT_WORKERS = 16
+"""Size of the event loop's default executor (`install_default`)."""
+
+
+async def run_in(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    """Run the blocking `fn(*args)` in `pool` and wait for it."""
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
+def submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> None:
+    """Run the blocking `fn(*args)` in `pool` without waiting for it (from the event loop)."""
+    asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
+def install_default() -> None:
+    """Make a `DEFAULT_WORKERS` pool the running event loop's default executor (`asyncio.to_thread`,
+    `run_in_executor(None, ...)`)."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="default")
+    )

@@ -1,0 +1,263 @@
+"""One gather -> decide -> act pass over a ModelDeployment (`reconcile_once`), and the loop that
+runs it whenever the model's loop is woken (`run_loop`).
+
+One loop per ModelDeployment (runtime/loops.py), started by its first watch event (handlers/
+deployments.py), runs `reconcile_once` on the model as last indexed whenever it is woken: by its
+own object, a referenced approval or evaluation, any policy, its namespace's labels, its owned
+Deployment or Service, or the instant a counted piece of evidence expires.
+The loop is level-based: it always computes the whole desired state from the current state, so a
+restart at any moment converges to the same result without duplicate actions, and a steady state
+writes nothing.
+
+Read-your-writes: after a write, the loop waits until the watch has delivered that write (or a
+newer version) before it decides again (`Watermarks`), so it never acts twice on a stale view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from modelgate.act import audit, kube
+from modelgate.act import records as act_records
+from modelgate.api import conditions as c
+from modelgate.config import OperatorConfig
+from modelgate.decide.conditions import rfc3339
+from modelgate.decide.plan import plan
+from modelgate.decide.records import updates_for
+from modelgate.decide.serving import Owner, quarantine_network_policy
+from modelgate.decide.types import Decision
+from modelgate.observe import metrics
+from modelgate.observe.monitor import Monitor
+from modelgate.observe.snapshot import first, relevant_digests, snapshot
+from modelgate.runtime.loops import Loops
+from modelgate.runtime.wakeups import Key, Wakeups, evidence_ref
+
+log = logging.getLogger("modelgate.reconcile")
+RESYNC = 300.0
+"""Upper bound on the time between two reconciles of an idle ModelDeployment (seconds)."""
+CATCH_UP = 10.0
+"""How long to wait for the watch to deliver our own write before deciding anyway (seconds)."""
+
+
+def _rv(obj: Mapping[str, Any] | None) -> int:
+    # resourceVersions are opaque to clients in general; with etcd they are its revision numbers,
+    # which only grow. We compare them only to know whether the watch has caught up with a write.
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class Watermarks:
+    """State one reconcile loop keeps between runs: the versions its own writes produced, and the
+    newest monitoring round it took into account."""
+
+    def __init__(self) -> None:
+        self.min_rv: dict[str, int] = {}
+        self.written_at = 0.0
+        self.readings_seq = 0
+        """The newest monitoring round already taken into account."""
+
+    def wrote(self, what: str, rv: str) -> None:
+        self.min_rv[what] = int(rv)
+        self.written_at = time.monotonic()
+
+    def caught_up(self, what: str, obj: Mapping[str, Any] | None) -> bool:
+        want = self.min_rv.get(what, 0)
+        if want and time.monotonic() - self.written_at > CATCH_UP:
+            return True  # the write was overtaken (e.g. the object was deleted): decide from what is seen
+        return want == 0 or (obj is not None and _rv(obj) >= want)
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """The operator-wide collaborators every reconcile loop shares (kept in Kopf's memo)."""
+
+    config: OperatorConfig
+    wakeups: Wakeups
+    loops: Loops
+    monitor: Monitor
+
+    @classmethod
+    def of(cls, memo: Mapping[str, Any]) -> Collaborators:
+        return cls(memo["config"], memo["wakeups"], memo["loops"], memo["monitor"])
+
+
+async def reconcile_once(
+    body: Mapping[str, Any],
+    indexes: Mapping[str, Any],
+    svc: Collaborators,
+    loop: Watermarks,
+    now: dt.datetime,
+) -> dt.datetime | None:
+    """One gather -> decide -> act pass; returns when to run again at the latest."""
+    meta = body.get("metadata") or {}
+    ns, name = str(meta.get("namespace")), str(meta.get("name"))
+    readings = svc.monitor.take((ns, name), loop.readings_seq)
+    model = str((body["spec"].get("model") or {}).get("name") or "")
+    svc.wakeups.set_refs(
+        (ns, name),
+        {("ModelApproval", ns, r["name"]) for r in body["spec"].get("approvals") or []}
+        | {("ModelEvaluation", ns, r["name"]) for r in body["spec"].get("evaluations") or []}
+        | {evidence_ref(ns, model, d) for d in relevant_digests(body)},
+    )
+    obs = snapshot(
+        body,
+        approvals=indexes["approvals"],
+        evaluations=indexes["evaluations"],
+        approvals_by_digest=indexes["approvals_by_digest"],
+        evaluations_by_digest=indexes["evaluations_by_digest"],
+        policies=indexes["policies"],
+        namespaces=indexes["namespaces"],
+        owned_deployments=indexes["owned_deployments"],
+        owned_services=indexes["owned_services"],
+        allow_no_policy=svc.config.allow_no_policy,
+        readings=readings,
+        records=indexes["records"],
+    )
+    model_records = list(indexes["records"].get((ns, obs.deployment.spec.model.name)) or ())
+    if not (
+        loop.caught_up(
+            "ModelRecord", {"metadata": {"resourceVersion": max(map(_rv, model_records), default=0)}}
+        )
+        and loop.caught_up("status", body)
+        and loop.caught_up("Deployment", obs.owned_deployment)
+        and loop.caught_up("Service", obs.owned_service)
+    ):
+        return now + dt.timedelta(seconds=CATCH_UP)  # a watch event with our write will wake us
+    loop.min_rv.clear()
+    p = plan(obs, now)
+    for d in p.decisions:
+        audit.record(body, d)
+        metrics.DECISIONS.labels(action=d.action).inc()
+    # Records first: an intervention must outlive this ModelDeployment even if the status write fails.
+    updates = updates_for(
+        p.decisions,
+        p.status.get("rejectedDigests") or [],
+        obs.deployment.spec.model.name,
+        name,
+        meta.get("uid"),
+        model_records,
+    )
+    if updates and (rv := await act_records.write(ns, updates)) is not None:
+        loop.wrote("ModelRecord", rv)
+    # The three writes are independent: issue them together (one round trip instead of three).
+    writes: dict[str, Awaitable[str | None]] = {
+        "status": kube.write_status(ns, name, body.get("status") or {}, p.status)
+    }
+    for obj, existing in ((p.deployment, obs.owned_deployment), (p.service, obs.owned_service)):
+        if obj is not None:
+            writes[obj["kind"]] = kube.write_owned(obj, existing)
+    results = await asyncio.gather(*writes.values(), return_exceptions=True)
+    for what, res in zip(writes, results, strict=True):
+        if isinstance(res, str):
+            loop.wrote(what, res)
+    for res in results:
+        if isinstance(res, BaseException):
+            raise res
+    if p.label_pods is not None:
+        await kube.label_pods(ns, name, p.label_pods)
+    if p.label_pods is not None or p.status.get("quarantinedAt"):
+        # Cut ingress to the quarantined pods at the quarantine, restore it at the release, and while
+        # the quarantine lasts put the NetworkPolicy back if someone removed it.
+        owner = Owner(str(body.get("apiVersion")), str(body.get("kind")), name, ns, str(meta.get("uid")))
+        present = p.label_pods is not False
+        await kube.quarantine_policy(
+            quarantine_network_policy(owner), present, ensure_only=p.label_pods is None
+        )
+    if readings is not None:
+        loop.readings_seq = readings.seq
+    for verdict in p.verdicts:
+        metrics.CHECKS.labels(verdict=verdict).inc()
+    svc.monitor.watch((ns, name), p.watch)
+    metrics.PHASE.observe(ns, name, p.status.get("phase"))
+    return p.requeue_at
+
+
+INDEXES = (
+    "modeldeployments",
+    "approvals",
+    "evaluations",
+    "approvals_by_digest",
+    "evaluations_by_digest",
+    "policies",
+    "namespaces",
+    "owned_deployments",
+    "owned_services",
+    "records",
+)
+"""The Kopf indexes a reconcile reads (live views: they stay current for the loop's whole life)."""
+
+
+async def run_loop(
+    key: Key,
+    indexes: Mapping[str, Any],
+    svc: Collaborators,
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+) -> None:
+    """Reconcile whenever woken, until stopped: one pass at a time, errors retried with backoff."""
+    namespace, name = key
+    loop = Watermarks()
+    failures = 0
+    try:
+        while not stopping.is_set():
+            wake.clear()
+            body = first(indexes["modeldeployments"], key)
+            if body is None:
+                return  # deleted: the watch handler stops this loop
+            started = time.perf_counter()
+            try:
+                now = dt.datetime.now(dt.UTC)
+                until = await reconcile_once(body, indexes, svc, loop, now)
+                failures = 0
+                delay = (
+                    RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
+                )
+            except kube.Conflict as e:
+                # Usually someone wrote in between and the watch wakes us; if it keeps happening (an
+                # object of that name that modelgate does not own), back off instead of spinning.
+                failures += 1
+                if isinstance(e, kube.NotOwned) and failures == 1:
+                    _report_not_owned(body, str(e))
+                (log.info if failures < 3 else log.warning)(
+                    f"Deferred ModelDeployment {namespace}/{name} after a write conflict: {e}; "
+                    f"attempt={failures}"
+                )
+                loop.min_rv.clear()
+                delay = min(60.0, 0.5 * 2.0**failures)
+            except pydantic.ValidationError as e:
+                log.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
+                delay = RESYNC
+            except Exception:
+                failures += 1
+                log.exception(f"Reconcile of ModelDeployment {namespace}/{name} failed; attempt={failures}")
+                loop.min_rv.clear()
+                delay = min(60.0, 2.0**failures)
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+    finally:
+        svc.monitor.watch(key, None)
+
+
+def _report_not_owned(body: Mapping[str, Any], message: str) -> None:
+    """Say once per streak of conflicts that a serving object of the model's name is someone else's."""
+    decision = Decision(
+        action=c.ACTION_NOT_OWNED,
+        reason=c.ACTION_NOT_OWNED,
+        message=message,
+        time=rfc3339(dt.datetime.now(dt.UTC)),
+        warning=True,
+    )
+    audit.record(body, decision)
+    metrics.DECISIONS.labels(action=decision.action).inc()

@@ -1,0 +1,44 @@
+"""The end of a retention: the ReplicaSets (and with them the pods) kept after a quarantined model
+was retired are deleted once the record's `spec.kept.retainUntil` has passed, and the record and the
+audit trail say so. Called by the ModelRecord timer (handlers/records.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from modelgate.act import audit
+from modelgate.act import records as act_records
+from modelgate.api import conditions as c
+from modelgate.decide.records import expire, retention_due
+from modelgate.decide.types import Decision
+from modelgate.observe import metrics
+
+log = logging.getLogger("modelgate.records")
+
+
+async def end_retention(ns: str, name: str, body: Mapping[str, Any]) -> None:
+    """Delete the kept ReplicaSets of ModelRecord `ns/name` if its retention has passed."""
+    now = dt.datetime.now(dt.UTC)
+    if not retention_due(body.get("spec") or {}, now):
+        return
+    record = await act_records.read(ns, name)  # the live object: the timer's body may be stale
+    if record is None or not retention_due(record.get("spec") or {}, now):
+        return
+    deleted = await act_records.delete(ns, record)
+    spec = expire(record["spec"], deleted, now)
+    await act_records.replace_spec(ns, record, spec)
+    entry = spec["entries"][-1]
+    decision = Decision(
+        c.ACTION_RETENTION_EXPIRED,
+        c.RETENTION_EXPIRED,
+        f"ModelRecord {name}: {entry['message']}",
+        entry["time"],
+        {"record": name, "deleted": deleted, "kept": spec.get("kept")},
+    )
+    audit.record(record, decision)
+    metrics.DECISIONS.labels(action=decision.action).inc()
+    log.info(f"Deleted kept ReplicaSets of ModelRecord {ns}/{name}: retention ended; deleted={deleted}")

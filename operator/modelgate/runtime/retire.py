@@ -1,0 +1,86 @@
+"""Retiring a deleted ModelDeployment: its serving objects removed, the retirement recorded.
+
+The finalizer holds the object until then. A quarantined model's pods are kept for the policies'
+quarantineRetention: its Deployment is deleted orphaning them, and its ModelRecord owns them until
+then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from modelgate.act import audit, kube
+from modelgate.act import records as act_records
+from modelgate.api import conditions as c
+from modelgate.api.v1alpha1 import parse_duration
+from modelgate.decide.conditions import rfc3339
+from modelgate.decide.monitoring import DEFAULT_RETENTION
+from modelgate.decide.records import keep as keep_record
+from modelgate.decide.records import record_name
+from modelgate.decide.types import Decision
+from modelgate.observe import metrics
+from modelgate.runtime.reconcile import Collaborators
+
+
+async def _keep_quarantined(
+    ns: str, name: str, status: Mapping[str, Any], uid: str | None, now: dt.datetime
+) -> dict[str, Any] | None:
+    """Hand a quarantined model's ReplicaSets and pods to its ModelRecord for the retention; None
+    when the model is not quarantined (or no record holds the quarantine)."""
+    serving = status.get("servingRevision") or {}
+    if not status.get("quarantinedAt") or not serving.get("digest"):
+        return None
+    record = await act_records.read(ns, record_name(str(serving.get("model") or ""), serving["digest"]))
+    if record is None:
+        return None
+    retention = str(((record.get("spec") or {}).get("kept") or {}).get("retention") or DEFAULT_RETENTION)
+    until = now + parse_duration(retention)
+    sets, pods = await act_records.keep(ns, name, record, until)
+    spec = keep_record(record["spec"], sets, pods, now, retention, name, uid)
+    await act_records.replace_spec(ns, await act_records.read(ns, record["metadata"]["name"]) or record, spec)
+    return {
+        "record": record["metadata"]["name"],
+        "replicaSets": sets,
+        "pods": pods,
+        "retainUntil": rfc3339(until),
+    }
+
+
+async def retire(body: Mapping[str, Any], namespace: str | None, name: str, svc: Collaborators) -> None:
+    """Remove the serving objects and record the retirement (the finalizer holds the object until
+    then). A quarantined model's pods are kept for the policies' quarantineRetention: its Deployment
+    is deleted orphaning them, and its ModelRecord owns them until then."""
+    ns = namespace or ""
+    await svc.loops.stop((ns, name))  # never race a pass that might recreate them
+    status = dict(body.get("status") or {})
+    serving = dict(status.get("servingRevision") or {})
+    now = dt.datetime.now(dt.UTC)
+    model = str((body.get("spec") or {}).get("model", {}).get("name") or "")
+    kept = await _keep_quarantined(
+        ns,
+        name,
+        {**status, "servingRevision": {**serving, "model": model}},
+        body.get("metadata", {}).get("uid"),
+        now,
+    )
+    kinds = ("Service",) if kept is not None else ("Deployment", "Service")
+    removed = [kind for kind in kinds if await kube.delete_owned(kind, ns, name)]
+    what = ", ".join(removed) or "no serving objects"
+    if kept is not None:
+        what += (
+            f"; kept the quarantined pods {', '.join(kept['pods']) or '(none)'} until {kept['retainUntil']} "
+            f"(ModelRecord {kept['record']})"
+        )
+    decision = Decision(
+        action=c.ACTION_RETIRED,
+        reason=c.RETIRING,
+        message=f"Retired ModelDeployment {name}: removed {what}",
+        time=rfc3339(now),
+        evidence={"servingRevision": serving, "removed": removed, **({"kept": kept} if kept else {})},
+        revision={"version": serving["version"], "digest": serving["digest"]} if serving else None,
+    )
+    audit.record(body, decision)
+    metrics.DECISIONS.labels(action=decision.action).inc()
+    metrics.PHASE.forget(ns, name)

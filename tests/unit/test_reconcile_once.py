@@ -1,0 +1,192 @@
+"""One reconcile pass (runtime/reconcile.py `reconcile_once`) against fake indexes and a fake act layer.
+
+The indexes are plain dicts shaped like Kopf's (key -> list of values, what the index handlers in
+handlers/indexes.py store); the act functions the pass calls are replaced by fakes that record each
+write and answer with a new resourceVersion, as the API server would. `Cluster` plays the watch:
+`deliver()` puts the written status and serving objects back into the indexes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from modelgate.act import audit, kube
+from modelgate.act import records as act_records
+from modelgate.api import conditions as c
+from modelgate.config import OperatorConfig
+from modelgate.decide.serving import essentials
+from modelgate.decide.types import Decision
+from modelgate.observe.monitor import Monitor
+from modelgate.observe.snapshot import evidence_key, index_evidence
+from modelgate.runtime.loops import Loops
+from modelgate.runtime.reconcile import CATCH_UP, Collaborators, Watermarks, reconcile_once
+from modelgate.runtime.wakeups import Wakeups
+from tests.unit.factories import NAMESPACE, NOW
+from tests.unit.plan_factories import approval, body_of, model, policy, rolled_out, stored
+
+KEY = (NAMESPACE, "fraud-detector")
+
+
+def wire(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = obj.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return out
+
+
+@dataclass
+class Cluster:
+    """The API server as far as one pass sees it: the indexes it reads, and the writes it made."""
+
+    body: dict[str, Any]
+    indexes: dict[str, dict[Any, list[Any]]]
+    writes: list[tuple[str, Any]] = field(default_factory=list)
+    written: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    """What each kind's last write wrote, and the resourceVersion it produced."""
+    versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+
+    def next_rv(self) -> str:
+        return str(next(self.versions))
+
+    def deliver(self, *kinds: str) -> None:
+        """The watch delivers the last write of each of `kinds` (default: every kind written)."""
+        uid = self.body["metadata"]["uid"]
+        for kind in kinds or tuple(self.written):
+            obj, rv = self.written[kind]
+            if kind == "status":
+                self.body = {**self.body, "status": obj, "metadata": {**self.body["metadata"]}}
+                self.body["metadata"]["resourceVersion"] = rv
+                self.indexes["modeldeployments"][KEY] = [self.body]
+                continue
+            back = rolled_out(obj) if kind == "Deployment" else stored(obj)
+            back["metadata"]["resourceVersion"] = rv
+            index = "owned_deployments" if kind == "Deployment" else "owned_services"
+            self.indexes[index][(NAMESPACE, uid, kind)] = [essentials(back)]
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    md = model()
+    body = body_of(md)
+    body["metadata"]["resourceVersion"] = "1"
+    approvals = [approval()]
+    indexes: dict[str, dict[Any, list[Any]]] = {
+        "modeldeployments": {KEY: [body]},
+        "approvals": {(NAMESPACE, a.name): [(NAMESPACE, *evidence_key(wire(a)))] for a in approvals},
+        "evaluations": {},
+        "approvals_by_digest": {
+            (NAMESPACE, *evidence_key(wire(a))): [index_evidence(wire(a), None)] for a in approvals
+        },
+        "evaluations_by_digest": {},
+        "policies": {"prod-governance": [policy()]},
+        "namespaces": {NAMESPACE: [{}]},
+        "owned_deployments": {},
+        "owned_services": {},
+        "records": {},
+    }
+    fake = Cluster(body, indexes)
+
+    async def write_status(ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+        if not kube.status_patch(old, new):
+            return None  # as the real one: an unchanged status is not written
+        rv = fake.next_rv()
+        fake.writes.append(("status", dict(new)))
+        fake.written["status"] = (dict(new), rv)
+        return rv
+
+    async def write_owned(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+        rv = fake.next_rv()
+        fake.writes.append((obj["kind"], existing))
+        fake.written[obj["kind"]] = (obj, rv)
+        return rv
+
+    async def label_pods(ns: str, deployment: str, quarantined: bool) -> int:
+        fake.writes.append(("pod labels", quarantined))
+        return 0
+
+    async def quarantine_policy(
+        policy: Mapping[str, Any], present: bool, *, ensure_only: bool = False
+    ) -> bool:
+        fake.writes.append(("NetworkPolicy", present))
+        return True
+
+    async def write_records(ns: str, updates: Any) -> str | None:
+        fake.writes.append(("ModelRecord", updates))
+        return fake.next_rv()
+
+    def record(body: Mapping[str, Any], decision: Decision) -> None:
+        fake.writes.append(("Event", decision.action))
+
+    monkeypatch.setattr(kube, "write_status", write_status)
+    monkeypatch.setattr(kube, "write_owned", write_owned)
+    monkeypatch.setattr(kube, "label_pods", label_pods)
+    monkeypatch.setattr(kube, "quarantine_policy", quarantine_policy)
+    monkeypatch.setattr(act_records, "write", write_records)
+    monkeypatch.setattr(audit, "record", record)
+    return fake
+
+
+def collaborators() -> Collaborators:
+    wakeups = Wakeups()
+    return Collaborators(OperatorConfig(), wakeups, Loops(wakeups), Monitor(None, wakeups, dict))
+
+
+def run(cluster: Cluster, loop: Watermarks, now: dt.datetime = NOW) -> dt.datetime | None:
+    return asyncio.run(reconcile_once(cluster.body, cluster.indexes, collaborators(), loop, now))
+
+
+def kinds(cluster: Cluster) -> list[str]:
+    return [kind for kind, _ in cluster.writes]
+
+
+def test_first_pass_writes_status_deployment_and_service_and_records_the_admission(cluster: Cluster) -> None:
+    run(cluster, Watermarks())
+
+    assert sorted(kinds(cluster)) == sorted(["Event", "status", "Deployment", "Service"])
+    assert ("Event", c.ACTION_ADMITTED) in cluster.writes
+    assert dict(cluster.writes)["Deployment"] is None  # created, not replaced
+    status = cluster.written["status"][0]
+    assert status["servingRevision"]["digest"] == cluster.body["spec"]["model"]["digest"]
+
+
+def test_a_pass_over_its_own_delivered_results_writes_nothing(cluster: Cluster) -> None:
+    loop = Watermarks()
+    run(cluster, loop)
+    # The stored Deployment and Service are what the pass wanted: not written again. Only the status
+    # moves once more, to report the rollout (the Deployment now exists, every replica ready) ...
+    cluster.deliver()
+    cluster.writes.clear()
+    run(cluster, loop)
+    assert kinds(cluster) == ["status"]
+    assert cluster.written["status"][0]["phase"] == "Serving"
+    # ... and from then on, at rest, a pass writes nothing at all.
+    cluster.deliver()
+    for _ in range(2):
+        cluster.writes.clear()
+        run(cluster, loop)
+        assert cluster.writes == []
+
+
+@pytest.mark.parametrize("undelivered", ["status", "Deployment", "Service"])
+def test_a_pass_whose_own_write_the_watch_has_not_delivered_waits_instead_of_deciding(
+    cluster: Cluster, undelivered: str
+) -> None:
+    loop = Watermarks()
+    run(cluster, loop)
+    cluster.deliver(*(kind for kind in ("status", "Deployment", "Service") if kind != undelivered))
+    cluster.writes.clear()
+
+    again = run(cluster, loop)
+
+    assert cluster.writes == []  # it decided nothing on the stale view
+    assert again == NOW + dt.timedelta(seconds=CATCH_UP)  # the delivering watch event wakes it sooner
+    # Once the watch delivers the write, the next pass decides again (the rollout is reported).
+    cluster.deliver(undelivered)
+    run(cluster, loop)
+    assert kinds(cluster) == ["status"]
+    assert cluster.written["status"][0]["phase"] == "Serving"
