@@ -2,7 +2,7 @@
 
 Everything that reads Prometheus goes through the `MetricSource` protocol (`async query(promql)`),
 so decisions and tests can use a fake. `PrometheusSource` implements it with prometheus-api-client's
-`PrometheusConnect`, whose behaviour needs four corrections (see ../shared NOTES, measured there):
+`PrometheusConnect`, whose behaviour needs four corrections (each measured against the real server):
 
 - It is synchronous (requests). Every call runs in a worker thread (`asyncio.to_thread`), at most
   `concurrency` at a time (an `asyncio.Semaphore`), so Kopf's event loop never waits on the network.
