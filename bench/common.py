@@ -24,6 +24,8 @@ import kubernetes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from hack.launch import PROBE_ARGS, client_ca_args, probe_answered, probe_input
+
 CLUSTER_DIR = ROOT / ".cache" / "bench-cluster"
 ENV = {
     **os.environ,
@@ -141,12 +143,6 @@ def free_port() -> int:
     return fp()
 
 
-def webhook_client_ca_args() -> list[str]:
-    """`--webhook-client-ca` when the local API server presents a webhook client certificate."""
-    ca = KUBECONFIG.parent / "webhook-client-ca.crt"
-    return ["--webhook-client-ca", str(ca)] if ca.is_file() else []
-
-
 @contextmanager
 def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`modelgate run` watching bench-* namespaces; yields the process and its metrics port."""
@@ -170,7 +166,7 @@ def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
                 "--webhook-port",
                 str(free_port()),
                 *extra,
-                *webhook_client_ca_args(),
+                *client_ca_args(KUBECONFIG),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -185,21 +181,9 @@ def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
 
 
 def wait_webhooks() -> None:
-    probe = {
-        "apiVersion": API,
-        "kind": "ModelApproval",
-        "metadata": {"name": "probe", "namespace": "default"},
-        "spec": {
-            "model": {"name": "p", "version": "v1", "digest": digest(-1), "revision": "0" * 32},
-            "role": "r",
-            "decision": "approved",
-        },
-    }
     for _ in range(240):
-        res = kubectl(
-            "create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe), check=False
-        )
-        if res.returncode == 0 and "approvedBy" in res.stdout:
+        res = kubectl(*PROBE_ARGS, input=probe_input(), check=False)
+        if probe_answered(res.returncode, res.stdout):
             return
         time.sleep(0.25)
     sys.exit("bench: the operator's webhooks did not answer")

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import yaml
 
+from launch import PROBE_ARGS, client_ca_args, probe_answered, probe_input
+
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".cache" / "demo"
 KUBECONFIG = ROOT / ".cache" / "cluster" / "kubeconfig"
@@ -171,12 +173,6 @@ def drift(port: int, model: str, version: str) -> None:
         pass
 
 
-def webhook_client_ca_args() -> list[str]:
-    """`--webhook-client-ca` when the local API server presents a webhook client certificate."""
-    ca = KUBECONFIG.parent / "webhook-client-ca.crt"
-    return ["--webhook-client-ca", str(ca)] if ca.is_file() else []
-
-
 def start_operator() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     pidfile = STATE / "operator.pid"
@@ -198,7 +194,7 @@ def start_operator() -> None:
             "18082",
             "--prometheus-url",
             "http://127.0.0.1:29090",
-            *webhook_client_ca_args(),
+            *client_ca_args(KUBECONFIG),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -207,27 +203,17 @@ def start_operator() -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     pidfile.write_text(str(proc.pid))
-    probe = {
-        "apiVersion": "modelgate.io/v1alpha1",
-        "kind": "ModelApproval",
-        "metadata": {"name": "probe", "namespace": "default"},
-        "spec": {
-            "model": {"name": "p", "version": "v1", "digest": "sha256:" + "0" * 64, "revision": "0" * 32},
-            "role": "probe",
-            "decision": "approved",
-        },
-    }
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             sys.exit(f"demo: the operator exited; see {STATE}/operator.log")
         res = subprocess.run(
-            [str(ROOT / "hack" / "kubectl"), "create", "--dry-run=server", "-o", "json", "-f", "-"],
-            input=json.dumps(probe),
+            [str(ROOT / "hack" / "kubectl"), *PROBE_ARGS],
+            input=probe_input(),
             capture_output=True,
             text=True,
         )
-        if res.returncode == 0 and "approvedBy" in res.stdout:
+        if probe_answered(res.returncode, res.stdout):
             print(f"   operator running, pid {proc.pid}, log {STATE / 'operator.log'}")
             return
         time.sleep(0.5)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hack.launch import PROBE_ARGS, client_ca_args, probe_answered, probe_input
 
 from tests.support.kube import Cluster, Kubectl, wait_until
 from tests.support.operator import OperatorProcess, run_operator
@@ -108,25 +109,14 @@ def webhook_client_ca(cluster: Cluster) -> Path | None:
 
 
 def webhook_client_ca_args(cluster: Cluster) -> list[str]:
-    """`--webhook-client-ca` when the cluster's API server authenticates to webhooks."""
-    ca = webhook_client_ca(cluster)
-    return ["--webhook-client-ca", str(ca)] if ca else []
+    """`--webhook-client-ca` when the local cluster's API server authenticates to webhooks."""
+    return client_ca_args(cluster.kubeconfig) if cluster.local else []
 
 
 def webhooks_answer(kubectl: Kubectl) -> bool:
     """A server-side dry run passes through every admission webhook without storing anything."""
-    probe = {
-        "apiVersion": "modelgate.io/v1alpha1",
-        "kind": "ModelApproval",
-        "metadata": {"name": "webhook-probe", "namespace": "default"},
-        "spec": {
-            "model": {"name": "probe", "version": "v1", "digest": "sha256:" + "0" * 64, "revision": "0" * 32},
-            "role": "probe",
-            "decision": "approved",
-        },
-    }
-    res = kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe), check=False)
-    return res.returncode == 0 and "approvedBy" in res.stdout
+    res = kubectl(*PROBE_ARGS, input=probe_input(), check=False)
+    return probe_answered(res.returncode, res.stdout)
 
 
 @pytest.fixture
