@@ -24,7 +24,7 @@ import kubernetes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from hack.launch import PROBE_ARGS, client_ca_args, probe_answered, probe_input
+from hack.launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
 
 CLUSTER_DIR = ROOT / ".cache" / "bench-cluster"
 ENV = {
@@ -101,17 +101,7 @@ def cluster_up() -> None:
     subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], env=ENV, check=True)
     kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
-    kubectl(
-        "apply",
-        "-f",
-        str(ROOT / "deploy" / "namespace.yaml"),
-        "-f",
-        str(ROOT / "deploy" / "rbac"),
-        "-f",
-        str(ROOT / "deploy" / "admission"),
-        "-f",
-        str(ROOT / "tests" / "support" / "test-users.yaml"),
-    )
+    kubectl("apply", *install_args(), "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
     kubernetes.config.load_kube_config(config_file=str(KUBECONFIG))  # type: ignore[no-untyped-call]
     cfg = kubernetes.client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = 32

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from launch import PROBE_ARGS, client_ca_args, probe_answered, probe_input
+from launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".cache" / "demo"
@@ -245,15 +245,7 @@ def main(argv: list[str]) -> int:
     say("Installing the CRDs, the operator's namespace, the shipped roles, the policy and metric templates")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    kubectl(
-        "apply",
-        "-f",
-        str(ROOT / "deploy" / "namespace.yaml"),
-        "-f",
-        str(ROOT / "deploy" / "rbac"),
-        "-f",
-        str(ROOT / "deploy" / "admission"),
-    )
+    kubectl("apply", *install_args())
     for f in ("namespace.yaml", "governancepolicy.yaml", "people.yaml"):
         apply_as(EX / "01-governance" / f)
     apply_as(EX / "02-metric-templates")

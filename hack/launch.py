@@ -1,6 +1,6 @@
 """What every local launcher of `modelgate run` shares (the tests' fixture, the benchmarks, the demo):
-the flag that makes the webhook server require the local API server's client certificate, and the
-probe that tells that the admission webhooks answer.
+the manifests installed next to the CRDs, the flag that makes the webhook server require the local
+API server's client certificate, and the probe that tells that the admission webhooks answer.
 
 Importable as `hack.launch` from the repository root (tests, bench) and as `launch` from hack/'s
 own scripts.
@@ -10,6 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL = ("deploy/namespace.yaml", "deploy/rbac", "deploy/admission")
+"""Installed after the CRDs: the operator's namespace, the shipped roles, the admission policies."""
+
+
+def install_args() -> list[str]:
+    """`kubectl apply` arguments for INSTALL."""
+    return [arg for path in INSTALL for arg in ("-f", str(ROOT / path))]
+
 
 PROBE = {
     "apiVersion": "modelgate.io/v1alpha1",

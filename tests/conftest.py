@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hack.launch import PROBE_ARGS, client_ca_args, probe_answered, probe_input
+from hack.launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
 
 from tests.support.kube import Cluster, Kubectl, wait_until
 from tests.support.operator import OperatorProcess, run_operator
@@ -61,9 +61,7 @@ def cluster() -> Iterator[Cluster]:
         kube = Kubectl(str(bin_dir / "kubectl"), ROOT / ".cache" / "cluster" / "kubeconfig")
     kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    kube("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"))
-    kube("apply", "-f", str(ROOT / "deploy" / "rbac"))
-    kube("apply", "-f", str(ROOT / "deploy" / "admission"))
+    kube("apply", *install_args())
     kube("apply", "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
     yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=not external)
     if started_here:

@@ -11,7 +11,6 @@ exporter under simulated drift.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,15 +22,8 @@ from tests.support.simulator import Simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOYER = ("--as=alice", "--as-group=deployers")
 AUDITOR = ("--as=dave", "--as-group=auditors")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def records_admission_policy(kubectl: Kubectl) -> None:
-    """The shipped ValidatingAdmissionPolicy that keeps ModelRecords the operator's alone."""
-    kubectl("apply", "-f", str(ROOT / "deploy" / "admission" / "records.yaml"))
 
 
 def setup(kubectl: Kubectl, ns: str, names: dict[str, str], **policy_spec: Any) -> None:
