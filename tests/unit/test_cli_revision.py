@@ -10,7 +10,9 @@ import yaml
 
 from modelgate.cli.main import main
 from modelgate.cli.revision import revision
-from tests.unit.factories import default_revision, make_deployment, make_policy, revision_of
+from tests.unit.factories import MODEL, default_revision, make_deployment, make_policy, revision_of
+
+OTHER_IMAGE = "registry.example/other@sha256:" + "3" * 64
 
 
 def write(tmp_path: Path, name: str, *docs: object) -> str:
@@ -69,3 +71,48 @@ def test_the_command_is_wired(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     assert main(["revision", "-f", write(tmp_path, "md.yaml", md)]) == 0
     assert capsys.readouterr().out.strip() == default_revision()
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "cannot read"),
+        ("kind: ConfigMap\n", "holds no GovernancePolicy"),
+        (
+            "kind: GovernancePolicy\nmetadata: {name: bad}\n"
+            "spec: {allowAll: true, operationalFields: [image]}\n",
+            "GovernancePolicy bad is invalid: spec.operationalFields.0",
+        ),
+    ],
+)
+def test_a_bad_policy_file_is_a_clear_error_with_exit_2(
+    tmp_path: Path, content: str | None, says: str
+) -> None:
+    md = write(
+        tmp_path, "md.yaml", make_deployment().model_dump(by_alias=True, exclude_none=True, mode="json")
+    )
+    pol = tmp_path / "pol.yaml"
+    if content is not None:
+        pol.write_text(content)
+
+    code, out, err = run([md], [str(pol)])
+
+    assert (code, out) == (2, "")
+    assert err.startswith("modelgate revision: ") and says in err and "Traceback" not in err
+
+
+def test_several_model_deployments_print_one_name_and_id_a_line(tmp_path: Path) -> None:
+    one = make_deployment().model_dump(by_alias=True, exclude_none=True, mode="json")
+    two = make_deployment(name="fraud-canary", serving={"image": OTHER_IMAGE}).model_dump(
+        by_alias=True, exclude_none=True, mode="json"
+    )
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump_all([one, two]))
+
+    code, out, _ = run([str(path)])
+
+    assert code == 0
+    assert out.splitlines() == [
+        f"{MODEL}\t{revision_of(make_deployment())}",
+        f"fraud-canary\t{revision_of(make_deployment(name='fraud-canary', serving={'image': OTHER_IMAGE}))}",
+    ]

@@ -102,3 +102,14 @@ def test_selection_does_not_depend_on_input_order() -> None:
 
 def test_no_policies_selects_nothing() -> None:
     assert select_policies([], PROD, "high") == []
+
+
+@pytest.mark.parametrize("claimed", ["minimal", "limited", "high"])
+def test_a_policy_asking_to_confirm_the_risk_level_applies_whatever_level_the_card_claims(
+    claimed: str,
+) -> None:
+    confirming = {"risk_levels": ["high"], "risk_level_confirmation": {"role": "model-risk"}}
+
+    assert names(PROD, claimed, high_only={"risk_levels": ["high"]}, confirming=confirming) == (
+        ["confirming", "high_only"] if claimed == "high" else ["confirming"]
+    )

@@ -51,12 +51,12 @@ def _parse(cls: type[ModelDeployment] | type[GovernancePolicy], doc: dict[str, A
 
 def revisions(files: Sequence[str], policy_files: Sequence[str]) -> list[tuple[str, str]]:
     """(name, revision id) of every ModelDeployment in `files`."""
-    policies = [
-        _parse(GovernancePolicy, d, path)
-        for path in policy_files
-        for d in _documents(path)
-        if d.get("kind") == "GovernancePolicy"
-    ]
+    policies = []
+    for path in policy_files:
+        docs = [d for d in _documents(path) if d.get("kind") == "GovernancePolicy"]
+        if not docs:  # an id computed without the policy the user meant would be silently wrong
+            raise InputError(f"{path} holds no GovernancePolicy")
+        policies += [_parse(GovernancePolicy, d, path) for d in docs]
     out = []
     for path in files:
         docs = [d for d in _documents(path) if d.get("kind") == "ModelDeployment"]

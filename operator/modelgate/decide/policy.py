@@ -34,8 +34,14 @@ def selects_namespace(policy: GovernancePolicy, namespace_labels: Mapping[str, s
 
 
 def covers_risk_level(policy: GovernancePolicy, risk_level: str) -> bool:
-    """Whether the policy applies to models of this risk level; empty riskLevels covers all."""
-    return not policy.spec.risk_levels or risk_level in policy.spec.risk_levels
+    """Whether the policy applies to models of this risk level; empty riskLevels covers all. A policy
+    that asks for the risk level to be confirmed applies at every level: the level that would leave
+    it out is the deployer's own claim, the very thing to confirm."""
+    return (
+        not policy.spec.risk_levels
+        or risk_level in policy.spec.risk_levels
+        or policy.spec.risk_level_confirmation is not None
+    )
 
 
 def select_policies(

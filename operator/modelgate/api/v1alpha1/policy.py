@@ -168,7 +168,9 @@ class GovernancePolicySpec(ApiModel):
     one lists it."""
     risk_level_confirmation: RiskLevelConfirmation | None = None
     """When set, an approval of the named role counts only if it confirms the model card's riskLevel
-    (ModelApproval spec.riskLevel): the deployer alone does not decide which policies apply."""
+    (ModelApproval spec.riskLevel): the deployer alone does not decide which policies apply. Such a
+    policy applies at every risk level, whatever riskLevels says: a lower level claimed on the card
+    must not take the model out of the policy that asks for the confirmation."""
     evaluators: Approvers | None = None
     """Who may submit ModelEvaluations that count (users and groups, matched against
     spec.submittedBy). Without it any submitter counts."""
