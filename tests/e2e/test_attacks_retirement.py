@@ -1,0 +1,90 @@
+"""Attacks on the retirement of a model, as the deployer through the real API server (with
+Kubernetes' `edit` role in their namespace, as most teams have): taking modelgate's finalizer off a
+ModelDeployment so that its retirement never runs, and deleting the pods and ReplicaSets kept for
+forensics after a quarantine (deploy/admission/forensics.yaml refuses both)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support import manifests as m
+from tests.support.kube import Kubectl, wait_until
+from tests.support.operator import OperatorProcess
+
+pytestmark = pytest.mark.integration
+AS_DEPLOYER = ("--as", "alice", "--as-group", "deployers")
+FINALIZER = "modelgate.io/finalizer"
+
+
+@pytest.fixture
+def team(kubectl: Kubectl, namespace: str) -> str:
+    """The deployer's team may edit its namespace, as Kubernetes' `edit` role allows."""
+    kubectl("create", "rolebinding", "team-edit", "-n", namespace, "--clusterrole=edit", "--group=deployers")
+    return namespace
+
+
+def test_the_deployer_cannot_take_the_finalizer_off_to_skip_the_retirement(
+    kubectl: Kubectl, team: str, policy_name: str, operator: OperatorProcess
+) -> None:
+    kubectl.apply(m.policy(policy_name, team))
+    m.deploy(kubectl, m.model_deployment("fraud", team))
+    obj = wait_until("the ModelDeployment", lambda: kubectl.get("mdep", "fraud", team))
+    assert FINALIZER in obj["metadata"]["finalizers"]
+
+    for patch in (
+        ["--type=json", "-p", json.dumps([{"op": "remove", "path": "/metadata/finalizers"}])],
+        ["--type=merge", "-p", json.dumps({"metadata": {"finalizers": ["example.com/other"]}})],
+    ):
+        res = kubectl("patch", "mdep", "fraud", "-n", team, *patch, *AS_DEPLOYER, check=False)
+        assert res.returncode != 0
+        assert "modelgate-finalizer" in res.stderr and "may not remove modelgate.io/finalizer" in res.stderr
+
+    assert FINALIZER in kubectl.get("mdep", "fraud", team)["metadata"]["finalizers"]
+
+
+def kept(name: str, ns: str, kind: str, label: str) -> dict[str, Any]:
+    labels = {"modelgate.io/deployment": "fraud", label: "true"}
+    pod_spec = {"containers": [{"name": "model", "image": m.IMAGE}]}
+    if kind == "Pod":
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": pod_spec,
+        }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [("Pod", "modelgate.io/quarantined"), ("ReplicaSet", "modelgate.io/retained")],
+    ids=["quarantined-pod", "retained-replicaset"],
+)
+def test_the_deployer_cannot_delete_what_is_kept_for_forensics(
+    kubectl: Kubectl, team: str, kind: str, label: str
+) -> None:
+    # What the operator keeps after a quarantine, made here by the cluster admin (who may).
+    kubectl.apply(kept("forensic", team, kind, label))
+    kubectl.apply(
+        {**kept("ordinary", team, kind, label), "metadata": {"name": "ordinary", "namespace": team}}
+    )
+
+    res = kubectl("delete", kind.lower(), "forensic", "-n", team, "--wait=false", *AS_DEPLOYER, check=False)
+
+    assert res.returncode != 0
+    assert "modelgate-forensics" in res.stderr and "kept for forensics" in res.stderr, res.stderr
+    assert kubectl.get(kind.lower(), "forensic", team) is not None
+    # The same verb on an unlabelled object of the same kind is the deployer's to use.
+    kubectl("delete", kind.lower(), "ordinary", "-n", team, "--wait=false", *AS_DEPLOYER)
