@@ -122,3 +122,22 @@ def test_choose_keeps_nothing_serving_when_nothing_is_admitted() -> None:
     assert choice.target is None
     assert [d.action for d in choice.decisions] == [c.ACTION_BLOCKED]
     assert choice.blocked_message.startswith("fraud-detector 1.0.0")
+
+
+@pytest.mark.parametrize(
+    "fresh",
+    [
+        approval(created_at=NOW - timedelta(minutes=30), username="mallory", groups=("contractors",)),
+        approval(created_at=NOW - timedelta(minutes=30), revision="f" * 32),
+        approval(created_at=NOW - timedelta(minutes=30), expires_at=NOW - timedelta(minutes=1)),
+    ],
+    ids=["approver-not-allowed-for-the-role", "for-another-revision", "expired"],
+)
+def test_the_renewal_gate_counts_only_an_approval_that_counts_for_a_requirement(fresh: Any) -> None:
+    o = obs(fresh)
+
+    v = judge(o, NOW, requested_revision(o.deployment, o.policies), WITHDRAWN)
+
+    [renewal] = [g for g in v.gates if g.kind == "renewal"]
+    assert not renewal.satisfied
+    assert not v.admitted

@@ -101,19 +101,20 @@ def _verdict(report: GateReport, gates: Sequence[Gate], requested: Revision) -> 
 def with_renewal(
     verdict: Verdict, obs: Observed, revision: Revision, withdrawn: Mapping[str, Any]
 ) -> Verdict:
-    """The verdict with the renewal gate of a withdrawn digest: it needs a ModelApproval for that
-    digest created after the withdrawal."""
+    """The verdict with the renewal gate of a withdrawn digest: it needs a ModelApproval created
+    after the withdrawal that counts towards a requirement (the whole evidence chain: role, approver,
+    revision, seal, expiry, separation of duties), not merely any approval of the digest."""
     digest = revision.digest
     since = parse_time(withdrawn.get("time"))
     if since is None:
         return verdict
     why = "quarantine" if withdrawn.get("reason") == c.QUARANTINED_REASON else "rollback"
+    counted = set(verdict.report.counted_approvals)
     fresh = sorted(
         a.name
         for a in obs.approvals
-        if a.spec.model.digest == digest
-        and a.spec.decision == "approved"
-        and obs.seal_ok(a)
+        if a.name in counted
+        and a.spec.model.digest == digest
         and (created := parse_time(a.metadata.get("creationTimestamp"))) is not None
         and created >= since
     )
