@@ -24,7 +24,7 @@ from modelgate.decide.records import (
     updates_for,
     updates_from,
 )
-from tests.unit.factories import DIGEST, NOW, OTHER_DIGEST, VERSION
+from tests.unit.factories import DIGEST, OTHER_DIGEST, VERSION
 from tests.unit.plan_factories import (
     FAILING,
     V2,
@@ -281,4 +281,3 @@ def test_policy_metric_is_kept_when_the_model_defines_its_own_of_the_same_name()
     story.serve_v1()
     assert story.last.watch is not None
     assert [ch.max for ch in story.last.watch.checks] == [0.25]
-    assert story.now > NOW

@@ -50,7 +50,9 @@ def test_the_revision_follows_the_operational_fields_of_the_selecting_policies()
 
 
 def test_two_deployments_requesting_the_same_revision_agree() -> None:
-    assert revision_for(NAMESPACE, MODEL, indexes(make_deployment(), make_deployment(name="fraud-canary")))
+    both = indexes(make_deployment(), make_deployment(name="fraud-canary"))
+
+    assert revision_for(NAMESPACE, MODEL, both) == default_revision()
 
 
 def test_no_deployment_requesting_it_is_refused_with_how_to_name_one() -> None:

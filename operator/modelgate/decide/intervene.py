@@ -238,9 +238,9 @@ def intervene(
     candidates = [
         g for g in reversed(known_good) if g["digest"] != watched.digest and g["digest"] not in withdrawn
     ]
-    good = [g for g in candidates if admissible(g)] if action == "rollback" else []
-    if good:
-        back = stored_revision(good[0], md.spec.model.name)
+    back_raw = next((g for g in candidates if admissible(g)), None) if action == "rollback" else None
+    if back_raw is not None:  # the newest one that passes its gates now (each candidate is judged)
+        back = stored_revision(back_raw, md.spec.model.name)
         assert back is not None
         withdrawn[watched.digest] = {"digest": watched.digest, "reason": cause, "time": stamp}
         rolled = Decision(
@@ -252,7 +252,7 @@ def intervene(
             ref(back),
             warning=True,
         )
-        return Intervention(back, {**good[0], "admittedAt": stamp}, withdrawn, None, reset, (rolled,))
+        return Intervention(back, {**back_raw, "admittedAt": stamp}, withdrawn, None, reset, (rolled,))
     why = (
         ""
         if action == "quarantine"

@@ -249,7 +249,7 @@ def advance_metrics(
             Cond(
                 c.DRIFTED,
                 c.FALSE,
-                "AwaitingFirstCheck",
+                c.AWAITING_FIRST_CHECK,
                 f"{len(checks)} metric(s) configured; no check has run yet",
             ),
             act=False,
@@ -261,4 +261,4 @@ def passed(outcome: MonitoringOutcome, checks: Sequence[MetricCheck]) -> bool:
     """The watched revision passed its checks: no checks at all, or every check read and passing."""
     if not checks:
         return True
-    return len(outcome.states) == len(checks) and all(s.status == "Pass" for s in outcome.states)
+    return len(outcome.states) == len(checks) and all(s.status == c.METRIC_PASS for s in outcome.states)

@@ -19,15 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelDeployment
+from modelgate.api.v1alpha1 import policy as policy_defaults
 
-OperationalField = Literal["replicas", "resources", "env", "port"]
-COVERABLE: Final[tuple[OperationalField, ...]] = ("port", "env", "replicas", "resources")
-"""Serving fields a policy may list as operational. The model (name, version, uri, digest) and the
-image are always covered."""
-DEFAULT_OPERATIONAL: Final[frozenset[str]] = frozenset({"replicas", "resources"})
+DEFAULT_OPERATIONAL: Final[frozenset[str]] = frozenset(policy_defaults.DEFAULT_OPERATIONAL)
+"""Serving fields operational without a policy (api/v1alpha1/policy.py). The model (name, version,
+uri, digest) and the image are always covered."""
 ID_LENGTH: Final = 32
 
 

@@ -150,11 +150,19 @@ async def wake_evaluation(
 async def wake_policy(
     type: str | None, name: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **kwargs: Any
 ) -> None:
-    """Wake every model, and report on the policy whether the operator could read it (Valid)."""
+    """Wake every model when a policy's spec changes (its generation; not on the writes of its own
+    status, which would wake every model twice per edit), and report on the policy whether the
+    operator could read it (Valid)."""
     wakeups: Wakeups = memo["wakeups"]
-    wakeups.poke_all()
+    generations: dict[str, object] = memo.setdefault("policy_generations", {})
     if type == "DELETED":
+        generations.pop(name, None)
+        wakeups.poke_all()
         return
+    generation = body.get("metadata", {}).get("generation")
+    if generations.get(name) != generation:
+        generations[name] = generation
+        wakeups.poke_all()
     policy = first(kwargs["policies"], name)
     if policy is None:
         return
