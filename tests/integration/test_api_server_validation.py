@@ -430,6 +430,24 @@ BAD_MANIFESTS: list[tuple[str, str, Mutation, tuple[Fragment, ...]]] = [
         ("spec.onRevocation", "Unsupported value"),
     ),
     (
+        "policy-unknown-operational-field",
+        "GovernancePolicy",
+        _set("spec.operationalFields", ["image"]),
+        ("spec.operationalFields[0]", "Unsupported value"),
+    ),
+    (
+        "policy-unreadable-quarantine-retention",
+        "GovernancePolicy",
+        _set("spec.quarantineRetention", "forever"),
+        ("spec.quarantineRetention", "should match"),
+    ),
+    (
+        "policy-unknown-on-inconclusive",
+        "GovernancePolicy",
+        _set("spec.onInconclusive", "ignore"),
+        ("spec.onInconclusive", "Unsupported value"),
+    ),
+    (
         "template-empty-query",
         "MetricTemplate",
         _set("spec.query", ""),

@@ -387,6 +387,24 @@ INVALID = [
         "spec.onRevocation",
     ),
     (
+        "unknown_operational_field_is_refused",
+        "GovernancePolicy",
+        _set("spec.operationalFields", ["image"]),
+        "spec.operationalFields.0",
+    ),
+    (
+        "unreadable_quarantine_retention_is_refused",
+        "GovernancePolicy",
+        _set("spec.quarantineRetention", "forever"),
+        "spec.quarantineRetention",
+    ),
+    (
+        "unknown_on_inconclusive_is_refused",
+        "GovernancePolicy",
+        _set("spec.onInconclusive", "ignore"),
+        "spec.onInconclusive",
+    ),
+    (
         "selector_in_needs_values",
         "GovernancePolicy",
         _set(
