@@ -45,8 +45,8 @@ def test_the_deployer_cannot_take_the_finalizer_off_to_skip_the_retirement(
     assert FINALIZER in kubectl.get("mdep", "fraud", team)["metadata"]["finalizers"]
 
 
-def kept(name: str, ns: str, kind: str, label: str) -> dict[str, Any]:
-    labels = {"modelgate.io/deployment": "fraud", label: "true"}
+def kept(name: str, ns: str, kind: str, label: str | None) -> dict[str, Any]:
+    labels = {"modelgate.io/deployment": "fraud", **({label: "true"} if label else {})}
     pod_spec = {"containers": [{"name": "model", "image": m.IMAGE}]}
     if kind == "Pod":
         return {
@@ -57,7 +57,7 @@ def kept(name: str, ns: str, kind: str, label: str) -> dict[str, Any]:
         }
     return {
         "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
+        "kind": kind,
         "metadata": {"name": name, "namespace": ns, "labels": labels},
         "spec": {
             "replicas": 0,
@@ -69,11 +69,16 @@ def kept(name: str, ns: str, kind: str, label: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("kind", "label"),
-    [("Pod", "modelgate.io/quarantined"), ("ReplicaSet", "modelgate.io/retained")],
-    ids=["quarantined-pod", "retained-replicaset"],
+    [
+        ("Pod", "modelgate.io/quarantined"),
+        ("ReplicaSet", "modelgate.io/retained"),
+        ("ReplicaSet", None),  # deleting it would take the (quarantined) pods it owns along
+        ("Deployment", None),  # likewise, through its ReplicaSets
+    ],
+    ids=["quarantined-pod", "retained-replicaset", "serving-replicaset", "serving-deployment"],
 )
-def test_the_deployer_cannot_delete_what_is_kept_for_forensics(
-    kubectl: Kubectl, team: str, kind: str, label: str
+def test_the_deployer_cannot_delete_forensic_pods_nor_the_workloads_that_own_them(
+    kubectl: Kubectl, team: str, kind: str, label: str | None
 ) -> None:
     # What the operator keeps after a quarantine, made here by the cluster admin (who may).
     kubectl.apply(kept("forensic", team, kind, label))
@@ -84,7 +89,7 @@ def test_the_deployer_cannot_delete_what_is_kept_for_forensics(
     res = kubectl("delete", kind.lower(), "forensic", "-n", team, "--wait=false", *AS_DEPLOYER, check=False)
 
     assert res.returncode != 0
-    assert "modelgate-forensics" in res.stderr and "kept for forensics" in res.stderr, res.stderr
+    assert "modelgate-forensics" in res.stderr and "belongs to a governed model" in res.stderr, res.stderr
     assert kubectl.get(kind.lower(), "forensic", team) is not None
     # The same verb on an unlabelled object of the same kind is the deployer's to use.
     kubectl("delete", kind.lower(), "ordinary", "-n", team, "--wait=false", *AS_DEPLOYER)
