@@ -120,3 +120,27 @@ def test_a_claimed_setter_is_answered_with_a_warning_naming_what_was_kept(
         assert warnings == []
     else:
         assert len(warnings) == 1 and "the value written was ignored" in warnings[0] and warned in warnings[0]
+
+
+def with_finalizers(obj: dict[str, Any], *finalizers: str, deleting: bool = False) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    out["metadata"]["finalizers"] = list(finalizers)
+    if deleting:
+        out["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+    return out
+
+
+def test_a_replace_that_drops_the_finalizer_of_a_live_model_keeps_it() -> None:
+    old = with_finalizers(md(set_by=ALICE), FINALIZER)
+
+    stored = admit("UPDATE", md(set_by=ALICE), old)
+
+    assert FINALIZER in stored["metadata"]["finalizers"]
+
+
+def test_the_finalizer_is_not_put_back_on_a_model_being_deleted() -> None:
+    old = with_finalizers(md(set_by=ALICE), FINALIZER, deleting=True)
+
+    stored = admit("UPDATE", with_finalizers(md(set_by=ALICE), deleting=True), old)
+
+    assert FINALIZER not in (stored["metadata"].get("finalizers") or [])

@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.api.v1alpha1 import FINALIZER, GROUP, VERSION
 
 NAME: Final = "modelgate.io"
 TIMEOUT_SECONDS: Final = 5
@@ -81,11 +81,16 @@ def _webhook(hook: Hook, endpoint: Endpoint, mutating: bool) -> dict[str, Any]:
     if mutating:
         w["reinvocationPolicy"] = "IfNeeded"
     if "UPDATE" in hook.operations:
-        # Metadata-only updates (finalizers, labels, Kopf's bookkeeping) need no webhook call.
+        # Metadata-only updates (labels, Kopf's bookkeeping, the operator removing its finalizer from
+        # a model being deleted) need no webhook call; a replace that drops the finalizer of a model
+        # not being deleted does (the mutating webhook puts it back).
         w["matchConditions"] = [
             {
-                "name": "spec-changed",
-                "expression": "request.operation != 'UPDATE' || object.spec != oldObject.spec",
+                "name": "spec-changed-or-finalizer-dropped",
+                "expression": "request.operation != 'UPDATE' || object.spec != oldObject.spec || ("
+                f"has(oldObject.metadata.finalizers) && '{FINALIZER}' in oldObject.metadata.finalizers"
+                f" && !(has(object.metadata.finalizers) && '{FINALIZER}' in object.metadata.finalizers)"
+                " && !has(object.metadata.deletionTimestamp))",
             }
         ]
     return w

@@ -185,11 +185,24 @@ async def stamp_deployment(
         _set_spec_fields(patch, {"digestSetBy": kept})
         if operation == "CREATE":
             _add_finalizer(patch)
+    if operation == "UPDATE" and old is not None and _drops_finalizer(old, body):
+        # A `kubectl replace` (or a GitOps replace) of the manifest would take the finalizer off and
+        # so skip the retirement: it stays until the operator itself retires the model.
+        _add_finalizer(patch)
     if claimed is not None and claimed != kept and warnings is not None:
         warnings.append(
             "spec.digestSetBy is recorded by modelgate from the request that sets spec.model.digest; "
             f"the value written was ignored (kept: {(kept or {}).get('username', 'none')})"
         )
+
+
+def _drops_finalizer(old: kopf.Body, new: kopf.Body) -> bool:
+    """The update takes modelgate's finalizer off a ModelDeployment that is not being deleted."""
+    return (
+        FINALIZER in (old.metadata.get("finalizers") or [])
+        and FINALIZER not in (new.metadata.get("finalizers") or [])
+        and not new.metadata.get("deletionTimestamp")
+    )
 
 
 @kopf.on.validate(GROUP, VERSION, "modelevaluations", id="validate-evaluation")
