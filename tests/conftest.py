@@ -22,18 +22,12 @@ from pathlib import Path
 import pytest
 from hack.launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
 
+from tests.support.clusters import built_bin
 from tests.support.kube import Cluster, Kubectl, wait_until
 from tests.support.operator import OperatorProcess, run_operator
 from tests.support.simulator import Simulator, simulator
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _built_bin() -> Path:
-    out = subprocess.run(["bash", str(ROOT / "hack" / "build.sh")], stdout=subprocess.PIPE, text=True)
-    if out.returncode != 0:
-        pytest.fail("hack/build.sh failed: the local control plane could not be built (see stderr)")
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +40,10 @@ def cluster() -> Iterator[Cluster]:
             pytest.fail("MODELGATE_TEST_KUBECONFIG is set but no kubectl is on PATH (or MODELGATE_KUBECTL)")
         kube = Kubectl(kubectl_bin, Path(external))
     else:
-        bin_dir = _built_bin()
+        try:
+            bin_dir = built_bin()
+        except AssertionError as e:
+            pytest.fail(str(e))
         running = (
             subprocess.run(
                 [sys.executable, str(ROOT / "hack" / "cluster.py"), "status"], capture_output=True, text=True

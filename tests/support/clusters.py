@@ -1,0 +1,61 @@
+"""A second local control plane for tests that must not share the session's cluster.
+
+The session cluster (tests/conftest.py `cluster`) has one operator running against it for the whole
+session, with webhook configurations named `modelgate.io`. Tests that run operators of their own (two
+replicas electing a leader) or install the chart (whose webhook configurations would clash with the
+session operator's) start a control plane of their own: another state directory under .cache/ and
+another port offset, torn down afterwards unless MODELGATE_KEEP_CLUSTER is set.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hack.launch import install_args
+
+from tests.support.kube import Cluster, Kubectl
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def built_bin() -> Path:
+    """hack/build.sh's bin folder (a no-op when the build is cached)."""
+    out = subprocess.run(["bash", str(ROOT / "hack" / "build.sh")], stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        raise AssertionError("hack/build.sh failed: the local control plane could not be built (see stderr)")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def _env(name: str, offset: int) -> dict[str, str]:
+    base = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0"))
+    return {
+        **os.environ,
+        "MODELGATE_CLUSTER_DIR": str(ROOT / ".cache" / f"cluster-{name}"),
+        "MODELGATE_CLUSTER_PORT_OFFSET": str(base + offset),
+    }
+
+
+@contextmanager
+def own_cluster(name: str, offset: int) -> Iterator[Cluster]:
+    """A fresh local control plane `name` on the session's ports plus `offset`, with the CRDs, the
+    install manifests and the test users applied (as in the session cluster)."""
+    bin_dir = built_bin()
+    env = _env(name, offset)
+    script = [sys.executable, str(ROOT / "hack" / "cluster.py")]
+    if subprocess.run([*script, "up"], env=env).returncode != 0:
+        raise AssertionError(f"the control plane {name!r} did not start (see the cluster: error line above)")
+    kube = Kubectl(str(bin_dir / "kubectl"), Path(env["MODELGATE_CLUSTER_DIR"]) / "kubeconfig")
+    try:
+        kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+        kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+        kube("apply", *install_args())
+        kube("apply", "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
+        yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=True)
+    finally:
+        if not os.environ.get("MODELGATE_KEEP_CLUSTER"):
+            subprocess.run([*script, "down"], env=env)
