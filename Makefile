@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: help deps build cluster-up cluster-down prometheus-up prometheus-down crds lint typecheck \
+.PHONY: help deps build cluster-up cluster-down prometheus-up prometheus-down crds manifests helm lint typecheck \
         test test-unit test-integration demo demo-down bench run clean
 
 help: ## List the targets
@@ -12,8 +12,12 @@ help: ## List the targets
 deps: ## Install the virtualenv and Debian's prometheus if missing
 	@bash hack/deps.sh
 
-build: ## Build the local control plane from upstream Go modules (cached)
+build: ## Build the local control plane and Helm from upstream Go modules (cached)
 	@bash hack/build.sh >/dev/null
+	@bash hack/build-helm.sh >/dev/null
+
+helm: ## Build Helm from its Go module (cached) and print its path
+	@bash hack/build-helm.sh
 
 cluster-up: deps build ## Start (or reuse) the local control plane; kubeconfig in .cache/cluster/kubeconfig
 	@$(PY) hack/cluster.py up
@@ -27,8 +31,11 @@ prometheus-up: deps ## Start (or reuse) Prometheus on 127.0.0.1:29090
 prometheus-down: ## Stop Prometheus
 	@$(PY) hack/prometheus.py down
 
-crds: deps ## Regenerate crds/ from the pydantic models
-	@$(PY) -m modelgate.api.crdgen crds
+crds: deps ## Regenerate crds/ and charts/modelgate/crds/ from the pydantic models
+	@$(PY) -m modelgate.api.crdgen crds charts/modelgate/crds
+
+manifests: crds ## Render deploy/modelgate.yaml from charts/modelgate (default values, CRDs included)
+	@$(PY) hack/manifests.py
 
 lint: deps ## ruff, import-linter
 	@ruff check operator tests hack bench

@@ -1,4 +1,4 @@
-"""crds/ is generated from the models, and what is generated is a schema the apiserver accepts."""
+"""crds/ and charts/modelgate/crds/ are generated from the models, and what is generated is a schema the apiserver accepts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from modelgate.api import crdgen
 from modelgate.api.v1alpha1 import KINDS, ModelApproval, ModelDeployment, ModelEvaluation
 
 ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT / "crds"
+CRD_DIRS = (ROOT / "crds", ROOT / "charts" / "modelgate" / "crds")
 GENERATED = {name: yaml.safe_load(text) for name, text in crdgen.render_all().items()}
 CRD_IDS = list(GENERATED)
 
@@ -35,9 +35,18 @@ def nodes(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[st
         yield from nodes(schema["additionalProperties"], f"{path}.*")
 
 
-def test_crds_directory_matches_the_models() -> None:
-    problems = crdgen.check(CRDS)
-    assert not problems, "\n".join(problems) + "\nregenerate with: python -m modelgate.api.crdgen crds/"
+@pytest.mark.parametrize("directory", CRD_DIRS, ids=lambda d: str(d.relative_to(ROOT)))
+def test_crds_directory_matches_the_models(directory: Path) -> None:
+    problems = crdgen.check(directory)
+    assert not problems, "\n".join(problems) + "\nregenerate both with: make crds"
+
+
+def test_check_and_write_take_several_directories(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert crdgen.main([str(a), str(b)]) == 0
+    assert crdgen.main(["--check", str(a), "--check", str(b)]) == 0
+    (b / "modelgate.io_modelapprovals.yaml").unlink()
+    assert crdgen.main(["--check", str(a), "--check", str(b)]) == 1
 
 
 def test_generation_is_deterministic() -> None:

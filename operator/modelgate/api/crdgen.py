@@ -1,7 +1,7 @@
-"""Generate the CustomResourceDefinitions in crds/ from the pydantic models.
+"""Generate the CustomResourceDefinitions in crds/ and charts/modelgate/crds/ from the pydantic models.
 
-    python -m modelgate.api.crdgen crds/            # write one file per kind
-    python -m modelgate.api.crdgen --check crds/    # exit 1 naming each file that differs
+    python -m modelgate.api.crdgen crds/ charts/modelgate/crds/   # write one file per kind (`make crds`)
+    python -m modelgate.api.crdgen --check crds/                   # exit 1 naming each file that differs
 
 pydantic emits JSON Schema (draft 2020-12) with $defs/$ref, anyOf for Optional and titles. The
 kube-apiserver wants a *structural* OpenAPI v3 schema: every node typed, no references, no anyOf
@@ -311,20 +311,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m modelgate.api.crdgen", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("directory", nargs="?", type=Path, help="write the CRDs into this directory")
     parser.add_argument(
-        "--check", metavar="DIR", type=Path, help="compare DIR with the models, write nothing"
+        "directory", nargs="*", type=Path, help="write the CRDs into these directories (crds/ and the chart's)"
+    )
+    parser.add_argument(
+        "--check",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        help="compare DIR with the models, write nothing (repeatable)",
     )
     args = parser.parse_args(argv)
-    if args.check is not None:
-        problems = check(args.check)
-        for problem in problems:
-            print(f"{problem}; regenerate with: python -m modelgate.api.crdgen {args.check}", file=sys.stderr)
+    if args.check:
+        problems = [(d, p) for d in args.check for p in check(d)]
+        for directory, problem in problems:
+            print(f"{problem}; regenerate with: python -m modelgate.api.crdgen {directory}", file=sys.stderr)
         return 1 if problems else 0
-    if args.directory is None:
+    if not args.directory:
         parser.error("give a directory to write to, or --check DIR")
-    for path in write(args.directory):
-        print(f"Wrote {path}")
+    for directory in args.directory:
+        for path in write(directory):
+            print(f"Wrote {path}")
     return 0
 
 
