@@ -9,16 +9,47 @@ own scripts.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTALL = ("deploy/namespace.yaml", "deploy/rbac", "deploy/admission")
-"""Installed after the CRDs: the operator's namespace, the shipped roles, the admission policies."""
+MANIFEST = ROOT / "deploy" / "modelgate.yaml"
+"""The chart rendered with its defaults (`make manifests`): one source for every install."""
+INSTALL_KINDS = frozenset(
+    {
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
+)
+"""The documents of MANIFEST installed after the CRDs where the operator runs from the checkout:
+its namespace, the shipped roles (and the chart's ServiceAccount with its bindings), the admission
+policies. Not the operator Deployment, its Services and PodDisruptionBudget (the operator runs
+locally), nor the webhook configurations (the local operator writes its own, URL-based ones)."""
+
+
+def install_documents(text: str) -> list[dict[str, Any]]:
+    """The documents of a rendered manifest whose kind is in INSTALL_KINDS, in order."""
+    return [d for d in yaml.safe_load_all(text) if d and d.get("kind") in INSTALL_KINDS]
 
 
 def install_args() -> list[str]:
-    """`kubectl apply` arguments for INSTALL."""
-    return [arg for path in INSTALL for arg in ("-f", str(ROOT / path))]
+    """`kubectl apply` arguments for the install documents of MANIFEST (written to .cache/)."""
+    docs = install_documents(MANIFEST.read_text(encoding="utf-8"))
+    out = ROOT / ".cache" / "install" / "modelgate-install.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.{os.getpid()}")
+    tmp.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+    tmp.replace(out)  # atomic: several launchers of one checkout may install at once
+    return ["-f", str(out)]
 
 
 PROBE = {

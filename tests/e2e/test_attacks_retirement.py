@@ -1,7 +1,7 @@
 """Attacks on the retirement of a model, as the deployer through the real API server (with
 Kubernetes' `edit` role in their namespace, as most teams have): taking modelgate's finalizer off a
 ModelDeployment so that its retirement never runs, and deleting the pods and ReplicaSets kept for
-forensics after a quarantine (deploy/admission/forensics.yaml refuses both)."""
+forensics after a quarantine (charts/modelgate/templates/admission-forensics.yaml refuses both)."""
 
 from __future__ import annotations
 

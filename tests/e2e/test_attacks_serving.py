@@ -2,10 +2,11 @@
 
 The deployer (alice, group `deployers`) holds modelgate's deployer role and, as every team does
 through Kubernetes' built-in `edit` role, may create and change pods, ReplicaSets, Deployments and
-NetworkPolicies in their namespace. Each attack must fail with a clear refusal or be reverted with
-a TamperReverted event: the ValidatingAdmissionPolicy of deploy/admission refuses objects with
-modelgate's serving labels from anyone but the operator and the Deployment's controllers, the
-Service selects the revision id, and the operator compares the whole pod template.
+NetworkPolicies in their namespace. Each attack must fail with a clear refusal or be reverted with a
+TamperReverted event: the ValidatingAdmissionPolicy of
+charts/modelgate/templates/admission-serving-labels.yaml refuses objects with modelgate's serving
+labels from anyone but the operator and the Deployment's controllers, the Service selects the
+revision id, and the operator compares the whole pod template.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The operator's own role (deploy/rbac/operator-role.yaml) is enough, and no more: an operator
+"""The operator's own role (charts/modelgate/templates/rbac-operator.yaml) is enough, and no more: an operator
 running as a ServiceAccount bound only to it admits and serves a model, and is refused what it
 should never do. (Webhook registration is exercised by the session's operator.)"""
 

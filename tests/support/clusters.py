@@ -41,9 +41,10 @@ def _env(name: str, offset: int) -> dict[str, str]:
 
 
 @contextmanager
-def own_cluster(name: str, offset: int) -> Iterator[Cluster]:
+def own_cluster(name: str, offset: int, *, install: bool = True) -> Iterator[Cluster]:
     """A fresh local control plane `name` on the session's ports plus `offset`, with the CRDs, the
-    install manifests and the test users applied (as in the session cluster)."""
+    install manifests and the test users applied (as in the session cluster). `install=False`
+    applies only the test users: for `helm install` of the chart, which brings the rest."""
     bin_dir = built_bin()
     env = _env(name, offset)
     script = [sys.executable, str(ROOT / "hack" / "cluster.py")]
@@ -51,9 +52,10 @@ def own_cluster(name: str, offset: int) -> Iterator[Cluster]:
         raise AssertionError(f"the control plane {name!r} did not start (see the cluster: error line above)")
     kube = Kubectl(str(bin_dir / "kubectl"), Path(env["MODELGATE_CLUSTER_DIR"]) / "kubeconfig")
     try:
-        kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-        kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-        kube("apply", *install_args())
+        if install:
+            kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+            kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+            kube("apply", *install_args())
         kube("apply", "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
         yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=True)
     finally:

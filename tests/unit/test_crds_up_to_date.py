@@ -1,4 +1,5 @@
-"""crds/ and charts/modelgate/crds/ are generated from the models, and what is generated is a schema the apiserver accepts."""
+"""crds/ and charts/modelgate/crds/ are generated from the models, and what is generated is a schema
+the apiserver accepts."""
 
 from __future__ import annotations
 

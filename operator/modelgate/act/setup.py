@@ -77,7 +77,7 @@ def _seal_key(namespace: str, name: str) -> bytes:
         raise SealKeyLost(
             f"seal key Secret {namespace}/{name} is missing and the operator may not list "
             f"{' and '.join(SEALED_PLURALS)} cluster-wide to check that no sealed object depends on it; "
-            "grant that (deploy/rbac/operator-role.yaml) or restore the Secret from backup"
+            "grant that (charts/modelgate/templates/rbac-operator.yaml) or restore the Secret from backup"
         ) from None
     if any(sealed.values()):
         raise SealKeyLost(seal_key_lost_message(namespace, name, sealed))

@@ -312,7 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m modelgate.api.crdgen", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "directory", nargs="*", type=Path, help="write the CRDs into these directories (crds/ and the chart's)"
+        "directory",
+        nargs="*",
+        type=Path,
+        help="write the CRDs into these directories (crds/ and the chart's)",
     )
     parser.add_argument(
         "--check",

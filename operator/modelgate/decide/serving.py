@@ -4,7 +4,8 @@ Pure: builds plain Kubernetes manifests (dicts) from a revision and the serving 
 Deployment selector is the ModelDeployment's name only, so a new revision rolls the same
 Deployment; the version and the revision id live in the pod labels and the env. The Service also
 selects the revision id (`modelgate.io/revision`), so a pod that copies only the model's labels is
-not an endpoint; the ValidatingAdmissionPolicy in deploy/admission/ refuses such pods outright.
+not an endpoint; the ValidatingAdmissionPolicy in
+charts/modelgate/templates/admission-serving-labels.yaml refuses such pods outright.
 
 Tampering: `normalised` keeps the whole Deployment spec (the whole pod template) and the whole
 Service spec, less the values the API server fills in by default. Any other difference between what

@@ -121,7 +121,7 @@ async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, 
             f"Started admission webhooks without --webhook-client-ca; server={addr}:{cfg.webhook_port}: "
             "any caller that reaches this port gets identities stamped and seals made for the userInfo "
             "it claims. Give the API server a webhook client certificate (docs/webhook-authentication.md) "
-            "or restrict ingress with deploy/networkpolicy-webhook.yaml"
+            "or restrict ingress with the chart's networkPolicy values"
         )
 
 

@@ -5,10 +5,10 @@ ModelDeployment and applying it again lifted it. The operator now also writes on
 (namespace, model name, digest), named `<model>-<first 12 hex digits of the digest>`: every
 rollback, quarantine and release of that digest (time, reason, message, the ModelDeployment's name
 and uid, the revision id when known) and, for a quarantined model that was retired, the pods kept
-for forensics and until when. Only the operator writes records (deploy/rbac: the deployer,
-approver and evaluator roles cannot, the auditor role reads them); no aggregation label gives them
-to Kubernetes' `admin` or `edit` roles. Records are history: a release adds an entry, nothing
-removes one.
+for forensics and until when. Only the operator writes records
+(charts/modelgate/templates/rbac-users.yaml: the deployer, approver and evaluator roles cannot, the
+auditor role reads them); no aggregation label gives them to Kubernetes' `admin` or `edit` roles.
+Records are history: a release adds an entry, nothing removes one.
 """
 
 from __future__ import annotations

@@ -1,0 +1,575 @@
+"""charts/modelgate, rendered, linted and installed with the Helm binary hack/build-helm.sh builds.
+
+Rendering tests need no cluster: `helm lint --strict`, the schema's refusals, the webhooks against
+operator/modelgate/webhooks/configuration.py, the shipped roles, deploy/modelgate.yaml up to date.
+The rest runs in a control plane of its own (tests/support/clusters.py, offset 30: the chart's
+webhook configurations would clash with the session operator's): `kubectl apply --dry-run=server`
+of the default render and of the everything-enabled one (minimal CRDs stand in for cert-manager's
+Certificate/Issuer and the Prometheus Operator's ServiceMonitor/PrometheusRule, so the API server
+checks every document), then, in order, `helm install` with the webhooks pointed at an operator run
+out of cluster, the least-privilege proof (that operator runs as the chart's ServiceAccount, with a
+TokenRequest token, through a full admission, and `kubectl auth can-i` shows what it may not do),
+`helm upgrade` (nothing re-admitted) and `helm uninstall` (CRDs and custom resources stay).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+from hack.launch import (
+    INSTALL_KINDS,
+    MANIFEST,
+    PROBE_ARGS,
+    client_ca_args,
+    install_documents,
+    probe_answered,
+    probe_input,
+)
+from hack.manifests import helm, render
+
+from modelgate.webhooks.configuration import Endpoint, configurations
+from tests.support import manifests as m
+from tests.support.clusters import own_cluster
+from tests.support.kube import Cluster, Kubectl, condition, wait_until
+from tests.support.operator import free_port, run_operator
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "modelgate"
+NS = "modelgate-system"
+SA = f"system:serviceaccount:{NS}:modelgate-operator"
+LOGS = ROOT / ".cache" / "test-logs"
+EVERYTHING = (
+    "--api-versions",
+    "monitoring.coreos.com/v1",
+    "--api-versions",
+    "cert-manager.io/v1",
+    "--set",
+    "certManager.enabled=true,serviceMonitor.enabled=true,prometheusRule.enabled=true",
+    "--set",
+    "networkPolicy.enabled=true,networkPolicy.controlPlaneCIDRs[0]=10.0.0.0/28,networkPolicy.nodeCIDRs[0]=10.1.0.0/16",
+)
+"""Every optional block on, with the APIs they need faked for `helm template`."""
+MODELGATE_KINDS = (
+    "modeldeployments",
+    "modelapprovals",
+    "modelevaluations",
+    "governancepolicies",
+    "modelrecords",
+)
+
+
+def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=300)
+    if check and res.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+def template(*args: str, namespace: str = NS) -> list[dict[str, Any]]:
+    out = run_helm("template", "modelgate", str(CHART), "-n", namespace, *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def test_helm_lint_strict_passes() -> None:
+    res = run_helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in res.stdout, res.stdout
+
+
+def test_the_default_render_has_everything_the_issue_lists_and_nothing_optional() -> None:
+    kinds = sorted(d["kind"] for d in template())
+    assert kinds == sorted(
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+        + ["ClusterRole"] * 4  # deployer, approver, evaluator, auditor
+        + ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 4
+        + ["Deployment", "PodDisruptionBudget", "Service", "Service"]
+        + ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
+    )
+
+
+def test_optional_blocks_render_only_where_their_api_is_served() -> None:
+    on = ("--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true")
+    assert not {"ServiceMonitor", "PrometheusRule"} & {d["kind"] for d in template(*on)}
+    kinds = {d["kind"] for d in template(*EVERYTHING)}
+    assert {"ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "NetworkPolicy"} <= kinds
+
+
+def test_cert_manager_without_its_api_fails_naming_it() -> None:
+    res = run_helm("template", "modelgate", str(CHART), "--set", "certManager.enabled=true", check=False)
+    assert res.returncode != 0 and "cert-manager.io/v1" in res.stderr, res.stderr
+
+
+def test_cert_manager_mounts_its_certificate_and_annotates_both_configurations() -> None:
+    docs = template(*EVERYTHING)
+    (dep,) = of_kind(docs, "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--webhook-cert-dir=/etc/modelgate/webhook-cert" in args
+    serving = next(c for c in of_kind(docs, "Certificate") if not c["spec"].get("isCA"))
+    assert serving["spec"]["secretName"] == "modelgate-webhook-cert"
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        (cfg,) = of_kind(docs, kind)
+        assert cfg["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NS}/modelgate-webhook"
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        (("--set", "replicas=2"), "additional properties 'replicas' not allowed"),
+        (("--set", "image.registry=x"), "additional properties 'registry' not allowed"),
+        (("--set", "certManager.issuer=x"), "additional properties 'issuer' not allowed"),
+        (("--set", "replicaCount=two"), "got string, want integer"),
+        (("--set", "userRoles.enabled=maybe"), "got string, want boolean"),
+        (("--set-json", 'operator.namespaces="team-a"'), "got string, want array"),
+        (("--set", "webhook.port=70000"), "maximum"),
+    ],
+)
+def test_the_schema_refuses_unknown_keys_and_wrong_types(values: tuple[str, ...], error: str) -> None:
+    res = run_helm("template", "modelgate", str(CHART), *values, check=False)
+    assert res.returncode != 0
+    assert "values don't meet the specifications of the schema" in res.stderr, res.stderr
+    assert error in res.stderr, res.stderr
+
+
+def test_the_chart_webhooks_are_the_operators_except_client_config() -> None:
+    def without_client_config(cfgs: list[dict[str, Any]]) -> list[Any]:
+        return [
+            (
+                c["kind"],
+                c["metadata"]["name"],
+                [{k: v for k, v in w.items() if k != "clientConfig"} for w in c["webhooks"]],
+            )
+            for c in cfgs
+        ]
+
+    def client_configs(cfgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in w["clientConfig"].items() if k != "caBundle"}
+            for c in cfgs
+            for w in c["webhooks"]
+        ]
+
+    kinds = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+    for values, endpoint in (
+        ((), Endpoint(b"ca", service_namespace=NS, service_name="modelgate-webhook")),
+        (("--set", "webhook.url=https://127.0.0.1:9443/"), Endpoint(b"ca", url="https://127.0.0.1:9443")),
+    ):
+        chart = [d for d in template(*values) if d["kind"] in kinds]
+        ours = configurations(endpoint)
+        assert without_client_config(chart) == without_client_config(ours)
+        assert client_configs(chart) == client_configs(ours)
+        assert all("caBundle" not in w["clientConfig"] for c in chart for w in c["webhooks"])
+
+
+def shipped_roles() -> list[dict[str, Any]]:
+    return [d for d in template(*EVERYTHING) if d["kind"] in ("ClusterRole", "Role")]
+
+
+def test_no_shipped_role_has_a_wildcard_or_a_privilege_verb() -> None:
+    roles = shipped_roles()
+    assert {r["metadata"]["name"] for r in roles} >= {
+        "modelgate-operator",
+        "modelgate-deployer",
+        "modelgate-auditor",
+    }
+    problems = []
+    for role in roles:
+        for i, rule in enumerate(role["rules"]):
+            where = f"{role['kind']} {role['metadata']['name']} rule {i}"
+            for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                if any("*" in v for v in rule.get(field, [])):
+                    problems.append(f"{where}: * in {field}")
+            if {"escalate", "bind", "impersonate"} & set(rule["verbs"]):
+                problems.append(
+                    f"{where}: {sorted({'escalate', 'bind', 'impersonate'} & set(rule['verbs']))}"
+                )
+    assert not problems, "\n".join(problems)
+
+
+def test_the_operator_reads_secrets_only_in_its_namespace_and_touches_only_its_webhooks() -> None:
+    roles = {(r["kind"], r["metadata"]["name"]): r for r in shipped_roles()}
+    cluster_rules = roles[("ClusterRole", "modelgate-operator")]["rules"]
+    assert not [r for r in cluster_rules if "secrets" in r["resources"]]
+    (hooks,) = [r for r in cluster_rules if "admissionregistration.k8s.io" in r["apiGroups"]]
+    assert hooks["resourceNames"] == ["modelgate.io"] and sorted(hooks["verbs"]) == ["get", "patch", "update"]
+    ns_rules = roles[("Role", "modelgate-operator")]["rules"]
+    assert {(r["apiGroups"][0], r["resources"][0]): sorted(r["verbs"]) for r in ns_rules} == {
+        ("", "secrets"): ["create", "get", "update"],
+        ("coordination.k8s.io", "leases"): ["create", "get", "update"],
+    }
+
+
+def test_the_operator_pods_are_hardened_and_sized() -> None:
+    (dep,) = of_kind(template(), "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert dep["spec"]["replicas"] == 2
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = c["securityContext"]
+    assert (sc["readOnlyRootFilesystem"], sc["allowPrivilegeEscalation"], sc["capabilities"]) == (
+        True,
+        False,
+        {"drop": ["ALL"]},
+    )
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    for probe in (c["livenessProbe"], c["readinessProbe"]):
+        assert probe["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["resources"]["requests"]["memory"] == "256Mi"
+    assert [e["name"] for e in c["env"]][:2] == ["POD_NAME", "POD_NAMESPACE"]
+    assert c["args"][:3] == ["run", "--leader-elect", f"--operator-namespace={NS}"]
+    assert f"--webhook-service={NS}/modelgate-webhook" in c["args"]
+    (pdb,) = of_kind(template(), "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+
+
+def test_deploy_manifest_is_the_chart_rendered_with_defaults() -> None:
+    assert MANIFEST.read_text(encoding="utf-8") == render(), (
+        "deploy/modelgate.yaml is stale: run make manifests"
+    )
+
+
+def test_the_checkout_install_takes_roles_and_policies_but_no_operator_or_webhooks() -> None:
+    docs = install_documents(MANIFEST.read_text(encoding="utf-8"))
+    kinds = {d["kind"] for d in docs}
+    assert kinds == INSTALL_KINDS
+    assert not kinds & {"Deployment", "Service", "MutatingWebhookConfiguration", "CustomResourceDefinition"}
+
+
+# --- on a control plane of its own ------------------------------------------------------------
+
+
+def stub_crd(group: str, kind: str, plural: str) -> dict[str, Any]:
+    """A CRD that accepts anything of kind: enough for the API server to dry-run the chart's
+    cert-manager and Prometheus Operator objects without installing either."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+
+
+STUBS = [
+    stub_crd("cert-manager.io", "Certificate", "certificates"),
+    stub_crd("cert-manager.io", "Issuer", "issuers"),
+    stub_crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+    stub_crd("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
+]
+
+
+@pytest.fixture(scope="module")
+def own() -> Iterator[Cluster]:
+    with own_cluster("chart", 30, install=False) as c:
+        yield c
+
+
+@pytest.mark.parametrize("values", [(), EVERYTHING], ids=["defaults", "everything-enabled"])
+def test_the_render_passes_a_server_side_dry_run(own: Cluster, values: tuple[str, ...]) -> None:
+    k = own.kubectl
+    ns = "modelgate-dryrun"
+    if k.get("namespace", ns) is None:
+        k("create", "namespace", ns)
+    if values:
+        k("apply", "-f", "-", input="\n---\n".join(json.dumps(s) for s in STUBS))
+        for s in STUBS:
+            k("wait", "--for=condition=Established", "--timeout=60s", f"crd/{s['metadata']['name']}")
+    docs = template(*values, namespace=ns)
+    res = k(
+        "apply", "--dry-run=server", "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs), check=False
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("(server dry run)") == len(docs), res.stdout
+
+
+class Install:
+    """State the ordered lifecycle tests below share: install, operate, upgrade, uninstall."""
+
+    webhook_port = 0
+    steady: ClassVar[dict[str, Any]] = {}
+
+
+@pytest.fixture(scope="module")
+def installed(own: Cluster) -> Cluster:
+    Install.webhook_port = free_port()
+    url = f"https://127.0.0.1:{Install.webhook_port}/"
+    run_helm(
+        "install",
+        "modelgate",
+        str(CHART),
+        "-n",
+        NS,
+        "--create-namespace",
+        "--kubeconfig",
+        str(own.kubeconfig),
+        "--set",
+        f"webhook.url={url}",
+        "--wait",
+        "--timeout",
+        "120s",
+    )
+    return own
+
+
+def test_helm_install_creates_every_object(installed: Cluster) -> None:
+    k = installed.kubectl
+    for crd in MODELGATE_KINDS:
+        assert k.get("crd", f"{crd}.modelgate.io") is not None, crd
+    for kind, name, ns in [
+        ("serviceaccount", "modelgate-operator", NS),
+        ("role", "modelgate-operator", NS),
+        ("rolebinding", "modelgate-operator", NS),
+        ("service", "modelgate-webhook", NS),
+        ("service", "modelgate-metrics", NS),
+        ("poddisruptionbudget", "modelgate-operator", NS),
+        ("clusterrole", "modelgate-operator", None),
+        ("clusterrolebinding", "modelgate-operator", None),
+        *(("clusterrole", f"modelgate-{r}", None) for r in ("deployer", "approver", "evaluator", "auditor")),
+        ("mutatingwebhookconfiguration", "modelgate.io", None),
+        ("validatingwebhookconfiguration", "modelgate.io", None),
+        ("validatingadmissionpolicy", "modelgate-records-operator-only", None),
+        ("validatingadmissionpolicybinding", "modelgate-serving-objects", None),
+    ]:
+        assert k.get(kind, name, ns) is not None, (kind, name)
+    dep = k.get("deployment", "modelgate-operator", NS)
+    # kwok "runs" the pods (they do nothing): the Deployment, PDB and spread are accepted and schedule.
+    assert dep["status"].get("availableReplicas") == 2, dep["status"]
+    hooks = k.get("validatingwebhookconfiguration", "modelgate.io")
+    assert (
+        hooks["webhooks"][0]["clientConfig"]["url"]
+        == f"https://127.0.0.1:{Install.webhook_port}/validate-approval"
+    )
+    notes = run_helm("get", "notes", "modelgate", "-n", NS, "--kubeconfig", str(installed.kubeconfig)).stdout
+    assert "modelgate run" in notes and "helm uninstall" in notes
+
+
+def sa_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig with a TokenRequest token of the chart's ServiceAccount and nothing else."""
+    token = cluster.kubectl("create", "token", "modelgate-operator", "-n", NS, "--duration=2h").stdout.strip()
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))
+    assert claims["sub"] == SA
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "sa",
+        "clusters": admin["clusters"],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"], "user": "sa"}}],
+    }
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+CAN_I = [
+    # (verb, resource, namespace or None, expected)
+    ("get", "secrets", NS, "yes"),
+    ("create", "secrets", NS, "yes"),
+    ("update", "secrets", NS, "yes"),
+    ("delete", "secrets", NS, "no"),
+    ("list", "secrets", NS, "no"),
+    ("get", "secrets", "default", "no"),
+    ("get", "secrets", "kube-system", "no"),
+    ("list", "secrets", None, "no"),
+    ("get", "leases", NS, "yes"),
+    ("update", "leases", NS, "yes"),
+    ("get", "leases", "kube-system", "no"),
+    ("update", "mutatingwebhookconfigurations/modelgate.io", None, "yes"),
+    ("update", "validatingwebhookconfigurations/modelgate.io", None, "yes"),
+    ("patch", "validatingwebhookconfigurations/modelgate.io", None, "yes"),
+    ("delete", "validatingwebhookconfigurations/modelgate.io", None, "no"),
+    ("update", "validatingwebhookconfigurations/another-webhook", None, "no"),
+    ("update", "mutatingwebhookconfigurations/another-webhook", None, "no"),
+    ("create", "mutatingwebhookconfigurations", None, "no"),
+    ("create", "validatingwebhookconfigurations", None, "no"),
+    ("delete", "validatingadmissionpolicies", None, "no"),
+    ("update", "validatingadmissionpolicybindings", None, "no"),
+    ("delete", "customresourcedefinitions", None, "no"),
+    ("update", "customresourcedefinitions", None, "no"),
+    ("impersonate", "users", None, "no"),
+    ("impersonate", "serviceaccounts", None, "no"),
+    ("impersonate", "groups", None, "no"),
+    ("escalate", "clusterroles", None, "no"),
+    ("bind", "clusterroles", None, "no"),
+    ("create", "clusterrolebindings", None, "no"),
+    ("create", "rolebindings", NS, "no"),
+    ("create", "pods", "default", "no"),
+    ("create", "serviceaccounts/token", NS, "no"),
+    ("delete", "namespaces", None, "no"),
+    ("create", "modelapprovals", "default", "no"),
+    ("delete", "modelrecords", "default", "no"),
+    ("patch", "modeldeployments", "default", "yes"),
+    ("create", "deployments", "default", "yes"),
+    ("manage", "servingobjects.modelgate.io", "default", "yes"),
+]
+"""The can-i matrix of the chart's ServiceAccount, asked with its own token."""
+
+
+def test_the_chart_service_account_may_do_only_what_the_operator_needs(
+    installed: Cluster, tmp_path: Path
+) -> None:
+    sa = Kubectl(installed.kubectl.binary, sa_kubeconfig(installed, tmp_path / "sa.kubeconfig"))
+    rows, wrong = [], []
+    for verb, resource, ns, expected in CAN_I:
+        where = ["-n", ns] if ns else []
+        got = sa("auth", "can-i", verb, resource, *where, check=False).stdout.strip()
+        rows.append(f"| {verb} | {resource} | {ns or '(cluster)'} | {got} |")
+        if got != expected:
+            wrong.append(f"{verb} {resource} in {ns or 'the cluster'}: {got}, expected {expected}")
+    matrix = "| verb | resource | namespace | allowed |\n| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / "chart-can-i-matrix.md").write_text(matrix)
+    print(matrix)
+    assert not wrong, "\n".join(wrong)
+
+
+def wait_phase(k: Kubectl, ns: str, name: str, phase: str, timeout: float = 120) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        obj = k.get("mdep", name, ns) or {}
+        st = obj.get("status") or {}
+        current = st.get("observedGeneration") == obj.get("metadata", {}).get("generation")
+        return obj if current and st.get("phase") == phase else None
+
+    return wait_until(f"ModelDeployment {ns}/{name} to reach {phase}", probe, timeout=timeout)
+
+
+def operator_flags() -> list[str]:
+    """--leader-elect when this checkout's operator has it (issue 12's HA part): the chart runs it so."""
+    out = subprocess.run([sys.executable, "-m", "modelgate", "run", "--help"], capture_output=True, text=True)
+    return ["--leader-elect"] if "--leader-elect" in out.stdout else []
+
+
+def test_the_operator_as_the_chart_service_account_admits_blocks_and_suspends_then_survives_an_upgrade(
+    installed: Cluster, tmp_path: Path
+) -> None:
+    k = installed.kubectl
+    ns = f"lp-{uuid.uuid4().hex[:6]}"
+    k("create", "namespace", ns)
+    k("label", "namespace", ns, f"modelgate.io/test={ns}")
+    k.apply(m.policy("least-privilege", ns))
+    log = LOGS / "chart-sa-operator.log"
+    kubeconfig = sa_kubeconfig(installed, tmp_path / "sa.kubeconfig")
+    with run_operator(
+        kubeconfig,
+        log,
+        "--webhook-host",
+        "127.0.0.1",
+        "--webhook-port",
+        str(Install.webhook_port),
+        *client_ca_args(installed.kubeconfig),
+        *operator_flags(),
+    ):
+        wait_until("the webhooks to answer", lambda: webhooks_answer(k))
+        # Blocked: no approval yet.
+        m.submit(k, m.evaluation("fraud-eval", ns, "fraud"))
+        m.deploy(k, m.model_deployment("fraud", ns, approvals=("fraud-ethics",), evaluations=("fraud-eval",)))
+        obj = wait_phase(k, ns, "Blocked")
+        assert condition(obj, "Approved")["status"] == "False"  # type: ignore[index]
+        # Approved: serving.
+        m.approve(k, m.approval("fraud-ethics", ns, "fraud"))
+        wait_phase(k, ns, "Serving")
+        assert k.get("deployment", "fraud", ns) is not None
+        # Revoked: suspended (the policy's onRevocation), Blocked.
+        k("delete", "modelapproval", "fraud-ethics", "-n", ns)
+        obj = wait_phase(k, ns, "Blocked")
+        assert obj["status"]["history"][-1]["action"] == "Suspended"
+        wait_until(
+            "the serving Deployment to scale to zero",
+            lambda: (k.get("deployment", "fraud", ns) or {}).get("spec", {}).get("replicas") == 0,
+        )
+        # A second model that stays serving through the upgrade.
+        m.approve(k, m.approval("steady-ethics", ns, "steady"))
+        m.submit(k, m.evaluation("steady-eval", ns, "steady"))
+        m.deploy(
+            k, m.model_deployment("steady", ns, approvals=("steady-ethics",), evaluations=("steady-eval",))
+        )
+        before = wait_phase(k, ns, "Serving", name="steady")
+        dep_before = k.get("deployment", "steady", ns)
+
+        run_helm(
+            "upgrade",
+            "modelgate",
+            str(CHART),
+            "-n",
+            NS,
+            "--kubeconfig",
+            str(installed.kubeconfig),
+            "--reuse-values",
+            "--set",
+            "podAnnotations.upgraded=yes",
+            "--wait",
+            "--timeout",
+            "120s",
+        )
+        # The webhooks still answer (the upgrade kept the CA bundle the operator wrote in), and the
+        # operator still acts: a new model is judged (Blocked: no evidence).
+        wait_until("the webhooks to answer after the upgrade", lambda: webhooks_answer(k))
+        m.deploy(k, m.model_deployment("after", ns))
+        wait_phase(k, ns, "Blocked", name="after")
+        after = k.get("mdep", "steady", ns)
+        assert after["status"]["phase"] == "Serving"
+        assert after["status"]["history"] == before["status"]["history"], "re-admitted after the upgrade"
+        dep_after = k.get("deployment", "steady", ns)
+        assert (dep_after["metadata"]["uid"], dep_after["metadata"]["generation"]) == (
+            dep_before["metadata"]["uid"],
+            dep_before["metadata"]["generation"],
+        )
+        pod_annotations = k.get("deployment", "modelgate-operator", NS)["spec"]["template"]["metadata"]
+        assert pod_annotations["annotations"] == {"upgraded": "yes"}
+    text = log.read_text()
+    assert "Forbidden" not in text and "forbidden" not in text, text[-3000:]
+    Install.steady = {"namespace": ns, "uid": after["metadata"]["uid"]}
+
+
+def webhooks_answer(k: Kubectl) -> bool:
+    res = k(*PROBE_ARGS, input=probe_input(), check=False)
+    return probe_answered(res.returncode, res.stdout)
+
+
+def test_helm_uninstall_keeps_the_crds_and_every_custom_resource(installed: Cluster) -> None:
+    assert Install.steady, "runs after the admission test, which leaves models behind"
+    k = installed.kubectl
+    ns = Install.steady["namespace"]
+    before = {kind: k.json("get", kind, "-A")["items"] for kind in MODELGATE_KINDS}
+    assert before["modeldeployments"] and before["modelapprovals"] and before["modelevaluations"]
+    run_helm("uninstall", "modelgate", "-n", NS, "--kubeconfig", str(installed.kubeconfig), "--wait")
+    assert k.get("clusterrole", "modelgate-operator") is None
+    assert k.get("validatingwebhookconfiguration", "modelgate.io") is None
+    for kind in MODELGATE_KINDS:
+        assert k.get("crd", f"{kind}.modelgate.io") is not None, kind
+        after = k.json("get", kind, "-A")["items"]
+        assert sorted(o["metadata"]["uid"] for o in after) == sorted(
+            o["metadata"]["uid"] for o in before[kind]
+        ), kind
+    assert k.get("mdep", "steady", ns)["metadata"]["uid"] == Install.steady["uid"]
+    assert k.get("deployment", "steady", ns) is not None
