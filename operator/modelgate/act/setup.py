@@ -137,8 +137,20 @@ def _register(configs: Sequence[Mapping[str, Any]]) -> None:
             create(dict(cfg))
             continue
         body = dict(cfg)
-        body["metadata"] = dict(cfg["metadata"], resourceVersion=existing.metadata.resource_version)
+        body["metadata"] = _kept_metadata(cfg["metadata"], existing.metadata)
         replace(name, body)
+
+
+def _kept_metadata(ours: Mapping[str, Any], existing: Any) -> dict[str, Any]:
+    """Our metadata for a replace, keeping the labels and annotations already there (theirs win):
+    a configuration the chart rendered stays Helm's (managed-by, release annotations), so that
+    `helm upgrade` and `helm uninstall` still own it."""
+    return dict(
+        ours,
+        labels={**ours.get("labels", {}), **(existing.labels or {})},
+        annotations={**ours.get("annotations", {}), **(existing.annotations or {})},
+        resourceVersion=existing.resource_version,
+    )
 
 
 async def register_webhooks(configs: Sequence[Mapping[str, Any]]) -> None:
