@@ -1,6 +1,7 @@
 """What every local launcher of `modelgate run` shares (the tests' fixture, the benchmarks, the demo):
-the manifests installed next to the CRDs, the flag that makes the webhook server require the local
-API server's client certificate, and the probe that tells that the admission webhooks answer.
+the manifests installed next to the CRDs (`python hack/launch.py` prints them), the flag that makes
+the webhook server require the local API server's client certificate, and the probe that tells that
+the admission webhooks answer.
 
 Importable as `hack.launch` from the repository root (tests, bench) and as `launch` from hack/'s
 own scripts.
@@ -83,3 +84,9 @@ def client_ca_args(kubeconfig: Path) -> list[str]:
     certificate (hack/cluster.py writes its CA beside the kubeconfig)."""
     ca = kubeconfig.parent / "webhook-client-ca.crt"
     return ["--webhook-client-ca", str(ca)] if ca.is_file() else []
+
+
+if __name__ == "__main__":
+    print(
+        yaml.safe_dump_all(install_documents(MANIFEST.read_text(encoding="utf-8")), sort_keys=False), end=""
+    )
