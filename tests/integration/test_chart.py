@@ -319,27 +319,26 @@ class Install:
     steady: ClassVar[dict[str, Any]] = {}
 
 
+def all_but_crds(directory: Path) -> Path:
+    """deploy/modelgate.yaml less its CRDs and the Namespace (custom resources and the seal key
+    Secret live on), as a file for `kubectl delete -f`."""
+    docs = [d for d in yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8")) if d]
+    path = directory / "all-but-crds.yaml"
+    kept = ("CustomResourceDefinition", "Namespace")
+    path.write_text(yaml.safe_dump_all([d for d in docs if d["kind"] not in kept]))
+    return path
+
+
 @pytest.fixture(scope="module")
-def installed(own: Cluster) -> Cluster:
+def installed(own: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     Install.webhook_port = free_port()
     url = f"https://127.0.0.1:{Install.webhook_port}/"
-    # A kept control plane (MODELGATE_KEEP_CLUSTER) may hold the release of an earlier run.
-    run_helm(
-        "uninstall",
-        "modelgate",
-        "-n",
-        NS,
-        "--kubeconfig",
-        str(own.kubeconfig),
-        "--ignore-not-found",
-        "--wait",
-    )
-    own.kubectl(
-        "delete",
-        "mutatingwebhookconfiguration,validatingwebhookconfiguration",
-        "modelgate.io",
-        "--ignore-not-found",
-    )
+    # A kept control plane (MODELGATE_KEEP_CLUSTER) may hold the release, or the applied
+    # deploy/modelgate.yaml, of an earlier run: remove all of it but the CRDs.
+    kubeconfig = ("--kubeconfig", str(own.kubeconfig))
+    run_helm("uninstall", "modelgate", "-n", NS, *kubeconfig, "--ignore-not-found", "--wait")
+    rest = all_but_crds(tmp_path_factory.mktemp("rest"))
+    own.kubectl("delete", "-f", str(rest), "--ignore-not-found", "--wait", timeout=300)
     run_helm(
         "install",
         "modelgate",
@@ -605,3 +604,39 @@ def test_helm_uninstall_keeps_the_crds_and_every_custom_resource(installed: Clus
         ), kind
     assert k.get("mdep", "steady", ns)["metadata"]["uid"] == Install.steady["uid"]
     assert k.get("deployment", "steady", ns) is not None
+
+
+def test_kubectl_apply_of_deploy_manifest_alone_installs_everything(
+    installed: Cluster, tmp_path: Path
+) -> None:
+    """Without Helm: the rendered file creates its own namespace and every object (after the
+    uninstall above, on the same control plane; the namespace is deleted first, its seal key
+    Secret backed up and restored, as an operator's backup would: sealed evidence lives on)."""
+    k = installed.kubectl
+    seal = k.get("secret", "modelgate-seal-key", NS)
+    assert seal is not None, "the operator made its seal key under the chart's Role"
+    k("delete", "namespace", NS, "--timeout=120s")
+    docs = [d for d in yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8")) if d]
+    k("apply", "-f", str(MANIFEST))
+    backup = {"apiVersion": "v1", "kind": "Secret", "type": seal["type"], "data": seal["data"]}
+    backup["metadata"] = {"name": "modelgate-seal-key", "namespace": NS}
+    k("create", "-f", "-", input=json.dumps(backup))
+    try:
+        for d in docs:
+            ns = d["metadata"].get("namespace")
+            assert k.get(d["kind"], d["metadata"]["name"], ns) is not None, (d["kind"], d["metadata"]["name"])
+        dep = wait_until(
+            "the operator Deployment to schedule its 2 replicas",
+            lambda: (
+                (k.get("deployment", "modelgate-operator", NS) or {})
+                .get("status", {})
+                .get("availableReplicas")
+                == 2
+                or None
+            ),
+        )
+        assert dep
+    finally:
+        # Leave the CRDs (custom resources live on); remove the rest, so that a kept control plane
+        # (MODELGATE_KEEP_CLUSTER) can `helm install` again.
+        k("delete", "-f", str(all_but_crds(tmp_path)), "--ignore-not-found", "--wait", timeout=300)

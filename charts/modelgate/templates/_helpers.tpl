@@ -6,6 +6,7 @@
 
 {{- define "modelgate.labels" -}}
 app.kubernetes.io/part-of: modelgate
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
