@@ -87,6 +87,12 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 # --- rendering ----------------------------------------------------------------------------------
 
 
+def test_helm_is_the_pinned_version() -> None:
+    assert run_helm("version", "--short").stdout.startswith("v4.3.2"), (
+        "hack/helm/go.mod pins helm.sh/helm/v4 v4.3.2"
+    )
+
+
 def test_helm_lint_strict_passes() -> None:
     res = run_helm("lint", "--strict", str(CHART))
     assert "0 chart(s) failed" in res.stdout, res.stdout
@@ -288,9 +294,24 @@ STUBS = [
 ]
 
 
+def all_but_crds(directory: Path) -> Path:
+    """deploy/modelgate.yaml less its CRDs and the Namespace (custom resources and the seal key
+    Secret live on), as a file for `kubectl delete -f`."""
+    docs = [d for d in yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8")) if d]
+    path = directory / "all-but-crds.yaml"
+    kept = ("CustomResourceDefinition", "Namespace")
+    path.write_text(yaml.safe_dump_all([d for d in docs if d["kind"] not in kept]))
+    return path
+
+
 @pytest.fixture(scope="module")
-def own() -> Iterator[Cluster]:
+def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with own_cluster("chart", 30, install=False) as c:
+        # A kept control plane (MODELGATE_KEEP_CLUSTER) may hold the release, or the applied
+        # deploy/modelgate.yaml, of an earlier run: remove all of it but the CRDs.
+        run_helm("uninstall", "modelgate", "-n", NS, "--kubeconfig", str(c.kubeconfig), "--ignore-not-found")
+        rest = all_but_crds(tmp_path_factory.mktemp("rest"))
+        c.kubectl("delete", "-f", str(rest), "--ignore-not-found", "--wait", timeout=300)
         yield c
 
 
@@ -319,26 +340,10 @@ class Install:
     steady: ClassVar[dict[str, Any]] = {}
 
 
-def all_but_crds(directory: Path) -> Path:
-    """deploy/modelgate.yaml less its CRDs and the Namespace (custom resources and the seal key
-    Secret live on), as a file for `kubectl delete -f`."""
-    docs = [d for d in yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8")) if d]
-    path = directory / "all-but-crds.yaml"
-    kept = ("CustomResourceDefinition", "Namespace")
-    path.write_text(yaml.safe_dump_all([d for d in docs if d["kind"] not in kept]))
-    return path
-
-
 @pytest.fixture(scope="module")
-def installed(own: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+def installed(own: Cluster) -> Cluster:
     Install.webhook_port = free_port()
     url = f"https://127.0.0.1:{Install.webhook_port}/"
-    # A kept control plane (MODELGATE_KEEP_CLUSTER) may hold the release, or the applied
-    # deploy/modelgate.yaml, of an earlier run: remove all of it but the CRDs.
-    kubeconfig = ("--kubeconfig", str(own.kubeconfig))
-    run_helm("uninstall", "modelgate", "-n", NS, *kubeconfig, "--ignore-not-found", "--wait")
-    rest = all_but_crds(tmp_path_factory.mktemp("rest"))
-    own.kubectl("delete", "-f", str(rest), "--ignore-not-found", "--wait", timeout=300)
     run_helm(
         "install",
         "modelgate",
