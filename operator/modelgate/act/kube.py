@@ -85,17 +85,6 @@ def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
             _content_type=APPLY,
             _preload_content=False,
         )
-        applied = json.loads(res.data)
-        patch = foreign_fields_patch(applied, obj)
-        if not patch:
-            return str(applied["metadata"]["resourceVersion"])
-        log.info(
-            f"Removed fields another manager added to {obj['kind']} {ns}/{name}; "
-            f"paths={[op['path'] for op in patch[1:]]}"
-        )
-        res = api(
-            name, ns, patch, field_manager=FIELD_MANAGER, _content_type=JSON_PATCH, _preload_content=False
-        )
     except ApiException as e:
         if e.status == 409 and existing is None:
             raise NotOwned(
@@ -107,6 +96,22 @@ def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
         if e.status == 409:
             raise Conflict(f"{obj['kind']} {ns}/{name} changed concurrently") from e
         raise
+    applied = json.loads(res.data)
+    patch = foreign_fields_patch(applied, obj)
+    if not patch:
+        return str(applied["metadata"]["resourceVersion"])
+    try:
+        res = api(
+            name, ns, patch, field_manager=FIELD_MANAGER, _content_type=JSON_PATCH, _preload_content=False
+        )
+    except ApiException as e:
+        if e.status == 409:
+            raise Conflict(f"{obj['kind']} {ns}/{name} changed after the apply") from e
+        raise
+    log.info(
+        f"Removed fields another manager added to {obj['kind']} {ns}/{name}; "
+        f"paths={[op['path'] for op in patch[1:]]}"
+    )
     return _resource_version(res)
 
 
