@@ -22,15 +22,11 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import kubernetes
 
-from modelgate.decide.revision import revision_id
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
+from bench.common import (
     API,
     CLUSTER_DIR,
     IMAGE,
@@ -46,6 +42,7 @@ from common import (
     percentile,
     rss_mb,
 )
+from modelgate.decide.revision import revision_id
 
 OPERATOR_AGENTS = ("kopf", "modelgate-operator")
 API_GROUP, API_VERSION_ONLY = API.split("/")

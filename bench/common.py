@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+from hack.launch import (
+    PROBE_ARGS,
+    client_ca_args,
+    free_port,
+    install_args,
+    probe_answered,
+    probe_input,
+    start_operator,
+    stop_operator,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from hack.launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
 
 CLUSTER_DIR = ROOT / ".cache" / "bench-cluster"
 ENV = {
@@ -127,47 +135,27 @@ def namespace_with_policy(policy_spec: dict[str, Any]) -> str:
     return ns
 
 
-def free_port() -> int:
-    from tests.support.operator import free_port as fp
-
-    return fp()
-
-
 @contextmanager
 def operator(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`modelgate run` watching bench-* namespaces; yields the process and its metrics port."""
-    log_path = ROOT / ".cache" / "bench-operator.log"
     metrics_port = free_port()
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modelgate",
-                "run",
-                "--kubeconfig",
-                str(KUBECONFIG),
-                "--namespace",
-                "bench-*",
-                "--liveness-port",
-                str(free_port()),
-                "--metrics-port",
-                str(metrics_port),
-                "--webhook-port",
-                str(free_port()),
-                *extra,
-                *client_ca_args(KUBECONFIG),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = start_operator(
+        KUBECONFIG,
+        ROOT / ".cache" / "bench-operator.log",
+        "--namespace",
+        "bench-*",
+        "--webhook-port",
+        str(free_port()),
+        *extra,
+        *client_ca_args(KUBECONFIG),
+        liveness_port=free_port(),
+        metrics_port=metrics_port,
+    )
     try:
         wait_webhooks()
         yield proc, metrics_port
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_operator(proc, timeout=30)
 
 
 def wait_webhooks() -> None:

@@ -26,14 +26,12 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import kubernetes
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
+from bench.common import (
     API,
     IMAGE,
     ROOT,

@@ -40,8 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import (
+from hack.procs import (
     HackError,
     check_ports,
     healthy,

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import yaml
 
-from launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
+from hack import launch
+from hack.launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".cache" / "demo"
@@ -179,28 +180,16 @@ def start_operator() -> None:
     if pidfile.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.killpg(int(pidfile.read_text()), signal.SIGTERM)
-    log = open(STATE / "operator.log", "ab")  # noqa: SIM115 (the operator outlives this script)
-    proc = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "modelgate",
-            "run",
-            "--kubeconfig",
-            str(KUBECONFIG),
-            "--liveness-port",
-            "18081",
-            "--metrics-port",
-            "18082",
-            "--prometheus-url",
-            "http://127.0.0.1:29090",
-            *client_ca_args(KUBECONFIG),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    proc = launch.start_operator(
+        KUBECONFIG,
+        STATE / "operator.log",
+        "--prometheus-url",
+        "http://127.0.0.1:29090",
+        *client_ca_args(KUBECONFIG),
+        liveness_port=18081,
+        metrics_port=18082,
+        append=True,
+        detach=True,
     )
     pidfile.write_text(str(proc.pid))
     deadline = time.monotonic() + 60

@@ -28,3 +28,9 @@ if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
   timeout 900 "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT[test]" || die "pip install failed: is PyPI reachable?"
   touch "$stamp"
 fi
+
+# hack/ and bench/ are packages imported from the repository root (`from hack.launch import ...`),
+# whether a script runs as `python hack/cluster.py` or as `python -m hack.cluster`: the root goes on
+# the virtualenv's path, the way pip's editable install puts operator/ there (hack/__init__.py).
+site="$("$ROOT/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+[ "$(cat "$site/modelgate-repository-root.pth" 2>/dev/null)" = "$ROOT" ] || echo "$ROOT" > "$site/modelgate-repository-root.pth"

@@ -1,16 +1,20 @@
-"""What every local launcher of `modelgate run` shares (the tests' fixture, the benchmarks, the demo):
-the manifests installed next to the CRDs (`python hack/launch.py` prints them), the flag that makes
-the webhook server require the local API server's client certificate, and the probe that tells that
-the admission webhooks answer.
+"""How `modelgate run` is launched locally, for the tests' fixture, the benchmarks and the demo: the
+manifests installed next to the CRDs (`python hack/launch.py` prints them), the flag that makes the
+webhook server require the local API server's client certificate, the probe that tells that the
+admission webhooks answer, and the operator process itself (`start_operator`, `healthy`,
+`stop_operator`).
 
-Importable as `hack.launch` from the repository root (tests, bench) and as `launch` from hack/'s
-own scripts.
+Imported as `hack.launch` (hack/__init__.py says how the repository root is on the path).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +88,71 @@ def client_ca_args(kubeconfig: Path) -> list[str]:
     certificate (hack/cluster.py writes its CA beside the kubeconfig)."""
     ca = kubeconfig.parent / "webhook-client-ca.crt"
     return ["--webhook-client-ca", str(ca)] if ca.is_file() else []
+
+
+# --- the operator process ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_operator(
+    kubeconfig: Path,
+    log: Path,
+    *args: str,
+    liveness_port: int,
+    metrics_port: int,
+    append: bool = False,
+    detach: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start `modelgate run` against `kubeconfig` with its output in `log`, the way a user runs it
+    locally: this Python's `modelgate`, the given liveness and metrics ports, then `args`. With
+    `detach`, in a session of its own (it outlives its caller: the demo)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab" if append else "wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modelgate",
+                "run",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--liveness-port",
+                str(liveness_port),
+                "--metrics-port",
+                str(metrics_port),
+                *args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def healthy(liveness_port: int) -> bool:
+    """Whether the operator's liveness endpoint answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{liveness_port}/healthz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def stop_operator(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Terminate the operator; kill it if it has not exited after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import (
+from hack.procs import (
     HackError,
     check_ports,
     healthy,

@@ -36,14 +36,12 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from socketserver import ThreadingMixIn
 from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from modelgate.exporter import DriftExporter, DriftExporterSet, ReferenceProfile

@@ -113,6 +113,8 @@ def test_an_operator_bound_only_to_its_role_admits_and_serves(
         ("create", "modelapprovals", "default"),
         ("delete", "modeldeployments", "default"),
         ("create", "pods", "default"),
+        ("update", "deployments", "default"),  # owned objects are written by server-side apply (patch)
+        ("update", "services", "default"),
         ("delete", "namespaces", None),
     ],
 )

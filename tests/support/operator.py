@@ -1,12 +1,10 @@
-"""Run `modelgate run` as a subprocess against a test cluster, the way a user runs it locally."""
+"""Run `modelgate run` as a subprocess against a test cluster, the way a user runs it locally (the
+launcher is hack/launch.py's, shared with the benchmarks and the demo)."""
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,13 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hack.launch import free_port, healthy, start_operator, stop_operator
+
 from tests.support.kube import wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -50,44 +44,16 @@ class OperatorProcess:
 @contextmanager
 def run_operator(kubeconfig: Path, log: Path, *args: str) -> Iterator[OperatorProcess]:
     live, metrics = free_port(), free_port()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modelgate",
-                "run",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--liveness-port",
-                str(live),
-                "--metrics-port",
-                str(metrics),
-                *args,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = start_operator(kubeconfig, log, *args, liveness_port=live, metrics_port=metrics)
     op = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics")
 
-    def healthy() -> bool:
+    def alive() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"the operator exited with {proc.returncode}; log: {log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{live}/healthz", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return healthy(live)
 
     try:
-        wait_until("the operator's liveness endpoint", healthy, timeout=60)
+        wait_until("the operator's liveness endpoint", alive, timeout=60)
         yield op
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_operator(proc)

@@ -19,8 +19,7 @@ from modelgate.decide.monitoring import (
     on_drift,
     passed,
 )
-from tests.unit.factories import DIGEST, NOW
-from tests.unit.plan_factories import NO_DATA, metric, model, monitoring, policy, readings
+from tests.unit.factories import DIGEST, NO_DATA, NOW, metric, model, monitoring, policy, readings
 
 PSI = MetricCheck.model_validate(metric("psi", max=0.25, failure_limit=3, inconclusive_limit=2))
 LATENCY = MetricCheck.model_validate(metric("latency", max=0.5))

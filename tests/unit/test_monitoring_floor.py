@@ -14,7 +14,7 @@ from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import GovernancePolicy, MetricCheck
 from modelgate.decide.drift import Sample
 from modelgate.decide.monitoring import checks_for, on_drift, on_inconclusive, retention_of, strictest
-from tests.unit.plan_factories import (
+from tests.unit.factories import (
     FAILING,
     PASSING,
     Story,

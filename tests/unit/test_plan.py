@@ -1,7 +1,7 @@
 """The plan without monitoring events: admission, the serving objects it builds, blocked and revoked
 revisions, tampering, the monitoring target and the steady state that writes nothing.
 
-Every story runs through `Story` (tests/unit/plan_factories.py), which feeds each plan's status
+Every story runs through `Story` (tests/unit/factories.py), which feeds each plan's status
 back into the next snapshot and checks every status against the CRD's own schema.
 """
 
@@ -25,15 +25,10 @@ from tests.unit.factories import (
     NAMESPACE,
     NOW,
     OTHER_DIGEST,
-    VERSION,
-    evaluation_requirement,
-    make_evaluation,
-    revision_of,
-)
-from tests.unit.plan_factories import (
     PASSING,
     UID,
     V2,
+    VERSION,
     Story,
     actions,
     approval,
@@ -41,11 +36,14 @@ from tests.unit.plan_factories import (
     condition,
     decision,
     env,
+    evaluation_requirement,
+    make_evaluation,
     metric,
     model,
     monitoring,
     observed,
     policy,
+    revision_of,
     rolled_out,
     step,
     stored,

@@ -16,15 +16,19 @@ from modelgate.api import conditions as c
 from modelgate.decide import serving
 from modelgate.decide.drift import Sample
 from modelgate.decide.plan import plan
-from tests.unit.factories import DIGEST, IMAGE, NOW, OTHER_DIGEST, VERSION, revision_of, rfc3339
-from tests.unit.plan_factories import (
+from tests.unit.factories import (
+    DIGEST,
     FAILING,
+    IMAGE,
     NO_DATA,
+    NOW,
+    OTHER_DIGEST,
     PASSING,
     THIRD_DIGEST,
     UNREACHABLE,
     V2,
     V3,
+    VERSION,
     Story,
     Value,
     actions,
@@ -38,6 +42,8 @@ from tests.unit.plan_factories import (
     monitoring,
     policy,
     readings,
+    revision_of,
+    rfc3339,
     rolled_out,
     story_observed,
 )

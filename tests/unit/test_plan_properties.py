@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from modelgate.api import conditions as c
 from modelgate.decide.drift import SAMPLE_ERRORS, Sample
-from tests.unit.factories import DIGEST, OTHER_DIGEST
-from tests.unit.plan_factories import Story, actions, metric, model, monitoring
+from tests.unit.factories import DIGEST, OTHER_DIGEST, Story, actions, metric, model, monitoring
 
 MAX = 0.25
 INTERVENTIONS = (c.ACTION_ROLLED_BACK, c.ACTION_QUARANTINED)

@@ -6,9 +6,10 @@ fields of the revision that keeps serving."""
 from __future__ import annotations
 
 from modelgate.api import conditions as c
-from tests.unit.factories import DIGEST, OTHER_DIGEST, make_approval, make_policy, revision_of
-from tests.unit.plan_factories import (
+from tests.unit.factories import (
+    DIGEST,
     FAILING,
+    OTHER_DIGEST,
     V2,
     Story,
     actions,
@@ -17,8 +18,11 @@ from tests.unit.plan_factories import (
     condition,
     decision,
     env,
+    make_approval,
+    make_policy,
     model,
     monitoring,
+    revision_of,
 )
 
 

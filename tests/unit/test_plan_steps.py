@@ -12,8 +12,7 @@ import pytest
 from modelgate.api import conditions as c
 from modelgate.decide.plan import _quarantine_in_force, choose, requested_revision, withdrawn_digests
 from modelgate.decide.verdict import judge, with_renewal
-from tests.unit.factories import DIGEST, NOW, OTHER_DIGEST, rfc3339
-from tests.unit.plan_factories import approval, model, observed, policy
+from tests.unit.factories import DIGEST, NOW, OTHER_DIGEST, approval, model, observed, policy, rfc3339
 
 WITHDRAWN = {"digest": DIGEST, "reason": c.QUARANTINED_REASON, "time": rfc3339(NOW - timedelta(hours=1))}
 

@@ -28,8 +28,7 @@ from modelgate.observe.snapshot import evidence_key, index_evidence
 from modelgate.runtime.loops import Loops
 from modelgate.runtime.reconcile import CATCH_UP, Collaborators, Watermarks, reconcile_once
 from modelgate.runtime.wakeups import Wakeups
-from tests.unit.factories import NAMESPACE, NOW
-from tests.unit.plan_factories import approval, body_of, model, policy, rolled_out, stored
+from tests.unit.factories import NAMESPACE, NOW, approval, body_of, model, policy, rolled_out, stored
 
 KEY = (NAMESPACE, "fraud-detector")
 

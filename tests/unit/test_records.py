@@ -24,10 +24,12 @@ from modelgate.decide.records import (
     updates_for,
     updates_from,
 )
-from tests.unit.factories import DIGEST, OTHER_DIGEST, VERSION
-from tests.unit.plan_factories import (
+from tests.unit.factories import (
+    DIGEST,
     FAILING,
+    OTHER_DIGEST,
     V2,
+    VERSION,
     Story,
     actions,
     approval,

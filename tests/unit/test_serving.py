@@ -18,7 +18,7 @@ import pytest
 from modelgate.decide import serving as s
 from modelgate.handlers.indexes import _owned
 from modelgate.observe.snapshot import snapshot
-from tests.unit.plan_factories import UID, body_of, model
+from tests.unit.factories import UID, body_of, model
 
 DATA = Path(__file__).parent / "data"
 OWNER = s.Owner("modelgate.io/v1alpha1", "ModelDeployment", "fraud", "fraud-prod", UID)

@@ -5,8 +5,10 @@ blocks. Status writes, serving-object writes and Events use separate thread pool
 modelgate/executors.py): a slow Service creation never holds up the status writes that report
 admissions, and no decision waits for its Event.
 
-Writes are guarded by resourceVersion: a conflict means someone wrote in between, and the next
-reconcile (woken by that very write) decides again.
+The owned Deployment and Service are written by server-side apply (`write_owned`; decide/objects.py
+says how an edit by someone else is reverted). A write that meets a conflict (an object modelgate
+does not control, or one that changed between the apply and its follow-up patch) raises Conflict,
+and the next reconcile (woken by that very write) decides again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from kubernetes.client.exceptions import ApiException
 
 from modelgate import executors
 from modelgate.api.v1alpha1 import GROUP, VERSION
-from modelgate.decide.serving import LABEL_DEPLOYMENT, LABEL_QUARANTINED, SERVICE_ALLOCATED_FIELDS
+from modelgate.decide.objects import foreign_fields_patch
+from modelgate.decide.serving import LABEL_DEPLOYMENT, LABEL_QUARANTINED
 
 PLURAL = "modeldeployments"
 USER_AGENT = "modelgate-operator"
@@ -47,35 +50,41 @@ class NotOwned(Conflict):
     neither adopts nor overwrites it (retried with backoff until someone removes or renames it)."""
 
 
-def _keep_service_fields(desired: dict[str, Any], existing: Mapping[str, Any]) -> dict[str, Any]:
-    spec = existing.get("spec") or {}
-    for key in SERVICE_ALLOCATED_FIELDS:
-        if key in spec:
-            desired["spec"].setdefault(key, spec[key])
-    return desired
+FIELD_MANAGER = "modelgate"
+CREATE_ONLY = str(2**63 - 1)
+"""A resourceVersion no object has. As the precondition of an apply it makes the apply create-only:
+when the object is missing the API server ignores it and creates the object; when an object of that
+name exists (one the ModelDeployment does not control, or the watch has not shown us ours yet) the
+versions differ and the apply fails with 409 Conflict, having changed nothing."""
+APPLY = "application/apply-patch+yaml"
+JSON_PATCH = "application/json-patch+json"
 
 
 def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+    """Server-side apply of the whole desired object (field manager `modelgate`, force on conflict),
+    then, only if fields other managers added survive it, the JSON patch that removes them
+    (decide/objects.py says why). An update is guarded by the existing object's uid, a create by
+    CREATE_ONLY, so that modelgate never adopts or overwrites an object it does not control."""
     meta = obj["metadata"]
     name, ns = meta["name"], meta["namespace"]
-    apps: Any = kubernetes.client.AppsV1Api(client())
-    core: Any = kubernetes.client.CoreV1Api(client())
+    api: Any = (
+        kubernetes.client.AppsV1Api(client()).patch_namespaced_deployment
+        if obj["kind"] == "Deployment"
+        else kubernetes.client.CoreV1Api(client()).patch_namespaced_service
+    )
+    precondition = (
+        {"resourceVersion": CREATE_ONLY} if existing is None else {"uid": existing["metadata"]["uid"]}
+    )
     try:
-        if existing is None:
-            res = (
-                apps.create_namespaced_deployment
-                if obj["kind"] == "Deployment"
-                else core.create_namespaced_service
-            )(ns, obj, field_manager="modelgate", _preload_content=False)
-        else:
-            body = dict(obj, metadata=dict(meta, resourceVersion=existing["metadata"]["resourceVersion"]))
-            if obj["kind"] == "Service":
-                body = _keep_service_fields(body, existing)
-            res = (
-                apps.replace_namespaced_deployment
-                if obj["kind"] == "Deployment"
-                else core.replace_namespaced_service
-            )(name, ns, body, field_manager="modelgate", _preload_content=False)
+        res = api(
+            name,
+            ns,
+            dict(obj, metadata=dict(meta, **precondition)),
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=APPLY,
+            _preload_content=False,
+        )
     except ApiException as e:
         if e.status == 409 and existing is None:
             raise NotOwned(
@@ -87,6 +96,22 @@ def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
         if e.status == 409:
             raise Conflict(f"{obj['kind']} {ns}/{name} changed concurrently") from e
         raise
+    applied = json.loads(res.data)
+    patch = foreign_fields_patch(applied, obj)
+    if not patch:
+        return str(applied["metadata"]["resourceVersion"])
+    try:
+        res = api(
+            name, ns, patch, field_manager=FIELD_MANAGER, _content_type=JSON_PATCH, _preload_content=False
+        )
+    except ApiException as e:
+        if e.status == 409:
+            raise Conflict(f"{obj['kind']} {ns}/{name} changed after the apply") from e
+        raise
+    log.info(
+        f"Removed fields another manager added to {obj['kind']} {ns}/{name}; "
+        f"paths={[op['path'] for op in patch[1:]]}"
+    )
     return _resource_version(res)
 
 
@@ -97,7 +122,7 @@ def _resource_version(response: Any) -> str:
 
 
 async def write_owned(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
-    """Create or replace a Deployment or Service; returns the new resourceVersion."""
+    """Create or update a Deployment or Service to `obj`; returns the new resourceVersion."""
     return await executors.run_in(executors.OBJECTS, _write, obj, existing)
 
 

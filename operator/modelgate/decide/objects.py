@@ -1,5 +1,19 @@
 """Plan step 5: the serving objects wanted for the revision that serves, and whether the ones that
-exist match them (a mismatch someone else made is tampering: reverted and recorded). Pure."""
+exist match them (a mismatch someone else made is tampering: reverted and recorded). Pure.
+
+How a write reverts tampering. modelgate writes its Deployment and Service by server-side apply
+(field manager `modelgate`, force on conflict; act/kube.py): the applied configuration is the
+whole desired object, so every field modelgate sets is taken back from whoever changed it (an
+image, a replica count, an env value), and a field modelgate stopped setting is removed. What apply
+cannot do is remove a field that another manager added and modelgate never set: a `command`, an
+init container, a volume, an extra env var or container added with `kubectl edit`. The apply's
+response says whether any such field is left (`foreign_fields_patch`: its normal form still
+differs from the desired one); if so, one JSON patch removes those fields (or puts our value back
+for a list whose length changed), guarded by the resourceVersion the apply returned. We chose
+this over the alternatives: delete and re-create would take the model's pods down; a replace (PUT)
+for that case would again need the Service's allocated fields copied by hand, and would rewrite
+every field for an edit of one. The patch touches only the foreign fields, and a steady state
+still writes nothing (nothing differs, so nothing is applied). See docs/decisions.md."""
 
 from __future__ import annotations
 
@@ -11,11 +25,14 @@ from typing import Any
 
 from modelgate.api import conditions as c
 from modelgate.decide.serving import (
+    ANNOTATION_DIGEST,
     Owner,
+    Path,
     Revision,
     ServingSpec,
     desired_deployment,
     desired_service,
+    difference_paths,
     differences,
     normalised,
 )
@@ -103,3 +120,56 @@ def serving_objects(
         dep_matches,
         tuple(decisions),
     )
+
+
+def _raw_path(path: Path) -> Path:
+    """A place in the normal form as a place in the object: `labels` and `digest` are in metadata."""
+    if path[:1] == ("labels",):
+        return ("metadata", *path)
+    if path == ("digest",):
+        return ("metadata", "annotations", ANNOTATION_DIGEST)
+    return path
+
+
+def _pointer(path: Path) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _lookup(obj: Any, path: Path) -> tuple[bool, Any]:
+    for part in path:
+        in_list = isinstance(part, int) and isinstance(obj, list) and part < len(obj)
+        if not (in_list or (isinstance(part, str) and isinstance(obj, Mapping) and part in obj)):
+            return False, None
+        obj = obj[part]
+    return True, obj
+
+
+def foreign_fields_patch(applied: Mapping[str, Any], want: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A JSON patch (RFC 6902) that removes from `applied` (an owned object as a server-side apply of
+    `want` left it) the fields other managers added, which the apply cannot remove: each place where
+    the normal forms still differ is removed, or set to the wanted value when `want` has one (a
+    list whose length changed). Empty when nothing differs. The patch starts by setting the
+    resourceVersion the apply returned, so that it fails with a conflict if anyone wrote since."""
+    paths = difference_paths(normalised(applied), normalised(want), limit=1000)
+    if not paths:
+        return []
+    ops: list[dict[str, Any]] = [
+        {
+            "op": "replace",
+            "path": "/metadata/resourceVersion",
+            "value": applied["metadata"]["resourceVersion"],
+        }
+    ]
+    for path in map(_raw_path, paths):
+        found, value = _lookup(want, path)
+        if not found:
+            ops.append({"op": "remove", "path": _pointer(path)})
+        else:
+            ops.append(
+                {
+                    "op": "replace" if _lookup(applied, path)[0] else "add",
+                    "path": _pointer(path),
+                    "value": value,
+                }
+            )
+    return ops

@@ -10,7 +10,8 @@ charts/modelgate/templates/admission-serving-labels.yaml refuses such pods outri
 Tampering: `normalised` keeps the whole Deployment spec (the whole pod template) and the whole
 Service spec, less the values the API server fills in by default. Any other difference between what
 is observed and what is wanted (a `command`, an init container, a volume, a ServiceAccount, ...) is
-somebody else's edit, and the replace that reverts it removes the foreign fields. The defaults were
+somebody else's edit, reverted by a server-side apply and, for fields modelgate does not set, a JSON
+patch that removes them (decide/objects.py, act/kube.py). The defaults were
 read from what kube-apiserver v1.37 returns for our desired objects (tests/unit/test_serving.py).
 """
 
@@ -177,7 +178,8 @@ def quarantine_policy_name(name: str) -> str:
 
 
 SERVICE_ALLOCATED_FIELDS = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
-"""Service spec fields the API server allocates; a replace must carry them over unchanged."""
+"""Service spec fields the API server allocates: not ours to compare (or, with server-side apply, to
+carry over)."""
 ROLLOUT_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "availableReplicas")
 _KEPT_META = ("name", "namespace", "uid", "resourceVersion", "generation", "labels", "ownerReferences")
 
@@ -312,24 +314,42 @@ def normalised(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def differences(have: Any, want: Any, path: str = "", limit: int = 20) -> list[str]:
-    """The paths where two normal forms differ (at most `limit`), e.g.
-    `spec.template.spec.containers[0].command`: what an Event names as the foreign edit."""
+Path = tuple[str | int, ...]
+"""A place in a normal form: mapping keys and list indices, e.g. `("spec", "replicas")`."""
+
+
+def difference_paths(have: Any, want: Any, path: Path = (), limit: int = 20) -> list[Path]:
+    """The places where two normal forms differ (at most `limit`): the first level where both are not
+    mappings, or not lists of the same length."""
     if have == want:
         return []
     if isinstance(have, Mapping) and isinstance(want, Mapping):
-        out: list[str] = []
+        out: list[Path] = []
         for k in sorted(set(have) | set(want), key=str):
-            out += differences(have.get(k), want.get(k), f"{path}.{k}" if path else str(k), limit)
+            out += difference_paths(have.get(k), want.get(k), (*path, k), limit)
             if len(out) >= limit:
                 break
         return out[:limit]
     if isinstance(have, list) and isinstance(want, list) and len(have) == len(want):
         out = []
         for i, (a, b) in enumerate(zip(have, want, strict=True)):
-            out += differences(a, b, f"{path}[{i}]", limit)
+            out += difference_paths(a, b, (*path, i), limit)
         return out[:limit]
-    return [path or "."]
+    return [path]
+
+
+def dotted(path: Path) -> str:
+    """`("spec", "template", "containers", 0, "command")` as `spec.template.containers[0].command`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "."
+
+
+def differences(have: Any, want: Any, limit: int = 20) -> list[str]:
+    """The paths where two normal forms differ (at most `limit`), e.g.
+    `spec.template.spec.containers[0].command`: what an Event names as the foreign edit."""
+    return [dotted(p) for p in difference_paths(have, want, limit=limit)]
 
 
 _SUFFIX = {

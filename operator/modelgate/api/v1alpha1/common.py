@@ -67,7 +67,7 @@ CardField = Literal["owner", "intendedUse", "limitations", "trainingData", "risk
 
 
 class ApiModel(BaseModel):
-    """Base of every modelgate.io model: snake_case in Python, the SPEC's camelCase on the wire."""
+    """Base of every modelgate.io model: snake_case in Python, camelCase on the wire."""
 
     model_config = ConfigDict(
         use_attribute_docstrings=True,
