@@ -136,9 +136,24 @@ def _register(configs: Sequence[Mapping[str, Any]]) -> None:
                 raise
             create(dict(cfg))
             continue
+        if _contains(api.api_client.sanitize_for_serialization(existing), cfg):
+            continue  # already as wanted (another replica registered it): no write
         body = dict(cfg)
         body["metadata"] = dict(cfg["metadata"], resourceVersion=existing.metadata.resource_version)
         replace(name, body)
+
+
+def _contains(have: Any, want: Any) -> bool:
+    """Whether `have` (as stored: the API server adds defaults) says everything `want` says."""
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(_contains(have.get(k), v) for k, v in want.items())
+    if isinstance(want, list):
+        return (
+            isinstance(have, list)
+            and len(have) == len(want)
+            and all(_contains(h, w) for h, w in zip(have, want, strict=True))
+        )
+    return bool(have == want)
 
 
 async def register_webhooks(configs: Sequence[Mapping[str, Any]]) -> None:

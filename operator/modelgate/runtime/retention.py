@@ -1,13 +1,16 @@
 """The end of a retention: the ReplicaSets (and with them the pods) kept after a quarantined model
 was retired are deleted once the record's `spec.kept.retainUntil` has passed, and the record and the
-audit trail say so. Called by the ModelRecord timer (handlers/records.py).
+audit trail say so. Checked by the leader every RETENTION_CHECK seconds over the records index
+(`sweep`, started by runtime/leading.py): a Kopf timer would run on every replica, and Kopf adds a
+finalizer to every object a timer runs on (a write from every replica).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelgate.act import audit
@@ -18,6 +21,8 @@ from modelgate.decide.types import Decision
 from modelgate.observe import metrics
 
 log = logging.getLogger("modelgate.records")
+RETENTION_CHECK = 10.0
+"""How often the leader checks the retention of each record with kept pods (seconds)."""
 
 
 async def end_retention(ns: str, name: str, body: Mapping[str, Any]) -> None:
@@ -42,3 +47,27 @@ async def end_retention(ns: str, name: str, body: Mapping[str, Any]) -> None:
     audit.record(record, decision)
     metrics.DECISIONS.labels(action=decision.action).inc()
     log.info(f"Deleted kept ReplicaSets of ModelRecord {ns}/{name}: retention ended; deleted={deleted}")
+
+
+def _keeps_pods(spec: Mapping[str, Any]) -> bool:
+    kept = spec.get("kept") or {}
+    return bool(kept.get("retainUntil")) and not kept.get("deletedAt")
+
+
+async def sweep(records: Callable[[], Mapping[Any, Any] | None], interval: float = RETENTION_CHECK) -> None:
+    """Forever: end every due retention among the indexed ModelRecords (keyed (namespace, model),
+    as handlers/indexes.py `records` stores them)."""
+    while True:
+        index = records() or {}
+        now = dt.datetime.now(dt.UTC)
+        for (ns, _model), stored in list(index.items()):
+            for record in list(stored):
+                spec = record.get("spec") or {}
+                if not (_keeps_pods(spec) and retention_due(spec, now)):
+                    continue
+                name = str((record.get("metadata") or {}).get("name"))
+                try:
+                    await end_retention(ns, name, record)
+                except Exception:
+                    log.exception(f"Failed to end the retention of ModelRecord {ns}/{name}")
+        await asyncio.sleep(interval)
