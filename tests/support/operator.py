@@ -28,6 +28,7 @@ class OperatorProcess:
     proc: subprocess.Popen[bytes]
     log: Path
     metrics_url: str
+    healthz_url: str = ""
 
     def audit_lines(self) -> list[dict[str, Any]]:
         """The structured audit log lines written so far."""
@@ -48,7 +49,11 @@ class OperatorProcess:
 
 
 @contextmanager
-def run_operator(kubeconfig: Path, log: Path, *args: str) -> Iterator[OperatorProcess]:
+def run_operator(
+    kubeconfig: Path, log: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[OperatorProcess]:
+    """`modelgate run` with free liveness and metrics ports; `env` is added to the environment (e.g.
+    POD_NAME, the replica's leader election identity)."""
     live, metrics = free_port(), free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -68,9 +73,9 @@ def run_operator(kubeconfig: Path, log: Path, *args: str) -> Iterator[OperatorPr
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
-    op = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics")
+    op = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics", f"http://127.0.0.1:{live}/healthz")
 
     def healthy() -> bool:
         if proc.poll() is not None:
