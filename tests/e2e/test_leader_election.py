@@ -238,7 +238,8 @@ def test_of_two_replicas_only_the_leader_writes(replicas: Replicas, ns: str) -> 
     )
     assert writes_by(entries, follower) == []
     # The field manager stays `modelgate` (explicit) and `modelgate-operator` (from the user agent).
-    managers = {f["manager"] for f in kubectl.get("mdep", last, ns)["metadata"]["managedFields"]}
+    shown = kubectl.json("get", "mdep", last, "-n", ns, "--show-managed-fields")
+    managers = {f["manager"] for f in shown["metadata"]["managedFields"]}
     assert "modelgate" in managers and not any("(" in mgr for mgr in managers), managers
     # Both replicas answer the admission webhooks (the kernel balances the shared port).
     for op in replicas.procs.values():
