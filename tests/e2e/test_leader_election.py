@@ -196,6 +196,11 @@ def deploy_all(kubectl: Kubectl, ns: str, names: list[str]) -> None:
     kubectl.apply(_list(models), as_user="alice", as_groups=m.DEPLOYERS)
 
 
+def admitted(kubectl: Kubectl, ns: str, name: str) -> bool:
+    status = (kubectl.get("mdep", name, ns) or {}).get("status") or {}
+    return any(h.get("action") == "Admitted" for h in status.get("history") or [])
+
+
 def decisions(kubectl: Kubectl, ns: str) -> Counter[tuple[str, str]]:
     """(model, reason) -> how many times that decision was posted as an Event."""
     items = kubectl.json("get", "events", "-n", ns)["items"]
@@ -253,10 +258,21 @@ def test_the_follower_takes_over_a_killed_leader_in_the_middle_of_admitting_50_m
     leader, follower = start_pair(replicas)
     names = [f"m{i:02d}" for i in range(50)]
     approve_all(kubectl, ns, names)
-    deploy_all(kubectl, ns, names)
-    wait_until("some models to serve", lambda: len(serving(kubectl, ns)) >= 5, timeout=120, interval=0.1)
+    # The models arrive in batches of 10; the leader is killed as soon as it has admitted one of
+    # the second batch, the rest arrive right after: both replicas admit some, and the models in
+    # flight at the kill are decided again by the new leader.
+    batches = [names[i : i + 10] for i in range(0, 50, 10)]
+    deploy_all(kubectl, ns, batches[0])
+    deploy_all(kubectl, ns, batches[1])
+    wait_until(
+        "the leader to admit a model of the second batch",
+        lambda: any(admitted(kubectl, ns, n) for n in batches[1]),
+        timeout=120,
+        interval=0.1,
+    )
     replicas.kill(leader)
-    served_at_kill = len(serving(kubectl, ns))
+    for batch in batches[2:]:
+        deploy_all(kubectl, ns, batch)
     wait_until("the follower to take the Lease", lambda: leads(kubectl, follower), timeout=60)
 
     def all_serving() -> dict[str, dict[str, Any]] | None:
@@ -264,7 +280,14 @@ def test_the_follower_takes_over_a_killed_leader_in_the_middle_of_admitting_50_m
         return now if len(now) == len(names) else None
 
     done = wait_until("all 50 models to serve", all_serving, timeout=240)
-    assert served_at_kill < 50, "the leader was killed after the admissions had finished: nothing was proven"
+    by_leader = {
+        a["object"]["name"] for a in replicas.procs[leader].audit_lines() if a["action"] == "Admitted"
+    }
+    by_follower = {
+        a["object"]["name"] for a in replicas.procs[follower].audit_lines() if a["action"] == "Admitted"
+    }
+    assert by_leader and by_follower, "both replicas must have admitted models: the kill came mid-admission"
+    assert by_leader | by_follower == set(names)
     lease = kubectl.get("lease", LEASE, LEASE_NS)
     assert lease["spec"]["leaseTransitions"] >= 1
     for name, obj in done.items():
