@@ -386,3 +386,22 @@ def _replaced(e: dict[str, Any]) -> bool:
 def _utc(stamp: str) -> str:
     """A log timestamp as the audit log writes its (RFC 3339, UTC, microseconds)."""
     return dt.datetime.fromisoformat(stamp).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_record_left_with_the_former_kopf_timers_finalizer_can_be_deleted(
+    replicas: Replicas, ns: str
+) -> None:
+    """Kopf's retention timer (before the leader's sweep) put modelgate's finalizer on records with
+    kept pods; the leader takes it off a record being deleted, or the deletion would hang forever."""
+    kubectl = replicas.cluster.kubectl
+    leader = replicas.start("a")
+    wait_until("the replica to lead", lambda: leads(kubectl, leader), timeout=60)
+    record = {
+        "apiVersion": m.API,
+        "kind": "ModelRecord",
+        "metadata": {"name": "fraud-000000000000", "namespace": ns, "finalizers": ["modelgate.io/finalizer"]},
+        "spec": {"model": {"name": "fraud", "digest": "sha256:" + "0" * 64}, "state": "Released"},
+    }
+    kubectl.apply(record)
+    kubectl("delete", "modelrecord", "fraud-000000000000", "-n", ns, "--wait=false")
+    wait_until("the record to be gone", lambda: kubectl.get("modelrecord", "fraud-000000000000", ns) is None)

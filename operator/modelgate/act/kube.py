@@ -169,7 +169,7 @@ def _patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> str:
     return _resource_version(res)
 
 
-def _remove_finalizer(namespace: str, name: str, finalizers: list[str], finalizer: str) -> None:
+def _remove_finalizer(namespace: str, name: str, finalizers: list[str], finalizer: str, plural: str) -> None:
     api: Any = kubernetes.client.CustomObjectsApi(client())
     patch = [
         {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
@@ -180,7 +180,7 @@ def _remove_finalizer(namespace: str, name: str, finalizers: list[str], finalize
             GROUP,
             VERSION,
             namespace,
-            PLURAL,
+            plural,
             name,
             patch,
             _content_type="application/json-patch+json",
@@ -190,14 +190,18 @@ def _remove_finalizer(namespace: str, name: str, finalizers: list[str], finalize
         if e.status == 404:
             return  # gone already
         if e.status in (409, 422):  # the finalizers changed since they were read (the test failed)
-            raise Conflict(f"{PLURAL} {namespace}/{name}: finalizers changed concurrently") from e
+            raise Conflict(f"{plural} {namespace}/{name}: finalizers changed concurrently") from e
         raise
 
 
-async def remove_finalizer(namespace: str, name: str, finalizers: list[str], finalizer: str) -> None:
-    """Take `finalizer` off ModelDeployment namespace/name, if its finalizers are still `finalizers`
-    (a JSON patch test: nothing else of the object is touched or overwritten)."""
-    await executors.run_in(executors.OBJECTS, _remove_finalizer, namespace, name, finalizers, finalizer)
+async def remove_finalizer(
+    namespace: str, name: str, finalizers: list[str], finalizer: str, plural: str = PLURAL
+) -> None:
+    """Take `finalizer` off the ModelDeployment (or `plural`) namespace/name, if its finalizers are
+    still `finalizers` (a JSON patch test: nothing else of the object is touched or overwritten)."""
+    await executors.run_in(
+        executors.OBJECTS, _remove_finalizer, namespace, name, finalizers, finalizer, plural
+    )
 
 
 async def write_status(

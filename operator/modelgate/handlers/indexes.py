@@ -95,6 +95,12 @@ async def records(namespace: str | None, body: kopf.Body, spec: kopf.Spec, **_: 
     """ModelRecords by (namespace, model name): the interventions that outlive a ModelDeployment."""
     meta = body.get("metadata") or {}
     kept = {"name": meta.get("name"), "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+    if meta.get(
+        "deletionTimestamp"
+    ):  # the retention sweep lets go of a deleted record (runtime/retention.py)
+        kept.update(
+            deletionTimestamp=meta["deletionTimestamp"], finalizers=list(meta.get("finalizers") or [])
+        )
     return {(namespace or "", (spec.get("model") or {}).get("name")): {"metadata": kept, "spec": dict(spec)}}
 
 

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modelgate.act import audit
+from modelgate.act import audit, kube
 from modelgate.act import records as act_records
 from modelgate.api import conditions as c
+from modelgate.api.v1alpha1 import FINALIZER
 from modelgate.decide.records import expire, retention_due
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
@@ -54,6 +55,24 @@ def _keeps_pods(spec: Mapping[str, Any]) -> bool:
     return bool(kept.get("retainUntil")) and not kept.get("deletedAt")
 
 
+async def _let_go(ns: str, record: Mapping[str, Any]) -> None:
+    """Take modelgate's finalizer off a ModelRecord being deleted. Only Kopf ever put it there (its
+    timer, which ended retentions before the leader's sweep did, required one): without this, a
+    record whose retention was running at the upgrade could never be deleted."""
+    meta = record.get("metadata") or {}
+    if not meta.get("deletionTimestamp") or FINALIZER not in (meta.get("finalizers") or []):
+        return
+    try:
+        await kube.remove_finalizer(
+            ns, str(meta.get("name")), list(meta["finalizers"]), FINALIZER, "modelrecords"
+        )
+        log.info(
+            f"Released ModelRecord {ns}/{meta.get('name')} for deletion: removed the former timer's finalizer"
+        )
+    except kube.Conflict:
+        pass  # its next event (in the index) brings the current finalizers: the next sweep retries
+
+
 async def sweep(records: Callable[[], Mapping[Any, Any] | None], interval: float = RETENTION_CHECK) -> None:
     """Forever: end every due retention among the indexed ModelRecords (keyed (namespace, model),
     as handlers/indexes.py `records` stores them)."""
@@ -62,6 +81,7 @@ async def sweep(records: Callable[[], Mapping[Any, Any] | None], interval: float
         now = dt.datetime.now(dt.UTC)
         for (ns, _model), stored in list(index.items()):
             for record in list(stored):
+                await _let_go(ns, record)
                 spec = record.get("spec") or {}
                 if not (_keeps_pods(spec) and retention_due(spec, now)):
                     continue
