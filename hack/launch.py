@@ -108,10 +108,12 @@ def start_operator(
     metrics_port: int,
     append: bool = False,
     detach: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `modelgate run` against `kubeconfig` with its output in `log`, the way a user runs it
     locally: this Python's `modelgate`, the given liveness and metrics ports, then `args`. With
-    `detach`, in a session of its own (it outlives its caller: the demo)."""
+    `detach`, in a session of its own (it outlives its caller: the demo); `env` is added to the
+    environment (e.g. POD_NAME, a replica's leader election identity)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab" if append else "wb") as out:
         return subprocess.Popen(
@@ -132,7 +134,7 @@ def start_operator(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=detach,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
 
 

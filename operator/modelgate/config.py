@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 class ConfigError(ValueError):
@@ -43,6 +45,16 @@ class OperatorConfig:
     webhook_client_ca: str | None = None
     """CA that signs the API server's webhook client certificate; when set, the webhook server
     refuses every caller without a certificate signed by it (no stamp, no seal for anyone else)."""
+    leader_elect: bool = False
+    """Elect a leader on a Lease before writing anything; without it this operator always leads."""
+    leader_election_id: str = "modelgate-leader"
+    """Name of the coordination.k8s.io/v1 Lease in --operator-namespace."""
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    """controller-runtime's defaults (seconds)."""
+    identity: str = "modelgate"
+    """This replica's identity in the Lease and the user agent: POD_NAME, else hostname_pid."""
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -121,6 +133,66 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "Use a CA dedicated to that certificate, not the cluster's user CA",
     )
 
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=env("MODELGATE_LEADER_ELECT", "") == "true",
+        help="elect a leader on a Lease so that several replicas can run; only the leader writes "
+        "(off by default: this operator always leads)",
+    )
+    p.add_argument(
+        "--leader-election-id",
+        default=env("MODELGATE_LEADER_ELECTION_ID", "modelgate-leader"),
+        help="name of the leader election Lease in --operator-namespace",
+    )
+    for flag, var, default, what in (
+        ("lease-duration", "LEASE_DURATION", 15.0, "how long followers wait after the last renew seen"),
+        (
+            "renew-deadline",
+            "RENEW_DEADLINE",
+            10.0,
+            "how long the leader tries to renew before it stops",
+        ),
+        ("retry-period", "RETRY_PERIOD", 2.0, "how often to try to acquire or renew"),
+    ):
+        p.add_argument(
+            f"--leader-election-{flag}",
+            type=float,
+            default=_float_env(f"MODELGATE_LEADER_ELECTION_{var}", default),
+            help=f"seconds: {what} (default {default:g})",
+        )
+
+
+def default_identity() -> str:
+    """This replica's name in the Lease: the pod's name, else hostname_pid."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}_{os.getpid()}"
+
+
+def _leader_election_problems(cfg: OperatorConfig) -> list[str]:
+    out = []
+    for flag, value in (
+        ("--leader-election-lease-duration", cfg.lease_duration),
+        ("--leader-election-renew-deadline", cfg.renew_deadline),
+        ("--leader-election-retry-period", cfg.retry_period),
+    ):
+        if not value > 0:
+            out.append(f"{flag} {value:g}: expected a number of seconds greater than 0")
+    if cfg.renew_deadline >= cfg.lease_duration:
+        out.append(
+            f"--leader-election-renew-deadline {cfg.renew_deadline:g} must be less than "
+            f"--leader-election-lease-duration {cfg.lease_duration:g}: a leader must stop before "
+            "another replica may take over"
+        )
+    if cfg.retry_period >= cfg.renew_deadline:
+        out.append(
+            f"--leader-election-retry-period {cfg.retry_period:g} must be less than "
+            f"--leader-election-renew-deadline {cfg.renew_deadline:g}: the leader must get to try a "
+            "renew before its deadline"
+        )
+    if not DNS_SUBDOMAIN.match(cfg.leader_election_id):
+        out.append(f"--leader-election-id {cfg.leader_election_id!r}: not a valid Lease name")
+    return out
+
 
 def problems(cfg: OperatorConfig) -> list[str]:
     """Everything wrong with a configuration, each as one line naming the flag; empty when valid."""
@@ -152,7 +224,18 @@ def problems(cfg: OperatorConfig) -> list[str]:
         out.append(f"--operator-namespace {cfg.operator_namespace!r}: not a valid namespace name")
     if cfg.kubeconfig is not None and not Path(cfg.kubeconfig).is_file():
         out.append(f"--kubeconfig {cfg.kubeconfig}: no such file")
+    out.extend(_leader_election_problems(cfg))
     return out
+
+
+def _float_env(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected a number of seconds") from None
 
 
 def _int_env(name: str, default: int) -> int:
@@ -181,6 +264,12 @@ def from_args(ns: argparse.Namespace) -> OperatorConfig:
         webhook_service=ns.webhook_service,
         webhook_cert_dir=ns.webhook_cert_dir,
         webhook_client_ca=ns.webhook_client_ca,
+        leader_elect=bool(ns.leader_elect),
+        leader_election_id=ns.leader_election_id,
+        lease_duration=float(ns.leader_election_lease_duration),
+        renew_deadline=float(ns.leader_election_renew_deadline),
+        retry_period=float(ns.leader_election_retry_period),
+        identity=default_identity(),
     )
     found = problems(cfg)
     if found:

@@ -8,6 +8,8 @@ event loop never blocks. Work is split by what must not wait for what:
   bench/admission), and must never hold them up.
 - `OBJECTS`: serving-object writes (Deployments, Services, pod labels, NetworkPolicies, records).
 - `EVENTS`: Kubernetes Events, posted in the background: no decision waits for its Event.
+- `LEASE`: the leader election Lease (read, renew): a renew never queues behind a burst of writes,
+  which could otherwise hold it past the renew deadline and cost the leadership under load.
 - `DEFAULT`: everything else (Prometheus queries, policy status, start-up), installed as the event
   loop's default executor by `modelgate run`: the asyncio default (cores + 4) is too small to keep
   the API server busy when hundreds of models reconcile at once.
@@ -27,6 +29,7 @@ T = TypeVar("T")
 STATUS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="status")
 OBJECTS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="objects")
 EVENTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
+LEASE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lease")
 DEFAULT_WORKERS = 16
 """Size of the event loop's default executor (`install_default`)."""
 

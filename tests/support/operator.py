@@ -22,6 +22,7 @@ class OperatorProcess:
     proc: subprocess.Popen[bytes]
     log: Path
     metrics_url: str
+    healthz_url: str = ""
 
     def audit_lines(self) -> list[dict[str, Any]]:
         """The structured audit log lines written so far."""
@@ -42,10 +43,14 @@ class OperatorProcess:
 
 
 @contextmanager
-def run_operator(kubeconfig: Path, log: Path, *args: str) -> Iterator[OperatorProcess]:
+def run_operator(
+    kubeconfig: Path, log: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[OperatorProcess]:
+    """`modelgate run` with free liveness and metrics ports; `env` is added to the environment (e.g.
+    POD_NAME, the replica's leader election identity)."""
     live, metrics = free_port(), free_port()
-    proc = start_operator(kubeconfig, log, *args, liveness_port=live, metrics_port=metrics)
-    op = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics")
+    proc = start_operator(kubeconfig, log, *args, liveness_port=live, metrics_port=metrics, env=env)
+    op = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics", f"http://127.0.0.1:{live}/healthz")
 
     def alive() -> bool:
         if proc.poll() is not None:

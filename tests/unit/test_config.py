@@ -85,3 +85,68 @@ def test_a_bad_port_in_the_environment_is_named() -> None:
     res = run(env={"MODELGATE_WEBHOOK_PORT": "abc"})
     assert res.returncode == 2
     assert res.stderr.strip() == "modelgate run: MODELGATE_WEBHOOK_PORT='abc': expected a port number"
+
+
+@pytest.mark.parametrize(
+    ("cfg", "expected"),
+    [
+        (
+            OperatorConfig(lease_duration=10, renew_deadline=10),
+            "--leader-election-renew-deadline 10 must be less than --leader-election-lease-duration 10",
+        ),
+        (
+            OperatorConfig(renew_deadline=2, retry_period=2),
+            "--leader-election-retry-period 2 must be less than --leader-election-renew-deadline 2",
+        ),
+        (
+            OperatorConfig(leader_election_id="Not_A_Lease"),
+            "--leader-election-id 'Not_A_Lease': not a valid Lease name",
+        ),
+    ],
+)
+def test_each_bad_leader_election_flag_is_named(cfg: OperatorConfig, expected: str) -> None:
+    found = problems(cfg)
+    assert len(found) == 1 and expected in found[0], found
+
+
+def test_a_non_positive_retry_period_is_named() -> None:
+    found = problems(OperatorConfig(retry_period=0))
+    assert found == ["--leader-election-retry-period 0: expected a number of seconds greater than 0"]
+
+
+def test_the_leader_election_defaults_are_controller_runtimes() -> None:
+    cfg = OperatorConfig()
+    assert (cfg.leader_elect, cfg.leader_election_id) == (False, "modelgate-leader")
+    assert (cfg.lease_duration, cfg.renew_deadline, cfg.retry_period) == (15.0, 10.0, 2.0)
+    assert problems(cfg) == []
+
+
+def test_the_command_refuses_a_renew_deadline_not_below_the_lease_duration() -> None:
+    res = run(
+        "--leader-elect", "--leader-election-lease-duration", "5", "--leader-election-renew-deadline", "8"
+    )
+    assert res.returncode == 2
+    assert (
+        "--leader-election-renew-deadline 8 must be less than --leader-election-lease-duration 5"
+        in res.stderr
+    )
+
+
+def test_a_bad_duration_in_the_environment_is_named() -> None:
+    res = run(env={"MODELGATE_LEADER_ELECTION_RETRY_PERIOD": "2s"})
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        "modelgate run: MODELGATE_LEADER_ELECTION_RETRY_PERIOD='2s': expected a number of seconds"
+    )
+
+
+def test_the_identity_is_the_pod_name_else_hostname_and_pid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import socket
+
+    from modelgate.config import default_identity
+
+    monkeypatch.setenv("POD_NAME", "modelgate-7d9f-abcde")
+    assert default_identity() == "modelgate-7d9f-abcde"
+    monkeypatch.delenv("POD_NAME")
+    assert default_identity() == f"{socket.gethostname()}_{os.getpid()}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,15 +30,60 @@ from modelgate.decide.serving import LABEL_DEPLOYMENT, LABEL_QUARANTINED
 
 PLURAL = "modeldeployments"
 USER_AGENT = "modelgate-operator"
+"""The product token of our user agent. The API server names the field manager of a write without
+an explicit fieldManager after the user agent up to its first "/": this stays the manager, whatever
+version and replica identity follow it."""
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 log = logging.getLogger("modelgate.kube")
+_identity = {"user_agent": USER_AGENT}
+_fenced: list[str] = []
+_valid_until = [float("inf")]
+
+
+def user_agent(version: str, identity: str) -> str:
+    """`modelgate-operator/<version> (<identity>)`: the API server's audit log tells the replicas
+    apart, and the field manager stays `modelgate-operator`."""
+    return f"{USER_AGENT}/{version} ({identity})"
+
+
+def set_user_agent(agent: str) -> None:
+    """Identify this replica in every request of `client()` (call before its first use)."""
+    _identity["user_agent"] = agent
+
+
+class Fenced(RuntimeError):
+    """A write refused because this replica lost the leadership (`fence`)."""
+
+
+def fence(reason: str) -> None:
+    """Refuse every later write of `client()`, from any thread: a replica that lost the lease must
+    not write, even a write already queued in a thread pool. Requests already sent complete."""
+    _fenced.append(reason)
+
+
+def writes_valid_until(deadline: float) -> None:
+    """Refuse writes after `deadline` (time.monotonic) unless it is moved on: the leader's renew
+    deadline. Even an event loop stalled past it (so the elector could not yet notice the loss)
+    writes nothing then."""
+    _valid_until[0] = deadline
+
+
+class _FencedClient(kubernetes.client.ApiClient):
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() not in READS:
+            if _fenced:
+                raise Fenced(f"refused {method} {url}: {_fenced[0]}")
+            if time.monotonic() > _valid_until[0]:
+                raise Fenced(f"refused {method} {url}: the leader election renew deadline passed")
+        return super().call_api(method, url, *args, **kwargs)
 
 
 @functools.cache
 def client() -> kubernetes.client.ApiClient:
     """One client (one connection pool) for the process; created after the config is loaded."""
-    api = kubernetes.client.ApiClient()
-    api.user_agent = USER_AGENT
+    api = _FencedClient()
+    api.user_agent = _identity["user_agent"]
     return api
 
 
@@ -146,6 +192,41 @@ def _patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> str:
         _preload_content=False,
     )
     return _resource_version(res)
+
+
+def _remove_finalizer(namespace: str, name: str, finalizers: list[str], finalizer: str, plural: str) -> None:
+    api: Any = kubernetes.client.CustomObjectsApi(client())
+    patch = [
+        {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+        {"op": "replace", "path": "/metadata/finalizers", "value": [f for f in finalizers if f != finalizer]},
+    ]
+    try:
+        api.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            patch,
+            _content_type="application/json-patch+json",
+            _preload_content=False,
+        )
+    except ApiException as e:
+        if e.status == 404:
+            return  # gone already
+        if e.status in (409, 422):  # the finalizers changed since they were read (the test failed)
+            raise Conflict(f"{plural} {namespace}/{name}: finalizers changed concurrently") from e
+        raise
+
+
+async def remove_finalizer(
+    namespace: str, name: str, finalizers: list[str], finalizer: str, plural: str = PLURAL
+) -> None:
+    """Take `finalizer` off the ModelDeployment (or `plural`) namespace/name, if its finalizers are
+    still `finalizers` (a JSON patch test: nothing else of the object is touched or overwritten)."""
+    await executors.run_in(
+        executors.OBJECTS, _remove_finalizer, namespace, name, finalizers, finalizer, plural
+    )
 
 
 async def write_status(

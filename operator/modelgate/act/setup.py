@@ -138,6 +138,8 @@ def _register(configs: Sequence[Mapping[str, Any]]) -> None:
             continue
         body = dict(cfg)
         body["metadata"] = _kept_metadata(cfg["metadata"], existing.metadata)
+        if _contains(api.api_client.sanitize_for_serialization(existing), body):
+            continue  # already as wanted (another replica registered it): no write
         replace(name, body)
 
 
@@ -151,6 +153,19 @@ def _kept_metadata(ours: Mapping[str, Any], existing: Any) -> dict[str, Any]:
         annotations={**ours.get("annotations", {}), **(existing.annotations or {})},
         resourceVersion=existing.resource_version,
     )
+
+
+def _contains(have: Any, want: Any) -> bool:
+    """Whether `have` (as stored: the API server adds defaults) says everything `want` says."""
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(_contains(have.get(k), v) for k, v in want.items())
+    if isinstance(want, list):
+        return (
+            isinstance(have, list)
+            and len(have) == len(want)
+            and all(_contains(h, w) for h, w in zip(have, want, strict=True))
+        )
+    return bool(have == want)
 
 
 async def register_webhooks(configs: Sequence[Mapping[str, Any]]) -> None:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import importlib.metadata
 import logging
+import os
 import sys
+import threading
 
 import kopf
 import prometheus_client
 
 from modelgate import executors
 from modelgate.config import OperatorConfig
+
+LOSS_EXIT_TIMEOUT = 20.0
+"""Seconds a replica that lost the leadership waits for Kopf's shutdown before it exits anyway."""
 
 
 def _fewer_malloc_arenas() -> None:
@@ -38,25 +44,34 @@ def run(cfg: OperatorConfig) -> int:
 
     if cfg.webhook_port:
         import modelgate.webhooks.handlers  # noqa: F401
+    from modelgate.act import kube
+    from modelgate.observe import metrics
     from modelgate.observe.kube import load_kube_config
+    from modelgate.runtime.leading import Leadership
     from modelgate.runtime.loops import Loops
     from modelgate.runtime.wakeups import Wakeups
 
     load_kube_config(cfg.kubeconfig)
+    kube.set_user_agent(kube.user_agent(_version(), cfg.identity))
+    metrics.LEADER.set(0)
     if cfg.metrics_port:
         prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")
     liveness = f"http://0.0.0.0:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
     wakeups = Wakeups()
-    memo = kopf.Memo(config=cfg, wakeups=wakeups, loops=Loops(wakeups), templates={})
+    leadership = Leadership(cfg.identity)
+    memo = kopf.Memo(config=cfg, wakeups=wakeups, loops=Loops(wakeups), templates={}, leadership=leadership)
 
     async def main() -> None:
         executors.install_default()  # the thread pools' policy: modelgate/executors.py
+        stop = asyncio.Event()
+        memo["stop_operator"] = lambda: _stop_after_loss(stop)
         await kopf.operator(
             clusterwide=not cfg.namespaces,
             namespaces=cfg.namespaces,
             standalone=True,
             liveness_endpoint=liveness,
             memo=memo,
+            stop_flag=stop,
         )
 
     try:
@@ -69,7 +84,26 @@ def run(cfg: OperatorConfig) -> int:
             raise
         print(f"modelgate run: {refusal}", file=sys.stderr)
         return 1
+    if leadership.lost_reason is not None:
+        print(f"modelgate run: lost the leadership ({leadership.lost_reason}); exiting", file=sys.stderr)
+        return 1
     return 0
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("modelgate")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _stop_after_loss(stop: asyncio.Event) -> None:
+    """Stop Kopf after a lost leadership (the exit code says so); should its shutdown hang, end the
+    process anyway: a replica that lost must go, and nothing it does can write any more."""
+    stop.set()
+    timer = threading.Timer(LOSS_EXIT_TIMEOUT, os._exit, args=(1,))
+    timer.daemon = True
+    timer.start()
 
 
 def _start_refusal(exc: BaseException) -> str | None:

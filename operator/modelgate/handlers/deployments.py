@@ -1,6 +1,11 @@
-"""Kopf registrations for ModelDeployments: the watch handler that starts, wakes and stops each
-model's reconcile loop, and the retirement at deletion. The loop itself, and what a pass does, are
-in runtime/ (runtime/reconcile.py, runtime/retire.py).
+"""Kopf registrations for ModelDeployments: the watch handler that starts and wakes each model's
+reconcile loop on the leader, and stops it when the model is gone. The loop itself, what a pass
+does and the retirement at deletion (a pass of the same loop) are in runtime/ (runtime/reconcile.py,
+runtime/retire.py); which replica runs loops is runtime/leading.py's.
+
+No Kopf deletion handler: Kopf would add and remove its finalizer and write progress annotations
+from every replica, and a follower must write nothing. The retirement is the leader's loop's work
+and our code removes modelgate's finalizer (runtime/retire.py).
 """
 
 from __future__ import annotations
@@ -10,29 +15,22 @@ from typing import Any
 import kopf
 
 from modelgate.api.v1alpha1 import GROUP, VERSION
-from modelgate.runtime import retire as runtime_retire
-from modelgate.runtime.reconcile import INDEXES, Collaborators, run_loop
+from modelgate.runtime.leading import Leadership
+from modelgate.runtime.reconcile import INDEXES, Collaborators
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments", id="reconcile")
 async def reconcile(
-    type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+    type: str | None, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """Start the model's reconcile loop at its first event and wake it at every later one; stop it
-    when the model is being deleted (the retirement takes over)."""
-    svc = Collaborators.of(memo)
+    """On the leader, start the model's reconcile loop at its first event and wake it at every later
+    one (a model being deleted is retired by that loop); stop it once the model is gone. A follower
+    only notes that the indexes are populated."""
     key = (namespace or "", name)
-    if type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
-        await svc.loops.stop(key)
+    if type == "DELETED":
+        await Collaborators.of(memo).loops.stop(key)
         return
-    if key not in svc.loops:
-        indexes = {k: kwargs[k] for k in INDEXES}
-        svc.loops.start(key, lambda wake, stopping: run_loop(key, indexes, svc, wake, stopping))
-    svc.wakeups.poke(key)
-
-
-@kopf.on.delete(GROUP, VERSION, "modeldeployments", id="retire")
-async def retire(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    """Remove the serving objects and record the retirement (runtime/retire.py); the finalizer holds
-    the object until then."""
-    await runtime_retire.retire(body, namespace, name, Collaborators.of(memo))
+    leadership: Leadership = memo["leadership"]
+    if leadership.indexes is None:
+        leadership.indexed({k: kwargs[k] for k in INDEXES})
+    leadership.start_loop(key)

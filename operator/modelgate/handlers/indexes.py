@@ -8,6 +8,7 @@ same event, so a woken loop reads the new state.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import kopf
@@ -94,6 +95,12 @@ async def records(namespace: str | None, body: kopf.Body, spec: kopf.Spec, **_: 
     """ModelRecords by (namespace, model name): the interventions that outlive a ModelDeployment."""
     meta = body.get("metadata") or {}
     kept = {"name": meta.get("name"), "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+    if meta.get(
+        "deletionTimestamp"
+    ):  # the retention sweep lets go of a deleted record (runtime/retention.py)
+        kept.update(
+            deletionTimestamp=meta["deletionTimestamp"], finalizers=list(meta.get("finalizers") or [])
+        )
     return {(namespace or "", (spec.get("model") or {}).get("name")): {"metadata": kept, "spec": dict(spec)}}
 
 
@@ -151,19 +158,28 @@ async def wake_policy(
     type: str | None, name: str, body: kopf.Body, memo: kopf.Memo, logger: Any, **kwargs: Any
 ) -> None:
     """Wake every model when a policy's spec changes (its generation; not on the writes of its own
-    status, which would wake every model twice per edit), and report on the policy whether the
-    operator could read it (Valid)."""
+    status, which would wake every model twice per edit), and, on the leader, report on the policy
+    whether the operator could read it (Valid). A follower keeps the policy's last body so that it
+    writes the status if it becomes the leader (`write_policy_statuses`)."""
     wakeups: Wakeups = memo["wakeups"]
     generations: dict[str, object] = memo.setdefault("policy_generations", {})
+    bodies: dict[str, dict[str, Any]] = memo.setdefault("policy_bodies", {})
     if type == "DELETED":
         generations.pop(name, None)
+        bodies.pop(name, None)
         wakeups.poke_all()
         return
     generation = body.get("metadata", {}).get("generation")
     if generations.get(name) != generation:
         generations[name] = generation
         wakeups.poke_all()
-    policy = first(kwargs["policies"], name)
+    bodies[name] = _raw(body)
+    if memo["leadership"].leading:
+        await _write_policy_status(name, bodies[name], kwargs["policies"], logger)
+
+
+async def _write_policy_status(name: str, body: dict[str, Any], policies: Any, logger: Any) -> None:
+    policy = first(policies, name)
     if policy is None:
         return
     status = policy_status(policy, body, dt.datetime.now(dt.UTC))
@@ -176,6 +192,13 @@ async def wake_policy(
         return
     if policy.invalid is not None:
         logger.warning(f"Found GovernancePolicy {name} invalid; it blocks what it selects: {policy.invalid}")
+
+
+async def write_policy_statuses(memo: kopf.Memo, policies: Any) -> None:
+    """The statuses a follower did not write: called when this replica becomes the leader."""
+    log = logging.getLogger("modelgate.policies")
+    for name, body in list(memo.get("policy_bodies", {}).items()):
+        await _write_policy_status(name, body, policies, log)
 
 
 @kopf.on.event("", "v1", "namespaces", id="wake-namespace")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import tempfile
 from pathlib import Path
@@ -12,16 +13,24 @@ from typing import Any
 import kopf
 import kubernetes
 
+from modelgate.act import kube as act_kube
 from modelgate.act import setup
-from modelgate.api.v1alpha1 import FINALIZER, MetricTemplate
+from modelgate.api.v1alpha1 import MetricTemplate
 from modelgate.config import OperatorConfig
 from modelgate.observe.kube import load_kube_config
 from modelgate.observe.monitor import Monitor
 from modelgate.observe.prometheus import PrometheusConfig, PrometheusSource
+from modelgate.runtime.leader import Elector, Timings
+from modelgate.runtime.leading import Leadership
+from modelgate.runtime.reconcile import Collaborators
 from modelgate.webhooks import certs
 from modelgate.webhooks.configuration import Endpoint, configurations
 
 PREFIX = "modelgate.io"
+KOPF_FINALIZER = "modelgate.io/kopf"
+"""Kopf's own finalizer, which no modelgate handler requires, so Kopf never adds it. It must not be
+modelgate's FINALIZER: Kopf removes its finalizer from every object no handler of its needs it for,
+and modelgate's is removed by modelgate's code once a model is retired (runtime/retire.py)."""
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -43,8 +52,8 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 @kopf.on.startup(id="configure")
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    settings.persistence.finalizer = FINALIZER
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **kwargs: Any) -> None:
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = "modelgate"
@@ -66,11 +75,33 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
         raise kopf.PermanentError(str(e)) from e  # `modelgate run` exits with this one line
     source = PrometheusSource(PrometheusConfig.from_env(cfg.prometheus_url)) if cfg.prometheus_url else None
     templates: dict[str, MetricTemplate] = memo["templates"]
-    monitor = Monitor(source, memo["wakeups"], lambda: templates)
-    memo["monitor"] = monitor
-    memo["monitor_task"] = asyncio.create_task(monitor.run(), name="modelgate-monitor")
+    memo["monitor"] = Monitor(source, memo["wakeups"], lambda: templates)  # the leader runs it
     if cfg.webhook_port:
         await _serve_webhooks(settings, cfg, logger)
+    await _lead(memo, kwargs)
+
+
+async def _lead(memo: kopf.Memo, indices: dict[str, Any]) -> None:
+    """Lead from now on (no --leader-elect), or start the elector (runtime/leader.py)."""
+    from modelgate.handlers.indexes import write_policy_statuses
+
+    cfg: OperatorConfig = memo["config"]
+    leadership: Leadership = memo["leadership"]
+    leadership.bind(Collaborators.of(memo), memo["stop_operator"])
+    leadership.on_lead.append(lambda: write_policy_statuses(memo, indices["policies"]))
+    if not cfg.leader_elect:
+        await leadership.started()
+        return
+    elector = Elector(
+        cfg.identity,
+        cfg.operator_namespace,
+        cfg.leader_election_id,
+        Timings(cfg.lease_duration, cfg.renew_deadline, cfg.retry_period),
+        on_started=leadership.started,
+        on_lost=leadership.lost,
+    )
+    memo["elector"] = elector
+    memo["elector_task"] = asyncio.create_task(elector.run(), name="modelgate-elector")
 
 
 def _port_free(addr: str, port: int) -> bool:
@@ -96,7 +127,9 @@ async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, 
     else:
         endpoint = Endpoint(cert.ca_pem, url=f"https://{cfg.webhook_host}:{cfg.webhook_port}")
         addr = cfg.webhook_host
-    if not _port_free(addr, cfg.webhook_port):
+    # Replicas given the same certificate may share the port (SO_REUSEPORT: the kernel balances
+    # between them, as a Service does in a cluster); a self-signed CA per process may not.
+    if not cfg.webhook_cert_dir and not _port_free(addr, cfg.webhook_port):
         raise kopf.PermanentError(
             f"webhook port {addr}:{cfg.webhook_port} is in use (another modelgate operator?); "
             "stop it or pass --webhook-port"
@@ -125,19 +158,39 @@ async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, 
         )
 
 
-@kopf.on.cleanup(id="stop-loops")
-async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
-    await memo["loops"].stop_all()
-
-
-@kopf.on.cleanup(id="stop-monitor")
-async def stop_monitor(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("monitor_task")
-    if task is not None:
+@kopf.on.cleanup(id="stop-leading")
+async def stop_leading(memo: kopf.Memo, **_: Any) -> None:
+    """A graceful stop: the loops finish their passes, the leader's tasks stop, then the Lease is
+    released (so the next replica takes over at once). After a lost leadership all that is done."""
+    leadership: Leadership = memo["leadership"]
+    elector: Elector | None = memo.get("elector")
+    task = memo.get("elector_task")
+    if elector is not None and task is not None and not elector.leading:
+        task.cancel()  # still trying to acquire (or it lost, and has stopped everything)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if leadership.lost_reason is not None:
+        return
+    await leadership.stop()
+    if elector is not None and task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await memo["monitor"].stop()
+        await elector.release()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Identified(kopf.ConnectionInfo):
+    """Kopf's connection with our user agent (replica identity included; see act/kube.py), so the
+    API server's audit log tells which replica each of Kopf's requests came from."""
+
+    user_agent: str = ""
+
+    def as_http_headers(self) -> dict[str, str]:
+        headers = super().as_http_headers()
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
+        return headers
 
 
 @kopf.on.login(id="login")
@@ -148,7 +201,8 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     conf = kubernetes.client.Configuration.get_default_copy()
     header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix("authorization")
     scheme, _sep, token = (header or "").rpartition(" ")
-    return kopf.ConnectionInfo(
+    return _Identified(
+        user_agent=f"{act_kube.client().user_agent} kopf",
         server=conf.host,
         ca_path=conf.ssl_ca_cert,
         insecure=not conf.verify_ssl,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -17,6 +17,10 @@ RECONCILE_SECONDS = Histogram(
 )
 CHECKS = Counter("modelgate_checks", "Monitoring checks, by verdict", ["verdict"])
 QUERY_SECONDS = Histogram("modelgate_prometheus_query_duration_seconds", "Duration of Prometheus queries")
+LEADER = Gauge(
+    "modelgate_leader",
+    "1 while this replica leads (holds the leader election Lease; always 1 without --leader-elect)",
+)
 
 
 class _Phases(Collector):

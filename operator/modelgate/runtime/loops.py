@@ -7,7 +7,8 @@ exists, and at 1,000 models that was the largest part of the operator's memory. 
 only its coroutine; it reads the object from an index (trimmed) each time it is woken.
 
 A stop is graceful: the task finishes the pass it is in (its writes complete and are recorded),
-then exits; only a task that does not finish within the timeout is cancelled.
+then exits; only a task that does not finish within the timeout is cancelled. A lost leadership
+cancels every task at once instead (`cancel_all`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ class Loops:
 
     async def stop_all(self, timeout: float = 10.0) -> None:
         await asyncio.gather(*(self.stop(key, timeout) for key in list(self._tasks)))
+
+    async def cancel_all(self) -> None:
+        """Cancel every loop at once, in the middle of its pass: a replica that lost the leadership
+        must not finish a pass (runtime/leading.py); its writes would come after it knew."""
+        tasks = [task for task, _stopping in self._tasks.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _after(previous: asyncio.Task[None] | None, loop: Coroutine[Any, Any, None]) -> None:

@@ -38,6 +38,7 @@ from modelgate.decide.types import Decision
 from modelgate.observe import metrics
 from modelgate.observe.monitor import Monitor
 from modelgate.observe.snapshot import first, relevant_digests, snapshot
+from modelgate.runtime import retire as runtime_retire
 from modelgate.runtime.loops import Loops
 from modelgate.runtime.wakeups import Key, Wakeups, evidence_ref
 
@@ -209,6 +210,9 @@ async def run_loop(
     namespace, name = key
     loop = Watermarks()
     failures = 0
+    retired: object = None
+    """The uid of the object this loop retired: a model is retired once, even when a wake-up comes
+    before the watch has delivered the finalizer's removal."""
     try:
         while not stopping.is_set():
             wake.clear()
@@ -218,7 +222,17 @@ async def run_loop(
             started = time.perf_counter()
             try:
                 now = dt.datetime.now(dt.UTC)
-                until = await reconcile_once(body, indexes, svc, loop, now)
+                meta = body.get("metadata") or {}
+                if meta.get("deletionTimestamp"):
+                    # Being deleted: retire it (once), then let it go; never reconcile it again.
+                    if runtime_retire.retiring(body):
+                        if retired != meta.get("uid"):
+                            await runtime_retire.retire(body, namespace, name)
+                            retired = meta.get("uid")
+                        await runtime_retire.release(body)
+                    until = None
+                else:
+                    until = await reconcile_once(body, indexes, svc, loop, now)
                 failures = 0
                 delay = (
                     RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)

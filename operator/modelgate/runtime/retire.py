@@ -1,8 +1,13 @@
 """Retiring a deleted ModelDeployment: its serving objects removed, the retirement recorded.
 
-The finalizer holds the object until then. A quarantined model's pods are kept for the policies'
-quarantineRetention: its Deployment is deleted orphaning them, and its ModelRecord owns them until
-then.
+modelgate's finalizer (the mutating webhook puts it on every ModelDeployment) holds the object
+until then. The retirement is a pass of the model's own reconcile loop (runtime/reconcile.py), so
+only the leader retires and it never races a pass that might recreate the serving objects; our
+code, not Kopf, then removes the finalizer (no Kopf deletion handler: Kopf would add and remove
+finalizers, and write progress annotations, from every replica).
+
+A quarantined model's pods are kept for the policies' quarantineRetention: its Deployment is deleted
+orphaning them, and its ModelRecord owns them until then.
 """
 
 from __future__ import annotations
@@ -14,14 +19,13 @@ from typing import Any
 from modelgate.act import audit, kube
 from modelgate.act import records as act_records
 from modelgate.api import conditions as c
-from modelgate.api.v1alpha1 import parse_duration
+from modelgate.api.v1alpha1 import FINALIZER, parse_duration
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.monitoring import DEFAULT_RETENTION
 from modelgate.decide.records import keep as keep_record
 from modelgate.decide.records import record_name
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
-from modelgate.runtime.reconcile import Collaborators
 
 
 async def _keep_quarantined(
@@ -48,12 +52,24 @@ async def _keep_quarantined(
     }
 
 
-async def retire(body: Mapping[str, Any], namespace: str | None, name: str, svc: Collaborators) -> None:
+def retiring(body: Mapping[str, Any]) -> bool:
+    """The model is being deleted and modelgate's finalizer still holds it: it must be retired."""
+    meta = body.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp")) and FINALIZER in (meta.get("finalizers") or [])
+
+
+async def release(body: Mapping[str, Any]) -> None:
+    """Take modelgate's finalizer off a retired model so that its deletion completes."""
+    meta = body.get("metadata") or {}
+    ns, name = str(meta.get("namespace") or ""), str(meta.get("name"))
+    await kube.remove_finalizer(ns, name, list(meta.get("finalizers") or []), FINALIZER)
+
+
+async def retire(body: Mapping[str, Any], namespace: str | None, name: str) -> None:
     """Remove the serving objects and record the retirement (the finalizer holds the object until
     then). A quarantined model's pods are kept for the policies' quarantineRetention: its Deployment
     is deleted orphaning them, and its ModelRecord owns them until then."""
     ns = namespace or ""
-    await svc.loops.stop((ns, name))  # never race a pass that might recreate them
     status = dict(body.get("status") or {})
     serving = dict(status.get("servingRevision") or {})
     now = dt.datetime.now(dt.UTC)
