@@ -27,6 +27,7 @@ from modelgate.api.v1alpha1 import GROUP, VERSION
 
 KEY_FIELD = "key"
 SEALED_PLURALS = ("modelapprovals", "modelevaluations")
+REGISTER_ATTEMPTS = 5
 
 
 class SealKeyLost(RuntimeError):
@@ -115,7 +116,7 @@ async def seal_key(namespace: str, name: str) -> bytes:
 def _register(configs: Sequence[Mapping[str, Any]]) -> None:
     api: Any = kubernetes.client.AdmissionregistrationV1Api(client())
     for cfg in configs:
-        kind, name = cfg["kind"], cfg["metadata"]["name"]
+        kind = cfg["kind"]
         read, create, replace = (
             (
                 api.read_mutating_webhook_configuration,
@@ -129,16 +130,30 @@ def _register(configs: Sequence[Mapping[str, Any]]) -> None:
                 api.replace_validating_webhook_configuration,
             )
         )
-        try:
-            existing = read(name)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            create(dict(cfg))
-            continue
-        body = dict(cfg)
-        body["metadata"] = dict(cfg["metadata"], resourceVersion=existing.metadata.resource_version)
-        replace(name, body)
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                _write_configuration(cfg, read, create, replace)
+                break
+            except ApiException as e:
+                # 409: another replica created or replaced it in between; read again and replace.
+                if e.status != 409 or attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+
+
+def _write_configuration(cfg: Mapping[str, Any], read: Any, create: Any, replace: Any) -> None:
+    """Create when absent, replace when present: under a role that allows only get/update by
+    resourceNames the replace works when the configuration exists (the chart rendered it)."""
+    name = cfg["metadata"]["name"]
+    try:
+        existing = read(name)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        create(dict(cfg))
+        return
+    body = dict(cfg)
+    body["metadata"] = dict(cfg["metadata"], resourceVersion=existing.metadata.resource_version)
+    replace(name, body)
 
 
 async def register_webhooks(configs: Sequence[Mapping[str, Any]]) -> None:
