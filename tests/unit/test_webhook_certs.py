@@ -101,9 +101,7 @@ def test_a_reissue_keeps_the_names_it_had_and_adds_the_missing_ones() -> None:
     assert p.sans == ("127.0.0.1", *svc)
 
 
-@pytest.mark.parametrize(
-    ("action", "same_ca"), [("reissue", True), ("new-ca", False), ("create", False)]
-)
+@pytest.mark.parametrize(("action", "same_ca"), [("reissue", True), ("new-ca", False), ("create", False)])
 def test_carrying_out_a_plan_gives_a_secret_that_is_then_kept(action: str, same_ca: bool) -> None:
     data = None if action == "create" else BUNDLE.data()
     now = T0 + 3630 * DAY if action == "new-ca" else T0

@@ -42,10 +42,11 @@ async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: An
     addr = "0.0.0.0" if cfg.webhook_service else cfg.webhook_host
     problem = await asyncio.to_thread(tls.port_problem, addr, cfg.webhook_port, bundle.ca_crt)
     if problem:
-        raise kopf.PermanentError(
+        taken = tls.PortTaken(
             f"webhook port {addr}:{cfg.webhook_port} cannot be shared: {problem}; "
             "stop it or pass --webhook-port"
         )
+        raise kopf.PermanentError(str(taken)) from taken
     # Kopf loads the chain from these names into our context when its server starts; they always
     # hold the certificate loaded last.
     settings.admission.server = kopf.WebhookServer(

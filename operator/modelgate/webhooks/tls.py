@@ -50,6 +50,10 @@ log = logging.getLogger("modelgate.webhooks")
 ATTEMPTS = 5
 
 
+class PortTaken(RuntimeError):
+    """The webhook port is held by a server this replica must not share it with."""
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
