@@ -90,8 +90,17 @@ class ServingTLS:
         if self.bundle and (self.bundle.tls_crt, self.bundle.tls_key) == (bundle.tls_crt, bundle.tls_key):
             self.bundle = bundle
             return False
+        # A half-rotated pair (cert-manager writing its files) must not reach the live context:
+        # loaded into a scratch context first, it raises, and the running server keeps the old one.
         self.cert.write(bundle.tls_crt)
         self.key.write(bundle.tls_key)
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(self.cert.path, self.key.path)
+        except ssl.SSLError:
+            if self.bundle is not None:
+                self.cert.write(self.bundle.tls_crt)
+                self.key.write(self.bundle.tls_key)
+            raise
         self.context.load_cert_chain(self.cert.path, self.key.path)
         self.bundle = bundle
         return True
