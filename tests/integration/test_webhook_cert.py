@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from hack.launch import client_ca_args
 
 from modelgate.webhooks import certs
 from modelgate.webhooks.configuration import NAME, Endpoint, configurations
@@ -313,10 +314,14 @@ def test_with_cert_manager_files_nothing_is_written_and_a_rotation_is_loaded(
 
 
 def test_two_replicas_with_one_secret_share_a_port(own: Cluster, tmp_path: Path) -> None:
+    """Both require the API server's client certificate, as in the session: the second replica's
+    look at the first one's certificate needs none (TLS 1.3 shows it before asking)."""
     name, port = f"cert-{uuid.uuid4().hex[:6]}", free_port()
-    with run_operator(own.kubeconfig, tmp_path / "a.log", *operator_args(port, name)) as a:
+    args = [*operator_args(port, name), *client_ca_args(own.kubeconfig)]
+    assert "--webhook-client-ca" in args, "the second control plane has no webhook client CA"
+    with run_operator(own.kubeconfig, tmp_path / "a.log", *args) as a:
         wait_until("the first replica's webhooks", lambda: started(a))
-        with run_operator(own.kubeconfig, tmp_path / "b.log", *operator_args(port, name)) as b:
+        with run_operator(own.kubeconfig, tmp_path / "b.log", *args) as b:
             wait_until("the second replica's webhooks", lambda: started(b))
             data, _rv = secret(own.kubectl, name) or ({}, "")
             assert presented(port) == cert(data["tls.crt"])

@@ -86,6 +86,7 @@ def test_plan_decides_from_the_secret_the_names_and_now(
         ({"ca.key": b"garbage"}, "ca.key is not a PEM EC private key"),
         ({"ca.key": OTHER.ca_key}, "ca.key does not belong to ca.crt"),
         ({"ca.crt": b""}, "ca.crt is not a PEM certificate"),
+        ({"ca.key": b""}, "ca.key is missing, .* cert-manager\\? then pass --webhook-cert-dir"),
     ],
 )
 def test_a_ca_that_does_not_parse_is_refused_not_replaced(damage: dict[str, bytes], message: str) -> None:

@@ -155,6 +155,11 @@ def plan(data: Mapping[str, bytes] | None, needed: list[str], now: dt.datetime) 
     if data is None:
         return Plan("create", "no certificate Secret", tuple(needed))
     bundle = Bundle.from_data(data)
+    if bundle.ca_crt and not bundle.ca_key:
+        raise CertSecretInvalid(
+            "ca.key is missing, and without the CA's key no certificate can be renewed (a Secret "
+            "issued by cert-manager? then pass --webhook-cert-dir with it mounted)"
+        )
     ca, ca_key = _load_cert(bundle.ca_crt), _load_key(bundle.ca_key)
     if ca is None or ca_key is None:
         bad = "ca.crt is not a PEM certificate" if ca is None else "ca.key is not a PEM EC private key"
