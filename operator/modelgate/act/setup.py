@@ -142,7 +142,8 @@ def _register(configs: Sequence[Mapping[str, Any]]) -> None:
 
 def _write_configuration(cfg: Mapping[str, Any], read: Any, create: Any, replace: Any) -> None:
     """Create when absent, replace when present: under a role that allows only get/update by
-    resourceNames the replace works when the configuration exists (the chart rendered it)."""
+    resourceNames the replace works when the configuration exists (the chart rendered it). The
+    webhooks are ours; the existing labels and annotations are kept."""
     name = cfg["metadata"]["name"]
     try:
         existing = read(name)
@@ -152,7 +153,15 @@ def _write_configuration(cfg: Mapping[str, Any], read: Any, create: Any, replace
         create(dict(cfg))
         return
     body = dict(cfg)
-    body["metadata"] = dict(cfg["metadata"], resourceVersion=existing.metadata.resource_version)
+    # Labels and annotations someone else put there (Helm's release metadata, when the chart
+    # rendered the configurations) are kept: theirs win over ours.
+    meta = existing.metadata
+    body["metadata"] = dict(
+        cfg["metadata"],
+        resourceVersion=meta.resource_version,
+        labels={**(cfg["metadata"].get("labels") or {}), **(meta.labels or {})},
+        annotations={**(cfg["metadata"].get("annotations") or {}), **(meta.annotations or {})},
+    )
     replace(name, body)
 
 
