@@ -57,7 +57,7 @@ def test_the_session_operator_serves_the_certificate_of_its_secret(
 def test_the_secret_is_made_once_and_a_second_start_reuses_it(own: Cluster, tmp_path: Path) -> None:
     kube, name, port = own.kubectl, f"cert-{uuid.uuid4().hex[:6]}", free_port()
     with run_operator(own.kubeconfig, tmp_path / "first.log", *operator_args(port, name)) as first:
-        wait_until("the first operator's webhooks", lambda: started(first))
+        wait_until("the first operator's webhooks", lambda: started(first, port))
         made = secret(kube, name)
         assert made, f"no Secret {NS}/{name}"
         data, rv = made
@@ -67,7 +67,7 @@ def test_the_secret_is_made_once_and_a_second_start_reuses_it(own: Cluster, tmp_
         lifetime = cert(data["ca.crt"]).not_valid_after_utc - dt.datetime.now(dt.UTC)
         assert lifetime > dt.timedelta(days=3600)
     with run_operator(own.kubeconfig, tmp_path / "second.log", *operator_args(port, name)) as second:
-        wait_until("the second operator's webhooks", lambda: started(second))
+        wait_until("the second operator's webhooks", lambda: started(second, port))
         assert secret(kube, name) == (data, rv), "the second start wrote the Secret"
         assert presented(port) == cert(data["tls.crt"])
         assert set(ca_bundles(kube)) == {data["ca.crt"]}
@@ -80,11 +80,11 @@ def test_a_certificate_near_expiry_is_reissued_and_served_without_a_restart(
     kube, name, port = own.kubectl, f"cert-{uuid.uuid4().hex[:6]}", free_port()
     now = dt.datetime.now(dt.UTC)
     ca_crt, ca_key = certs.make_ca(now)
-    # 45 s of life: its renewal window (a third) starts 30 s from now.
-    short = certs.issue(ca_crt, ca_key, ["127.0.0.1"], now, lifetime=dt.timedelta(seconds=45), not_before=now)
+    # 60 s of life: its renewal window (a third) starts 40 s from now, time enough to start.
+    short = certs.issue(ca_crt, ca_key, ["127.0.0.1"], now, lifetime=dt.timedelta(seconds=60), not_before=now)
     store(kube, name, short.data())
     with run_operator(own.kubeconfig, tmp_path / "op.log", *operator_args(port, name)) as op:
-        wait_until("the operator's webhooks", lambda: started(op))
+        wait_until("the operator's webhooks", lambda: started(op, port))
         assert presented(port).serial_number == cert(short.tls_crt).serial_number
         renewed = wait_until(
             "a renewed certificate on the running server",
@@ -108,7 +108,7 @@ def test_a_garbage_serving_certificate_is_reissued_from_the_ca(own: Cluster, tmp
     ca_crt, ca_key = certs.make_ca(dt.datetime.now(dt.UTC))
     store(kube, name, {"ca.crt": ca_crt, "ca.key": ca_key, "tls.crt": b"garbage", "tls.key": b"garbage"})
     with run_operator(own.kubeconfig, tmp_path / "op.log", *operator_args(port, name)) as op:
-        wait_until("the operator's webhooks", lambda: started(op))
+        wait_until("the operator's webhooks", lambda: started(op, port))
         data, _rv = secret(kube, name) or ({}, "")
         assert data["ca.crt"] == ca_crt
         assert presented(port) == cert(data["tls.crt"]) and signed_by(cert(data["tls.crt"]), ca_crt)
@@ -140,9 +140,9 @@ def test_two_replicas_with_one_secret_share_a_port(own: Cluster, tmp_path: Path)
     args = [*operator_args(port, name), *client_ca_args(own.kubeconfig)]
     assert "--webhook-client-ca" in args, "the second control plane has no webhook client CA"
     with run_operator(own.kubeconfig, tmp_path / "a.log", *args) as a:
-        wait_until("the first replica's webhooks", lambda: started(a))
+        wait_until("the first replica's webhooks", lambda: started(a, port))
         with run_operator(own.kubeconfig, tmp_path / "b.log", *args) as b:
-            wait_until("the second replica's webhooks", lambda: started(b))
+            wait_until("the second replica's webhooks", lambda: started(b, port))
             data, _rv = secret(own.kubectl, name) or ({}, "")
             assert presented(port) == cert(data["tls.crt"])
             assert a.proc.poll() is None and b.proc.poll() is None

@@ -137,7 +137,7 @@ def test_in_cluster_mode_patches_only_the_ca_bundle_of_the_charts_configurations
     before = _stored(kube)
     args = operator_args(port, name, "--webhook-service", SERVICE)
     with run_operator(limited, tmp_path / "first.log", *args) as first:
-        wait_until("the operator's webhooks", lambda: started(first))
+        wait_until("the operator's webhooks", lambda: started(first, port))
         data, _rv = secret(kube, name) or ({}, "")
         assert set(ca_bundles(kube)) == {data["ca.crt"]}
         after = _stored(kube)
@@ -146,7 +146,7 @@ def test_in_cluster_mode_patches_only_the_ca_bundle_of_the_charts_configurations
         assert set(certs.service_sans(SERVICE)) <= set(certs.sans_of(cert(data["tls.crt"])))
     versions = [c["metadata"]["resourceVersion"] for c in after]
     with run_operator(limited, tmp_path / "second.log", *args) as second:
-        wait_until("the second operator's webhooks", lambda: started(second))
+        wait_until("the second operator's webhooks", lambda: started(second, port))
         assert presented(port) == cert(data["tls.crt"])
         assert [c["metadata"]["resourceVersion"] for c in _stored(kube)] == versions, (
             "a right caBundle was written"
@@ -167,7 +167,7 @@ def test_with_cert_manager_files_nothing_is_written_and_a_rotation_is_loaded(
     before = [c["metadata"]["resourceVersion"] for c in _stored(kube)]
     args = operator_args(port, name, "--webhook-service", SERVICE, "--webhook-cert-dir", str(mounted))
     with run_operator(own.kubeconfig, tmp_path / "op.log", *args) as op:
-        wait_until("the operator's webhooks", lambda: started(op))
+        wait_until("the operator's webhooks", lambda: started(op, port))
         assert presented(port) == cert(issued.tls_crt)
         rotated = certs.issue(issued.ca_crt, issued.ca_key, certs.service_sans(SERVICE), now)
         (mounted / "tls.key").write_bytes(rotated.tls_key)
@@ -188,7 +188,7 @@ def test_in_url_mode_the_operator_takes_over_the_charts_configurations_keeping_h
     """Out of cluster under the chart's role (no create): the configurations exist, so replace works."""
     kube, name, port = own.kubectl, f"cert-{uuid.uuid4().hex[:6]}", free_port()
     with run_operator(limited, tmp_path / "op.log", *operator_args(port, name)) as op:
-        wait_until("the operator's webhooks", lambda: started(op))
+        wait_until("the operator's webhooks", lambda: started(op, port))
         data, _rv = secret(kube, name) or ({}, "")
         assert set(ca_bundles(kube)) == {data["ca.crt"]}
         for stored in _stored(kube):

@@ -83,10 +83,18 @@ def signed_by(c: x509.Certificate, ca_pem: bytes) -> bool:
     return True
 
 
-def started(op: OperatorProcess) -> bool:
+def started(op: OperatorProcess, port: int) -> bool:
+    """The operator wrote its configurations (logged by its startup handler) and a server answers
+    TLS on its port (Kopf binds it only after the startup handlers finish)."""
     if op.proc.poll() is not None:
         raise AssertionError(f"the operator exited with {op.proc.returncode}: {op.log.read_text()[-3000:]}")
-    return bool(STARTED.search(op.log.read_text()))
+    if not STARTED.search(op.log.read_text()):
+        return False
+    try:
+        presented(port)
+    except OSError:
+        return False
+    return True
 
 
 def operator_args(port: int, secret_name: str, *extra: str) -> list[str]:
