@@ -41,7 +41,13 @@ class OperatorConfig:
     webhook_service: str | None = None
     """namespace/name of the Service in front of the webhook server (in-cluster)."""
     webhook_cert_dir: str | None = None
-    """tls.crt, tls.key, ca.crt for the webhook server; default: made at start-up."""
+    """tls.crt, tls.key, ca.crt for the webhook server (a mounted cert-manager Secret); wins over
+    webhook_cert_secret, and nothing is written for it."""
+    webhook_cert_secret: str = "modelgate-webhook-cert"
+    """Secret in operator_namespace with the webhook CA and serving certificate, made when absent,
+    shared by the replicas, renewed before expiry."""
+    webhook_cert_check_interval: float = 60.0
+    """Seconds between re-reads of the webhook certificate (renewal, rotation, caBundle check)."""
     webhook_client_ca: str | None = None
     """CA that signs the API server's webhook client certificate; when set, the webhook server
     refuses every caller without a certificate signed by it (no stamp, no seal for anyone else)."""
@@ -123,7 +129,21 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--webhook-cert-dir",
         default=env("MODELGATE_WEBHOOK_CERT_DIR"),
-        help="directory with tls.crt, tls.key and ca.crt; default: a self-signed CA made at start",
+        help="directory with tls.crt, tls.key and ca.crt (a mounted cert-manager Secret); "
+        "default: the CA and certificate in --webhook-cert-secret",
+    )
+    p.add_argument(
+        "--webhook-cert-secret",
+        default=env("MODELGATE_WEBHOOK_CERT_SECRET", "modelgate-webhook-cert"),
+        help="Secret in --operator-namespace with the webhook CA and serving certificate (ca.crt, "
+        "ca.key, tls.crt, tls.key); made when absent, shared by the replicas, renewed before expiry",
+    )
+    p.add_argument(
+        "--webhook-cert-check-interval",
+        type=float,
+        default=_float_env("MODELGATE_WEBHOOK_CERT_CHECK_INTERVAL", 60.0),
+        help="seconds between re-reads of the webhook certificate: a renewed one is loaded without "
+        "a restart, and the configurations' caBundle is checked",
     )
     p.add_argument(
         "--webhook-client-ca",
@@ -218,6 +238,10 @@ def problems(cfg: OperatorConfig) -> list[str]:
         ]
         if missing:
             out.append(f"--webhook-cert-dir {cfg.webhook_cert_dir}: missing {', '.join(missing)}")
+    if not DNS_SUBDOMAIN.match(cfg.webhook_cert_secret):
+        out.append(f"--webhook-cert-secret {cfg.webhook_cert_secret!r}: not a valid Secret name")
+    if not cfg.webhook_cert_check_interval > 0:
+        out.append(f"--webhook-cert-check-interval {cfg.webhook_cert_check_interval}: expected seconds > 0")
     if cfg.webhook_client_ca is not None and not Path(cfg.webhook_client_ca).is_file():
         out.append(f"--webhook-client-ca {cfg.webhook_client_ca}: no such file")
     if not DNS_LABEL.match(cfg.operator_namespace):
@@ -263,6 +287,8 @@ def from_args(ns: argparse.Namespace) -> OperatorConfig:
         webhook_host=ns.webhook_host,
         webhook_service=ns.webhook_service,
         webhook_cert_dir=ns.webhook_cert_dir,
+        webhook_cert_secret=ns.webhook_cert_secret,
+        webhook_cert_check_interval=float(ns.webhook_cert_check_interval),
         webhook_client_ca=ns.webhook_client_ca,
         leader_elect=bool(ns.leader_elect),
         leader_election_id=ns.leader_election_id,

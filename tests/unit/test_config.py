@@ -47,6 +47,14 @@ def test_a_valid_configuration_has_no_problems(tmp_path: Path) -> None:
         ),
         (OperatorConfig(operator_namespace="Not_A_Namespace"), "--operator-namespace 'Not_A_Namespace'"),
         (
+            OperatorConfig(webhook_cert_secret="Webhook_Cert"),
+            "--webhook-cert-secret 'Webhook_Cert': not a valid Secret name",
+        ),
+        (
+            OperatorConfig(webhook_cert_check_interval=0),
+            "--webhook-cert-check-interval 0: expected seconds > 0",
+        ),
+        (
             OperatorConfig(kubeconfig="/nonexistent/kubeconfig"),
             "--kubeconfig /nonexistent/kubeconfig: no such file",
         ),

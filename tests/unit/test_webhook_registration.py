@@ -38,9 +38,5 @@ def test_a_replace_keeps_the_labels_and_annotations_already_there(
     existing: dict[str, Any], labels: dict[str, str], annotations: dict[str, str]
 ) -> None:
     meta = _kept_metadata(OURS, SimpleNamespace(resource_version="42", **existing))
-    assert meta == {
-        "name": "modelgate.io",
-        "labels": labels,
-        "annotations": annotations,
-        "resourceVersion": "42",
-    }
+    kept = {k: v for k, v in (("labels", labels), ("annotations", annotations)) if v}
+    assert meta == {"name": "modelgate.io", **kept, "resourceVersion": "42"}  # no empty maps: as stored

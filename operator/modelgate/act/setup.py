@@ -27,6 +27,7 @@ from modelgate.api.v1alpha1 import GROUP, VERSION
 
 KEY_FIELD = "key"
 SEALED_PLURALS = ("modelapprovals", "modelevaluations")
+REGISTER_ATTEMPTS = 5
 
 
 class SealKeyLost(RuntimeError):
@@ -115,7 +116,7 @@ async def seal_key(namespace: str, name: str) -> bytes:
 def _register(configs: Sequence[Mapping[str, Any]]) -> None:
     api: Any = kubernetes.client.AdmissionregistrationV1Api(client())
     for cfg in configs:
-        kind, name = cfg["kind"], cfg["metadata"]["name"]
+        kind = cfg["kind"]
         read, create, replace = (
             (
                 api.read_mutating_webhook_configuration,
@@ -129,30 +130,45 @@ def _register(configs: Sequence[Mapping[str, Any]]) -> None:
                 api.replace_validating_webhook_configuration,
             )
         )
-        try:
-            existing = read(name)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            create(dict(cfg))
-            continue
-        body = dict(cfg)
-        body["metadata"] = _kept_metadata(cfg["metadata"], existing.metadata)
-        if _contains(api.api_client.sanitize_for_serialization(existing), body):
-            continue  # already as wanted (another replica registered it): no write
-        replace(name, body)
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                _write_configuration(cfg, read, create, replace)
+                break
+            except ApiException as e:
+                # 409: another replica created or replaced it in between; read again and replace.
+                if e.status != 409 or attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+
+
+def _write_configuration(cfg: Mapping[str, Any], read: Any, create: Any, replace: Any) -> None:
+    """Create when absent, replace when present: under a role that allows only get/update by
+    resourceNames the replace works when the configuration exists (the chart rendered it). The
+    webhooks are ours; the existing labels and annotations are kept."""
+    name = cfg["metadata"]["name"]
+    try:
+        existing = read(name)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        create(dict(cfg))
+        return
+    body = dict(cfg)
+    body["metadata"] = _kept_metadata(cfg["metadata"], existing.metadata)
+    if _contains(client().sanitize_for_serialization(existing), body):  # type: ignore[no-untyped-call]
+        return  # already as wanted (another replica registered it): no write
+    replace(name, body)
 
 
 def _kept_metadata(ours: Mapping[str, Any], existing: Any) -> dict[str, Any]:
     """Our metadata for a replace, keeping the labels and annotations already there (theirs win):
     a configuration the chart rendered stays Helm's (managed-by, release annotations), so that
     `helm upgrade` and `helm uninstall` still own it."""
-    return dict(
-        ours,
-        labels={**ours.get("labels", {}), **(existing.labels or {})},
-        annotations={**ours.get("annotations", {}), **(existing.annotations or {})},
-        resourceVersion=existing.resource_version,
-    )
+    out = dict(ours, resourceVersion=existing.resource_version)
+    for field, theirs in (("labels", existing.labels), ("annotations", existing.annotations)):
+        kept = {**(ours.get(field) or {}), **(theirs or {})}
+        if kept:  # an empty map is left out, as the API server stores it
+            out[field] = kept
+    return out
 
 
 def _contains(have: Any, want: Any) -> bool:

@@ -107,13 +107,16 @@ def _stop_after_loss(stop: asyncio.Event) -> None:
 
 
 def _start_refusal(exc: BaseException) -> str | None:
-    """The message of a start-up refusal (a lost seal key) somewhere in the exception's chain:
-    Kopf wraps a failed startup handler in its own error, and that is no reason for a traceback."""
+    """The message of a start-up refusal (a lost seal key, an unreadable webhook CA, a webhook port
+    held by a server of another CA) somewhere in the exception's chain: Kopf wraps a failed startup
+    handler in its own error, and that is no reason for a traceback."""
     from modelgate.act.setup import SealKeyLost
+    from modelgate.webhooks.certs import CertSecretInvalid
+    from modelgate.webhooks.tls import PortTaken
 
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, SealKeyLost):
+        if isinstance(seen, SealKeyLost | CertSecretInvalid | PortTaken):
             return str(seen)
         seen = seen.__cause__ or seen.__context__
     return None

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import socket
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import kopf
@@ -23,8 +20,7 @@ from modelgate.observe.prometheus import PrometheusConfig, PrometheusSource
 from modelgate.runtime.leader import Elector, Timings
 from modelgate.runtime.leading import Leadership
 from modelgate.runtime.reconcile import Collaborators
-from modelgate.webhooks import certs
-from modelgate.webhooks.configuration import Endpoint, configurations
+from modelgate.webhooks import server
 
 PREFIX = "modelgate.io"
 KOPF_FINALIZER = "modelgate.io/kopf"
@@ -77,7 +73,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     templates: dict[str, MetricTemplate] = memo["templates"]
     memo["monitor"] = Monitor(source, memo["wakeups"], lambda: templates)  # the leader runs it
     if cfg.webhook_port:
-        await _serve_webhooks(settings, cfg, logger)
+        await _serve_webhooks(settings, memo, cfg, logger)
     await _lead(memo, kwargs)
 
 
@@ -104,58 +100,20 @@ async def _lead(memo: kopf.Memo, indices: dict[str, Any]) -> None:
     memo["elector_task"] = asyncio.create_task(elector.run(), name="modelgate-elector")
 
 
-def _port_free(addr: str, port: int) -> bool:
-    # Kopf's server binds with SO_REUSEPORT, so a second operator on the same port would silently
-    # share it (and answer with another CA). A plain bind tells whether anyone holds the port.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((addr, port))
-        except OSError:
-            return False
-    return True
+async def _serve_webhooks(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, cfg: OperatorConfig, logger: Any
+) -> None:
+    """The webhook server and its certificate (webhooks/server.py); every replica serves them."""
+    memo["webhook_cert_task"] = await server.serve(settings, cfg, logger)
 
 
-async def _serve_webhooks(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: Any) -> None:
-    if cfg.webhook_cert_dir:
-        cert = certs.load_provided(Path(cfg.webhook_cert_dir))
-    else:
-        cert = certs.make_self_signed(Path(tempfile.mkdtemp(prefix="modelgate-webhook-")), [cfg.webhook_host])
-    if cfg.webhook_service:
-        svc_ns, _sep, svc_name = cfg.webhook_service.partition("/")
-        endpoint = Endpoint(cert.ca_pem, service_namespace=svc_ns, service_name=svc_name)
-        addr = "0.0.0.0"
-    else:
-        endpoint = Endpoint(cert.ca_pem, url=f"https://{cfg.webhook_host}:{cfg.webhook_port}")
-        addr = cfg.webhook_host
-    # Replicas given the same certificate may share the port (SO_REUSEPORT: the kernel balances
-    # between them, as a Service does in a cluster); a self-signed CA per process may not.
-    if not cfg.webhook_cert_dir and not _port_free(addr, cfg.webhook_port):
-        raise kopf.PermanentError(
-            f"webhook port {addr}:{cfg.webhook_port} is in use (another modelgate operator?); "
-            "stop it or pass --webhook-port"
-        )
-    context = certs.client_verifying_context(Path(cfg.webhook_client_ca)) if cfg.webhook_client_ca else None
-    settings.admission.server = kopf.WebhookServer(
-        addr=addr,
-        port=cfg.webhook_port,
-        certfile=str(cert.certfile),
-        pkeyfile=str(cert.keyfile),
-        context=context,
-    )
-    settings.admission.managed = None  # we register our own configurations: short timeouts, Fail
-    await setup.register_webhooks(configurations(endpoint))
-    if cfg.webhook_client_ca:
-        logger.info(
-            f"Registered admission webhooks; server={addr}:{cfg.webhook_port} "
-            f"client_ca={cfg.webhook_client_ca}"
-        )
-    else:
-        logger.warning(
-            f"Started admission webhooks without --webhook-client-ca; server={addr}:{cfg.webhook_port}: "
-            "any caller that reaches this port gets identities stamped and seals made for the userInfo "
-            "it claims. Give the API server a webhook client certificate (docs/webhook-authentication.md) "
-            "or restrict ingress with the chart's networkPolicy values"
-        )
+@kopf.on.cleanup(id="stop-webhook-certs")
+async def stop_webhook_certs(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("webhook_cert_task")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @kopf.on.cleanup(id="stop-leading")

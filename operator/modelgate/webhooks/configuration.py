@@ -8,6 +8,7 @@ Locally the API server calls a URL (https://127.0.0.1:PORT/ID); in a cluster, a 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -112,3 +113,19 @@ def configurations(endpoint: Endpoint) -> list[dict[str, Any]]:
             "webhooks": [_webhook(h, endpoint, False) for h in VALIDATING],
         },
     ]
+
+
+def ca_bundle_patch(config: Mapping[str, Any], ca_pem: bytes) -> list[dict[str, Any]]:
+    """JSON-patch operations that set the caBundle of each webhook of `config` (a stored
+    configuration) to `ca_pem`; empty when every one is right (then nothing is written). Each
+    change is guarded by a test of the webhook's name at its index, so a configuration changed in
+    between fails the patch instead of getting a caBundle at the wrong place. Nothing else of the
+    configuration (the chart's in a cluster) is touched."""
+    want = base64.b64encode(ca_pem).decode()
+    ops: list[dict[str, Any]] = []
+    for i, hook in enumerate(config.get("webhooks") or []):
+        if (hook.get("clientConfig") or {}).get("caBundle") == want:
+            continue
+        ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
+        ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": want})
+    return ops

@@ -1,0 +1,83 @@
+"""Start the admission webhook server: certificate, port check, Kopf's server, the configurations.
+
+The order matters: the certificate first (the Secret, made or reissued as needed; webhooks/tls.py),
+then the port (shared only with a server of the same CA), then Kopf's server on our SSLContext, then
+the configurations' caBundle (written whole locally, patched in a cluster), and last the task that
+re-reads the certificate every check interval and reloads it without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from modelgate.act import setup
+from modelgate.config import OperatorConfig
+from modelgate.webhooks import certs, tls
+from modelgate.webhooks.configuration import Endpoint, configurations
+
+NEVER = 10 * 365 * 24 * 3600.0
+
+
+def _source(cfg: OperatorConfig) -> tls.Source:
+    if cfg.webhook_cert_dir:
+        return tls.DirSource(Path(cfg.webhook_cert_dir))
+    needed = certs.needed_sans(cfg.webhook_host, cfg.webhook_service)
+    return tls.SecretSource(cfg.operator_namespace, cfg.webhook_cert_secret, needed)
+
+
+async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: Any) -> asyncio.Task[None]:
+    """Configure Kopf's webhook server and the configurations; the certificate refresh task."""
+    source = _source(cfg)
+    try:
+        bundle = await source.current()
+    except certs.CertSecretInvalid as e:
+        raise kopf.PermanentError(str(e)) from e  # `modelgate run` exits with this one line
+    client_ca = Path(cfg.webhook_client_ca) if cfg.webhook_client_ca else None
+    serving = tls.ServingTLS(certs.server_context(client_ca))
+    serving.load(bundle)
+    addr = "0.0.0.0" if cfg.webhook_service else cfg.webhook_host
+    problem = await asyncio.to_thread(tls.port_problem, addr, cfg.webhook_port, bundle.ca_crt)
+    if problem:
+        taken = tls.PortTaken(
+            f"webhook port {addr}:{cfg.webhook_port} cannot be shared: {problem}; "
+            "stop it or pass --webhook-port"
+        )
+        raise kopf.PermanentError(str(taken)) from taken
+    # Kopf loads the chain from these names into our context when its server starts; they always
+    # hold the certificate loaded last.
+    settings.admission.server = kopf.WebhookServer(
+        addr=addr,
+        port=cfg.webhook_port,
+        certfile=serving.cert.path,
+        pkeyfile=serving.key.path,
+        cadata=bundle.ca_crt,
+        context=serving.context,
+        # Kopf would restart its server (a gap in serving) when it sees the files change; the
+        # refresh task loads a new certificate into the running context instead.
+        file_check_interval=NEVER,
+    )
+    settings.admission.managed = None  # we register our own configurations: short timeouts, Fail
+    if not cfg.webhook_service:
+        url = f"https://{cfg.webhook_host}:{cfg.webhook_port}"
+        await setup.register_webhooks(configurations(Endpoint(bundle.ca_crt, url=url)))
+    elif not cfg.webhook_cert_dir:
+        await tls.inject_ca_bundle(bundle.ca_crt)
+    inject = not (cfg.webhook_service and cfg.webhook_cert_dir)  # cert-manager's injector does that
+    task = asyncio.create_task(
+        tls.refresh(serving, source, inject, cfg.webhook_cert_check_interval), name="modelgate-webhook-cert"
+    )
+    where = f"server={addr}:{cfg.webhook_port} {tls.describe_source(source)} {certs.describe(bundle.tls_crt)}"
+    if cfg.webhook_client_ca:
+        logger.info(f"Registered admission webhooks; {where} client_ca={cfg.webhook_client_ca}")
+    else:
+        logger.warning(
+            f"Started admission webhooks without --webhook-client-ca; {where}: "
+            "any caller that reaches this port gets identities stamped and seals made for the userInfo "
+            "it claims. Give the API server a webhook client certificate (docs/webhook-authentication.md) "
+            "or restrict ingress with the chart's networkPolicy values"
+        )
+    return task
