@@ -25,7 +25,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
@@ -38,8 +37,6 @@ from tests.support import manifests as m
 from tests.support.clusters import own_cluster
 from tests.support.kube import Cluster, wait_until
 from tests.support.operator import OperatorProcess, run_operator
-
-from modelgate.webhooks.certs import make_self_signed
 
 LEASE = ("lease", "modelgate-leader", "modelgate-system")
 
@@ -78,8 +75,8 @@ def first_write(
 
 
 class Pair:
-    def __init__(self, cluster: Cluster, stack: ExitStack, cert_dir: Path, timings: list[str]) -> None:
-        self.cluster, self.stack, self.cert_dir, self.timings = cluster, stack, cert_dir, timings
+    def __init__(self, cluster: Cluster, stack: ExitStack, timings: list[str]) -> None:
+        self.cluster, self.stack, self.timings = cluster, stack, timings
         self.procs: dict[str, OperatorProcess] = {}
         self.n = 0
 
@@ -91,8 +88,6 @@ class Pair:
             *self.timings,
             "--namespace",
             "h-*",
-            "--webhook-cert-dir",
-            str(self.cert_dir),
         ]
         ca = Path(self.cluster.kubeconfig).parent / "webhook-client-ca.crt"
         if ca.is_file():
@@ -137,9 +132,7 @@ def main() -> int:
     with own_cluster("bench-failover", 60) as cluster, ExitStack() as stack:
         kubectl = cluster.kubectl
         kubectl("delete", "lease", LEASE[1], "-n", LEASE[2], "--ignore-not-found")
-        cert_dir = Path(tempfile.mkdtemp(prefix="bench-failover-cert-"))
-        make_self_signed(cert_dir, ["127.0.0.1"])
-        pair = Pair(cluster, stack, cert_dir, timings)
+        pair = Pair(cluster, stack, timings)
         ns = f"h-{uuid.uuid4().hex[:6]}"
         kubectl("create", "namespace", ns)
         kubectl("label", "namespace", ns, f"modelgate.io/test={ns}")

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 from hack.launch import client_ca_args
 
-from modelgate.webhooks.certs import make_self_signed
 from tests.support import manifests as m
 from tests.support.clusters import ROOT, own_cluster
 from tests.support.kube import Cluster, Kubectl, wait_until
@@ -62,14 +61,6 @@ def ha_cluster() -> Iterator[Cluster]:
             os.environ["MODELGATE_CLUSTER_AUDIT"] = saved
 
 
-@pytest.fixture(scope="module")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One webhook certificate for both replicas (the shared Secret's role in a cluster)."""
-    directory = tmp_path_factory.mktemp("webhook-cert")
-    make_self_signed(directory, ["127.0.0.1"])
-    return directory
-
-
 @pytest.fixture
 def ns(ha_cluster: Cluster) -> Iterator[str]:
     kubectl = ha_cluster.kubectl
@@ -85,10 +76,11 @@ def ns(ha_cluster: Cluster) -> Iterator[str]:
 
 
 class Replicas:
-    """Operator replicas started with --leader-elect, the same webhook port and certificate."""
+    """Operator replicas started with --leader-elect and the same webhook port; they share the
+    webhook certificate through its Secret, as replicas behind a Service do in a cluster."""
 
-    def __init__(self, cluster: Cluster, cert_dir: Path, logs: Path, stack: ExitStack) -> None:
-        self.cluster, self.cert_dir, self.logs, self.stack = cluster, cert_dir, logs, stack
+    def __init__(self, cluster: Cluster, logs: Path, stack: ExitStack) -> None:
+        self.cluster, self.logs, self.stack = cluster, logs, stack
         self.run = uuid.uuid4().hex[:4]
         self.procs: dict[str, OperatorProcess] = {}
 
@@ -99,8 +91,6 @@ class Replicas:
             *TIMINGS,
             "--namespace",
             "h-*",
-            "--webhook-cert-dir",
-            str(self.cert_dir),
             *client_ca_args(self.cluster.kubeconfig),
         )
         log = self.logs / f"{identity}.log"
@@ -117,13 +107,13 @@ class Replicas:
 
 
 @pytest.fixture
-def replicas(ha_cluster: Cluster, cert_dir: Path, tmp_path: Path) -> Iterator[Replicas]:
+def replicas(ha_cluster: Cluster, tmp_path: Path) -> Iterator[Replicas]:
     logs = ROOT / ".cache" / "test-logs" / "leader-election"
     logs.mkdir(parents=True, exist_ok=True)
     release = ("delete", "lease", LEASE, "-n", LEASE_NS, "--ignore-not-found")
     ha_cluster.kubectl(*release)  # each test starts from no leader (a test may leave an intruder)
     with ExitStack() as stack:
-        yield Replicas(ha_cluster, cert_dir, logs, stack)
+        yield Replicas(ha_cluster, logs, stack)
     ha_cluster.kubectl(*release)
 
 
