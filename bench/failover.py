@@ -4,7 +4,7 @@
     .venv/bin/python bench/failover.py [--runs 5] [--lease-duration 15 --renew-deadline 10 --retry-period 2]
 
 Two `modelgate run --leader-elect` replicas on a control plane of their own (tests/support/clusters.py,
-offset +60 on MODELGATE_CLUSTER_PORT_OFFSET, API audit log on). Each run kills the leader with SIGKILL
+"bench-failover", API audit log on). Each run kills the leader with SIGKILL
 and at once creates a model with its evidence (so that the new leader has something to admit: a
 steady state writes nothing), then reads from the API server's audit log, by the user agent that
 names each replica:
@@ -33,6 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from hack.launch import free_port
 from tests.support import manifests as m
 from tests.support.clusters import own_cluster
 from tests.support.kube import Cluster, wait_until
@@ -79,6 +80,7 @@ class Pair:
         self.cluster, self.stack, self.timings = cluster, stack, timings
         self.procs: dict[str, OperatorProcess] = {}
         self.n = 0
+        self.webhook_port = free_port()  # both replicas share it; 9443 may be another operator's
 
     def start(self) -> str:
         self.n += 1
@@ -88,6 +90,8 @@ class Pair:
             *self.timings,
             "--namespace",
             "h-*",
+            "--webhook-port",
+            str(self.webhook_port),
         ]
         ca = Path(self.cluster.kubeconfig).parent / "webhook-client-ca.crt"
         if ca.is_file():
@@ -129,7 +133,7 @@ def main() -> int:
     os.environ["MODELGATE_CLUSTER_AUDIT"] = "1"
     lease_s: list[float] = []
     status_s: list[float] = []
-    with own_cluster("bench-failover", 60) as cluster, ExitStack() as stack:
+    with own_cluster("bench-failover") as cluster, ExitStack() as stack:
         kubectl = cluster.kubectl
         kubectl("delete", "lease", LEASE[1], "-n", LEASE[2], "--ignore-not-found")
         pair = Pair(cluster, stack, timings)

@@ -6,6 +6,10 @@
     python hack/cluster.py down    # stop every process it started and remove its state
     python hack/cluster.py status  # exit 0 when the control plane answers /readyz; prints the
                                    # kubeconfig path (stdout) and the webhook client CA (stderr)
+    python hack/cluster.py stop|start|restart COMPONENT
+                                   # one of etcd, kube-apiserver, kube-controller-manager,
+                                   # kube-scheduler, kwok, with the same flags and data (fault
+                                   # tests); start and restart return once it answers again
 
 The binaries come from hack/build.sh (built from Go modules, cached). Certificates are made with
 `cryptography`. State lives in .cache/cluster/ (kubeconfig, PKI, etcd data, logs, pids).
@@ -49,7 +53,9 @@ from hack.procs import (
     log,
     service_main,
     start,
+    start_again,
     stop_all,
+    stop_one,
     wait_for,
 )
 
@@ -493,6 +499,28 @@ def down() -> None:
     )
 
 
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def component(command: str, name: str) -> None:
+    """stop, start or restart one component of the running control plane."""
+    if not load_pids(STATE):
+        raise HackError("the local control plane is not running; start it with `make cluster-up`")
+    started = time.monotonic()
+    if command in ("stop", "restart"):
+        stop_one(STATE, name)
+        log(PREFIX, f"stopped {name}")
+        if command == "stop":
+            return
+    pids = start_again(STATE, name)
+    probes = {
+        "etcd": lambda: http_ok(f"http://127.0.0.1:{PORTS['etcd-client']}/health"),
+        "kube-apiserver": apiserver_ready,
+    }
+    wait_for(STATE, f"{name} to answer", probes.get(name, lambda: True), {name: pids[name]}, START_TIMEOUT)
+    log(PREFIX, f"{command}ed {name} in {time.monotonic() - started:.1f}s")
+
+
 def status() -> int:
     if healthy(load_pids(STATE), apiserver_ready):
         print(STATE / "kubeconfig")
@@ -504,4 +532,4 @@ def status() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(service_main(__doc__, PREFIX, up, down, status))
+    sys.exit(service_main(__doc__, PREFIX, up, down, status, component, COMPONENTS))

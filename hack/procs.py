@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -78,6 +78,35 @@ def start(state: Path, name: str, argv: list[str], pids: dict[str, int]) -> None
         )
     pids[name] = proc.pid
     (state / "pids.json").write_text(json.dumps(pids, indent=2))
+    argvs = load_argvs(state)
+    argvs[name] = argv
+    (state / "argv.json").write_text(json.dumps(argvs, indent=2))
+
+
+def load_argvs(state: Path) -> dict[str, list[str]]:
+    """The command line each recorded process was started with (to start one again)."""
+    f = state / "argv.json"
+    return dict(json.loads(f.read_text())) if f.exists() else {}
+
+
+def stop_one(state: Path, name: str) -> None:
+    """Stop one recorded process (SIGTERM, SIGKILL after a grace period); the others keep running."""
+    pids = load_pids(state)
+    if name not in pids:
+        raise HackError(f"{name} was not started here (nothing recorded in {state / 'pids.json'})")
+    stop_all({name: pids[name]})
+
+
+def start_again(state: Path, name: str) -> dict[str, int]:
+    """Start one recorded process again with its recorded command line; returns the updated pids."""
+    pids = load_pids(state)
+    argv = load_argvs(state).get(name)
+    if argv is None:
+        raise HackError(f"{name} was not started here (no command line in {state / 'argv.json'})")
+    if name in pids and alive(pids[name]):
+        raise HackError(f"{name} is already running (pid {pids[name]}); stop or restart it")
+    start(state, name, argv, pids)
+    return pids
 
 
 def stop_all(pids: dict[str, int], grace: float = 15.0) -> None:
@@ -135,17 +164,34 @@ def http_ok(url: str) -> bool:
 
 
 def service_main(
-    doc: str | None, prefix: str, up: Callable[[], None], down: Callable[[], None], status: Callable[[], int]
+    doc: str | None,
+    prefix: str,
+    up: Callable[[], None],
+    down: Callable[[], None],
+    status: Callable[[], int],
+    component: Callable[[str, str], None] | None = None,
+    components: Sequence[str] = (),
 ) -> int:
-    """The `up | down | status` command line shared by hack/cluster.py and hack/prometheus.py: every
-    failure the user can act on ends in one `PREFIX: error: ...` line and exit code 1."""
+    """The `up | down | status` command line shared by hack/cluster.py and hack/prometheus.py, plus
+    `stop | start | restart COMPONENT` when `component(command, name)` is given: every failure the
+    user can act on ends in one `PREFIX: error: ...` line and exit code 1."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["up", "down", "status"])
-    command = p.parse_args().command
+    per_component = ["stop", "start", "restart"] if component else []
+    p.add_argument("command", choices=["up", "down", "status", *per_component])
+    if component:
+        p.add_argument("component", nargs="?", choices=components, help="for stop, start and restart")
+    args = p.parse_args()
+    command = args.command
+    if command in per_component and not args.component:
+        p.error(f"{command} needs a component: one of {', '.join(components)}")
     try:
         if command == "status":
             return status()
-        (up if command == "up" else down)()
+        if command in per_component:
+            assert component is not None
+            component(command, args.component)
+        else:
+            (up if command == "up" else down)()
     except HackError as e:
         print(f"{prefix}: error: {e}", file=sys.stderr)
         return 1

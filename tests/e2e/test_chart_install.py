@@ -1,4 +1,4 @@
-"""charts/modelgate on a control plane of its own (tests/support/clusters.py, offset 30: the chart's
+"""charts/modelgate on a control plane of its own (tests/support/clusters.py, "chart": the chart's
 webhook configurations would clash with the session operator's).
 
 `kubectl apply --dry-run=server` of the default render and of the everything-enabled one (minimal
@@ -91,7 +91,7 @@ def all_but_crds(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with own_cluster("chart", 30, install=False) as c:
+    with own_cluster("chart", install=False) as c:
         # A kept control plane (MODELGATE_KEEP_CLUSTER) may hold the release, or the applied
         # deploy/modelgate.yaml, of an earlier run: remove all of it but the CRDs.
         run_helm("uninstall", "modelgate", "-n", NS, "--kubeconfig", str(c.kubeconfig), "--ignore-not-found")

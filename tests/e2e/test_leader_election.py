@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hack.launch import client_ca_args
+from hack.launch import client_ca_args, free_port
 
 from tests.support import manifests as m
 from tests.support.clusters import ROOT, own_cluster
@@ -33,7 +33,6 @@ from tests.support.operator import OperatorProcess, run_operator
 
 pytestmark = pytest.mark.integration
 
-OFFSET = 40
 LEASE_NS, LEASE = "modelgate-system", "modelgate-leader"
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 TIMINGS = (
@@ -52,7 +51,7 @@ def ha_cluster() -> Iterator[Cluster]:
     saved = os.environ.get("MODELGATE_CLUSTER_AUDIT")
     os.environ["MODELGATE_CLUSTER_AUDIT"] = "1"  # the audit log tells who wrote what
     try:
-        with own_cluster("ha", OFFSET) as cluster:
+        with own_cluster("ha") as cluster:
             yield cluster
     finally:
         if saved is None:
@@ -77,11 +76,14 @@ def ns(ha_cluster: Cluster) -> Iterator[str]:
 
 class Replicas:
     """Operator replicas started with --leader-elect and the same webhook port; they share the
-    webhook certificate through its Secret, as replicas behind a Service do in a cluster."""
+    webhook certificate through its Secret, as replicas behind a Service do in a cluster. The port
+    is a free one: the default (9443) belongs to the session's operator on the main control plane,
+    whose certificate comes from another CA."""
 
     def __init__(self, cluster: Cluster, logs: Path, stack: ExitStack) -> None:
         self.cluster, self.logs, self.stack = cluster, logs, stack
         self.run = uuid.uuid4().hex[:4]
+        self.webhook_port = free_port()
         self.procs: dict[str, OperatorProcess] = {}
 
     def start(self, letter: str) -> str:
@@ -91,6 +93,8 @@ class Replicas:
             *TIMINGS,
             "--namespace",
             "h-*",
+            "--webhook-port",
+            str(self.webhook_port),
             *client_ca_args(self.cluster.kubeconfig),
         )
         log = self.logs / f"{identity}.log"

@@ -3,7 +3,7 @@ expiry and served without a restart, repaired or refused when damaged, and a por
 replicas of the same CA. (The chart's configurations: test_webhook_cert_chart.py.)
 
 Tests that start operators of their own use a second control plane (tests/support/clusters.py,
-offset 50): their webhook configurations would replace the session operator's."""
+"certs"): their webhook configurations would replace the session operator's."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def own() -> Iterator[Cluster]:
-    with own_cluster("certs", 50) as c:
+    with own_cluster("certs") as c:
         yield c
 
 

@@ -45,7 +45,7 @@ WEBHOOK_RESOURCES = {"mutatingwebhookconfigurations", "validatingwebhookconfigur
 
 @pytest.fixture(scope="module")
 def own() -> Iterator[Cluster]:
-    with own_cluster("certs", 50) as c:
+    with own_cluster("certs") as c:
         yield c
 
 

@@ -22,6 +22,21 @@ from tests.support.kube import Cluster, Kubectl
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
+# Each control plane's port offset, one place so that two never meet. hack/cluster.py's base ports
+# differ by 2, 10 and 12 (etcd client/peer, kwok/controller-manager/scheduler), so offsets that are
+# multiples of 100 never give two clusters the same port; below 6000 they stay under the kernel's
+# ephemeral range, where free ports are picked. bench/common.py adds 1000 to all of them.
+OFFSETS = {
+    "chart": 100,
+    "ha": 200,
+    "certs": 300,
+    "faults": 400,
+    "edges": 500,
+    "fuzz": 600,
+    "bench-failover": 700,
+    "control": 800,
+}
+
 
 def built_bin() -> Path:
     """hack/build.sh's bin folder (a no-op when the build is cached)."""
@@ -41,12 +56,12 @@ def _env(name: str, offset: int) -> dict[str, str]:
 
 
 @contextmanager
-def own_cluster(name: str, offset: int, *, install: bool = True) -> Iterator[Cluster]:
-    """A fresh local control plane `name` on the session's ports plus `offset`, with the CRDs, the
-    install manifests and the test users applied (as in the session cluster). `install=False`
+def own_cluster(name: str, *, install: bool = True) -> Iterator[Cluster]:
+    """A fresh local control plane `name` on the session's ports plus OFFSETS[name], with the CRDs,
+    the install manifests and the test users applied (as in the session cluster). `install=False`
     applies only the test users: for `helm install` of the chart, which brings the rest."""
     bin_dir = built_bin()
-    env = _env(name, offset)
+    env = _env(name, OFFSETS[name])
     script = [sys.executable, str(ROOT / "hack" / "cluster.py")]
     if subprocess.run([*script, "up"], env=env).returncode != 0:
         raise AssertionError(f"the control plane {name!r} did not start (see the cluster: error line above)")

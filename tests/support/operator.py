@@ -46,9 +46,12 @@ class OperatorProcess:
 def run_operator(
     kubeconfig: Path, log: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[OperatorProcess]:
-    """`modelgate run` with free liveness and metrics ports; `env` is added to the environment (e.g.
-    POD_NAME, the replica's leader election identity)."""
+    """`modelgate run` with free liveness and metrics ports, and a free webhook port unless `args`
+    name one (9443, the default, may be another checkout's operator); `env` is added to the
+    environment (e.g. POD_NAME, the replica's leader election identity)."""
     live, metrics = free_port(), free_port()
+    if "--webhook-port" not in args:
+        args = (*args, "--webhook-port", str(free_port()))
     proc = start_operator(kubeconfig, log, *args, liveness_port=live, metrics_port=metrics, env=env)
     op = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics", f"http://127.0.0.1:{live}/healthz")
 
