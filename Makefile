@@ -52,7 +52,7 @@ test-integration: deps build ## Integration tests against the local control plan
 	@$(PY) -m pytest tests/integration tests/e2e tests/hack -q
 
 test: deps build lint typecheck ## Everything CI runs: lint, types, unit and integration tests
-	@$(PY) -m pytest tests -q
+	@$(PY) -m pytest tests -q --durations=25
 
 demo: deps build ## The example scenario on the local control plane, with the operator running
 	@$(PY) hack/demo.py

@@ -77,8 +77,8 @@ def ns(ha_cluster: Cluster) -> Iterator[str]:
 class Replicas:
     """Operator replicas started with --leader-elect and the same webhook port; they share the
     webhook certificate through its Secret, as replicas behind a Service do in a cluster. The port
-    is a free one: the default (9443) belongs to the session's operator on the main control plane,
-    whose certificate comes from another CA."""
+    is a free one: the default (9443) may be held by another operator whose certificate comes from
+    another CA."""
 
     def __init__(self, cluster: Cluster, logs: Path, stack: ExitStack) -> None:
         self.cluster, self.logs, self.stack = cluster, logs, stack

@@ -27,7 +27,6 @@ from tests.support.webhook_cert import (
     operator_args,
     presented,
     secret,
-    session_port,
     signed_by,
     started,
     store,
@@ -50,7 +49,7 @@ def test_the_session_operator_serves_the_certificate_of_its_secret(
     data, _rv = stored
     assert set(data) == set(certs.KEYS)
     assert set(ca_bundles(kubectl)) == {data["ca.crt"]}
-    served = presented(session_port())
+    served = presented(operator.webhook_port)
     assert served == cert(data["tls.crt"]) and signed_by(served, data["ca.crt"])
 
 
@@ -153,7 +152,7 @@ def test_an_operator_of_another_cluster_is_refused_the_session_operators_port(
 ) -> None:
     """Another cluster's Secret, another CA: sharing the port would answer half the session
     cluster's admission calls with a certificate its caBundle does not trust."""
-    port = session_port()
+    port = operator.webhook_port
     presented(port)  # the session operator holds it
     log = tmp_path / "op.log"
     code = exit_code(own, log, *operator_args(port, f"cert-{uuid.uuid4().hex[:6]}"))

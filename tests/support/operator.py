@@ -23,6 +23,7 @@ class OperatorProcess:
     log: Path
     metrics_url: str
     healthz_url: str = ""
+    webhook_port: int = 0
 
     def audit_lines(self) -> list[dict[str, Any]]:
         """The structured audit log lines written so far."""
@@ -52,8 +53,11 @@ def run_operator(
     live, metrics = free_port(), free_port()
     if "--webhook-port" not in args:
         args = (*args, "--webhook-port", str(free_port()))
+    port = int(args[args.index("--webhook-port") + 1])
     proc = start_operator(kubeconfig, log, *args, liveness_port=live, metrics_port=metrics, env=env)
-    op = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics", f"http://127.0.0.1:{live}/healthz")
+    op = OperatorProcess(
+        proc, log, f"http://127.0.0.1:{metrics}/metrics", f"http://127.0.0.1:{live}/healthz", port
+    )
 
     def alive() -> bool:
         if proc.poll() is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import socket
 import ssl
@@ -21,11 +20,6 @@ from tests.support.operator import OperatorProcess, run_operator
 NS = "modelgate-system"
 KINDS = ("mutatingwebhookconfiguration", "validatingwebhookconfiguration")
 STARTED = re.compile(r"(Registered|Started) admission webhooks.*server=")  # once configurations are written
-
-
-def session_port() -> int:
-    """The session operator's webhook port (tests/conftest.py starts it with the default)."""
-    return int(os.environ.get("MODELGATE_WEBHOOK_PORT", "9443"))
 
 
 def presented(port: int) -> x509.Certificate:
