@@ -230,3 +230,20 @@ def evidence(ns: str, refs: list[dict[str, str]], names: list[str]) -> None:
         "--as=erin",
         "--as-group=evaluators",
     )
+
+
+def watch_model_deployments(api: Any, ns: str, resource_version: str) -> tuple[Any, Iterator[dict[str, Any]]]:
+    """A watch of the ModelDeployments in `ns` from `resource_version` (ends after a minute, to be
+    started again), and its events."""
+    w = kubernetes.watch.Watch()
+    group, version = API.split("/")
+    events = w.stream(
+        api.list_namespaced_custom_object,
+        group,
+        version,
+        ns,
+        "modeldeployments",
+        resource_version=resource_version,
+        timeout_seconds=60,
+    )
+    return w, events

@@ -75,6 +75,7 @@ from bench.common import (
     prometheus_down,
     prometheus_up,
     rss_mb,
+    watch_model_deployments,
 )
 from modelgate.decide.revision import revision_id
 
@@ -193,6 +194,8 @@ class World:
 
 
 def watch(world: World, ns: str, stop: threading.Event) -> None:
+    """Keeps `world` up to date: a list, then a watch for a minute, then a list again (a snapshot
+    that heals itself after any lost event), until `stop`."""
     api = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient())
     while not stop.is_set():
         try:
@@ -200,17 +203,8 @@ def watch(world: World, ns: str, stop: threading.Event) -> None:
             now = time.time()
             for obj in listed["items"]:
                 world.update(obj["metadata"]["name"], Seen.of(obj), now)
-            rv = listed["metadata"]["resourceVersion"]
-            w = kubernetes.watch.Watch()
-            for ev in w.stream(
-                api.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                ns,
-                "modeldeployments",
-                resource_version=rv,
-                timeout_seconds=60,
-            ):
+            w, events = watch_model_deployments(api, ns, listed["metadata"]["resourceVersion"])
+            for ev in events:
                 obj = ev["object"]
                 if ev["type"] != "DELETED":
                     world.update(obj["metadata"]["name"], Seen.of(obj), time.time())
