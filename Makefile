@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: help deps build cluster-up cluster-down prometheus-up prometheus-down crds manifests helm lint typecheck \
-        test test-unit test-integration demo demo-down bench run clean
+        test test-unit test-integration demo demo-down bench soak run clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ demo-down: ## Stop the demo's operator, Prometheus and control plane
 bench: deps build ## Benchmarks at their default sizes (see BENCHMARKS.md for the full-size commands)
 	@$(PY) bench/admission.py
 	@$(PY) bench/monitoring.py --n 200
+
+soak: deps build ## Soak: 1,000 models, 30 minutes of churn and idle phases (SOAK_ARGS="--models 50 --minutes 3"); not in make test
+	@$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean: cluster-down prometheus-down ## Stop everything and remove caches in the tree
 	rm -rf .cache .pytest_cache .mypy_cache .ruff_cache

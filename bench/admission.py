@@ -41,6 +41,7 @@ from bench.common import (
     peak_rss_mb,
     percentile,
     rss_mb,
+    watch_model_deployments,
 )
 from modelgate.decide.revision import revision_id
 
@@ -109,16 +110,8 @@ def _watch(kubeconfig: str, namespace: str, stop: Any, ready: Any, conn: Any) ->
     ready.set()
     while not stop.is_set():
         try:
-            w = kubernetes.watch.Watch()
-            for ev in w.stream(
-                api.list_namespaced_custom_object,
-                API_GROUP,
-                API_VERSION_ONLY,
-                namespace,
-                "modeldeployments",
-                resource_version=rv,
-                timeout_seconds=30,
-            ):
+            w, events = watch_model_deployments(api, namespace, rv)
+            for ev in events:
                 now = time.monotonic()
                 obj = ev["object"]
                 rv = obj["metadata"]["resourceVersion"]

@@ -1,8 +1,10 @@
 """What the benchmarks share: their own control plane, kubectl, the operator under test, helpers.
 
-Benchmarks run on a control plane of their own (.cache/bench-cluster, every port +1000, API audit
-log on) so that they never disturb a developer's cluster or a test session, and so that the API
-server itself can count the operator's requests.
+Benchmarks run on a control plane of their own (.cache/bench-cluster, every port 1000 above the
+caller's MODELGATE_CLUSTER_PORT_OFFSET, API audit log on) so that they never disturb a developer's
+cluster or a test session, nor another checkout's benchmarks run with another offset, and so that
+the API server itself can count the operator's requests. A benchmark's Prometheus likewise listens
+1000 above the caller's MODELGATE_PROMETHEUS_PORT (default 29090).
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ from hack.launch import (
 ROOT = Path(__file__).resolve().parent.parent
 
 CLUSTER_DIR = ROOT / ".cache" / "bench-cluster"
+BENCH_OFFSET = 1000
+"""Added to the caller's port offsets: the bench control plane and Prometheus never meet theirs."""
 ENV = {
     **os.environ,
     "MODELGATE_CLUSTER_DIR": str(CLUSTER_DIR),
-    "MODELGATE_CLUSTER_PORT_OFFSET": "1000",
+    "MODELGATE_CLUSTER_PORT_OFFSET": str(
+        int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0")) + BENCH_OFFSET
+    ),
     "MODELGATE_CLUSTER_AUDIT": "1",
     "MODELGATE_CLUSTER_NODE_PODS": "2000",
 }
@@ -46,6 +52,29 @@ KUBECONFIG = CLUSTER_DIR / "kubeconfig"
 API = "modelgate.io/v1alpha1"
 IMAGE = "registry.example/serve@sha256:" + hashlib.sha256(b"serve:1").hexdigest()
 """The serving image, pinned by digest as policies require by default."""
+
+
+PROM_PORT = int(os.environ.get("MODELGATE_PROMETHEUS_PORT", "29090")) + BENCH_OFFSET
+PROM_ENV = {
+    **os.environ,
+    "MODELGATE_PROMETHEUS_DIR": str(ROOT / ".cache" / "bench-prometheus"),
+    "MODELGATE_PROMETHEUS_PORT": str(PROM_PORT),
+}
+PROM = f"http://127.0.0.1:{PROM_PORT}"
+PROM_TARGETS = ROOT / ".cache" / "bench-prometheus" / "targets"
+"""File service discovery: a benchmark's exporter writes its target here."""
+
+
+def prometheus_up() -> None:
+    """A fresh Prometheus for the benchmark (hack/prometheus.py on the bench port)."""
+    prometheus_down()
+    subprocess.run([sys.executable, str(ROOT / "hack" / "prometheus.py"), "up"], env=PROM_ENV, check=True)
+
+
+def prometheus_down() -> None:
+    subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "prometheus.py"), "down"], env=PROM_ENV, capture_output=True
+    )
 
 
 def log(msg: str) -> None:
@@ -201,3 +230,20 @@ def evidence(ns: str, refs: list[dict[str, str]], names: list[str]) -> None:
         "--as=erin",
         "--as-group=evaluators",
     )
+
+
+def watch_model_deployments(api: Any, ns: str, resource_version: str) -> tuple[Any, Iterator[dict[str, Any]]]:
+    """A watch of the ModelDeployments in `ns` from `resource_version` (ends after a minute, to be
+    started again), and its events."""
+    w = kubernetes.watch.Watch()
+    group, version = API.split("/")
+    events = w.stream(
+        api.list_namespaced_custom_object,
+        group,
+        version,
+        ns,
+        "modeldeployments",
+        resource_version=resource_version,
+        timeout_seconds=60,
+    )
+    return w, events

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -34,7 +32,8 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from bench.common import (
     API,
     IMAGE,
-    ROOT,
+    PROM,
+    PROM_TARGETS,
     cluster_down,
     cluster_up,
     digest,
@@ -44,19 +43,14 @@ from bench.common import (
     namespace_with_policy,
     operator,
     percentile,
+    prometheus_down,
+    prometheus_up,
 )
 from modelgate.api.v1alpha1 import MetricCheck, MetricTemplate
 from modelgate.decide.revision import revision_id
 from modelgate.observe.batch import CheckRequest, run_checks
 from modelgate.observe.prometheus import PrometheusConfig, PrometheusSource
 
-PROM_PORT = 29190
-PROM_ENV = {
-    **os.environ,
-    "MODELGATE_PROMETHEUS_DIR": str(ROOT / ".cache" / "bench-prometheus"),
-    "MODELGATE_PROMETHEUS_PORT": str(PROM_PORT),
-}
-PROM = f"http://127.0.0.1:{PROM_PORT}"
 METRICS = {
     "psi": ("bench_psi", 0.25, 0.02),
     "error-rate": ("bench_error_rate", 0.02, 0.005),
@@ -210,10 +204,7 @@ def main() -> int:
     args = p.parse_args()
     n, interval = args.n, args.interval
 
-    subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "prometheus.py"), "down"], env=PROM_ENV, capture_output=True
-    )
-    subprocess.run([sys.executable, str(ROOT / "hack" / "prometheus.py"), "up"], env=PROM_ENV, check=True)
+    prometheus_up()
     cluster_up()
     ns = namespace_with_policy(
         {"approvals": [{"role": "ethics-board", "approvers": {"groups": ["ethics-board"]}}]}
@@ -232,8 +223,9 @@ def main() -> int:
             for m, (_, _, healthy) in METRICS.items():
                 gauges[m].labels(ns, name, version).set(healthy)
     server, _thread = start_http_server(0, addr="127.0.0.1", registry=registry)
-    targets = ROOT / ".cache" / "bench-prometheus" / "targets"
-    (targets / "bench.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{server.server_address[1]}"]}]))
+    (PROM_TARGETS / "bench.json").write_text(
+        json.dumps([{"targets": [f"127.0.0.1:{server.server_address[1]}"]}])
+    )
     while len(prom_query("bench_psi")) < n:
         time.sleep(0.5)
 
@@ -277,9 +269,7 @@ def main() -> int:
     delays = [rolled[d] - visible[d] for d in drifting if d in rolled and d in visible]
     report(n, interval, sbs, per_interval, delays, len(drifting))
     cluster_down()
-    subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "prometheus.py"), "down"], env=PROM_ENV, capture_output=True
-    )
+    prometheus_down()
     return 0 if len(delays) == len(drifting) else 1
 
 

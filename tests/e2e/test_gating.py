@@ -99,6 +99,15 @@ def test_blocked_model_is_admitted_when_its_evidence_arrives_and_serves_ready_po
     missing = {g["requirement"]: g for g in obj["status"]["gates"] if not g["satisfied"]}
     assert any("ModelApproval" in r and "v1-ethics" in r for r in missing), missing
     assert any("ModelEvaluation" in r and "v1-eval" in r for r in missing), missing
+    # Each condition speaks of its own evidence; Ready names the first failure in one line.
+    approved, evaluated = condition(obj, "Approved"), condition(obj, "Evaluated")
+    assert approved is not None and evaluated is not None
+    assert approved["reason"] == "ApprovalNotFound" and "ModelEvaluation" not in approved["message"], approved
+    assert evaluated["reason"] == "EvaluationNotFound" and "ModelApproval" not in evaluated["message"], (
+        evaluated
+    )
+    ready = condition(obj, "Ready")
+    assert ready is not None and "\n" not in ready["message"] and ready["message"].count("not found") == 1
     assert kubectl.get("deployment", "fraud", namespace) is None
 
     m.approve(kubectl, m.approval("v1-ethics", namespace, "fraud"))
@@ -377,3 +386,5 @@ def test_the_operator_exposes_its_own_metrics(namespace: str, operator: Operator
         "modelgate_prometheus_query_duration_seconds_count",
     ):
         assert name in text, name
+    tasks = next(ln for ln in text.splitlines() if ln.startswith("modelgate_asyncio_tasks "))
+    assert float(tasks.split()[-1]) >= 1, tasks  # at least Kopf's own tasks run on the loop

@@ -81,6 +81,7 @@ def test_drift_rolls_back_to_the_last_known_good_revision_with_the_story_told(
     st = obj["status"]
     assert st["servingRevision"]["version"] == "v1"
     assert [r["digest"] for r in st["rejectedDigests"]] == [m.digest("fraud-v2")]
+    assert st["lastKnownGood"]["version"] == "v1" and known_good(obj) == ["v1"], st.get("knownGood")
     assert condition(obj, "Drifted")["status"] == "True"  # type: ignore[index]
     assert condition(obj, "Ready")["reason"] == "RolledBack"  # type: ignore[index]
     actions = [h["action"] for h in st["history"]]

@@ -149,7 +149,7 @@ def test_missing_approval_reference_blocks_with_approval_not_found() -> None:
     report = run(deployment=make_deployment(approvals=["bob-ok", "ethics-ok"]), approvals=[make_approval()])
 
     assert not report.admitted and not report.approved
-    gate = only(report, "reference")
+    gate = only(report, "approval-reference")
     assert (gate.requirement, gate.reason) == ("reference ModelApproval/ethics-ok", r.APPROVAL_NOT_FOUND)
     assert gate.message == "ModelApproval ethics-ok not found in namespace fraud-prod"
 
@@ -158,7 +158,7 @@ def test_missing_evaluation_reference_blocks_with_evaluation_not_found() -> None
     report = run(deployment=make_deployment(evaluations=["holdout-v2"]))
 
     assert not report.admitted and not report.evaluated and report.approved is False
-    gate = only(report, "reference")
+    gate = only(report, "evaluation-reference")
     assert gate.reason == r.EVALUATION_NOT_FOUND
     assert gate.message == "ModelEvaluation holdout-v2 not found in namespace fraud-prod"
 
@@ -651,13 +651,13 @@ def test_gate_order_is_policy_card_reference_approval_separation_evaluation() ->
 
     assert [g.kind for g in report.gates] == [
         "card",
-        "reference",
-        "reference",
+        "approval-reference",
+        "evaluation-reference",
         "approval",
         "separation",
         "evaluation",
     ]
-    assert [g.requirement for g in report.gates if g.kind == "reference"] == [
+    assert [g.requirement for g in report.gates if g.kind.endswith("-reference")] == [
         "reference ModelApproval/gone",
         "reference ModelEvaluation/gone-too",
     ]

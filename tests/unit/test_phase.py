@@ -210,7 +210,6 @@ def test_suspended_revision_names_what_is_missing() -> None:
             c.EVALUATION_STALE,
             id="card gate does not touch Approved",
         ),
-        pytest.param((NO_POLICY,), False, False, c.NO_POLICY, c.NO_POLICY, id="no policy fails both"),
         pytest.param(
             (Gate("new approval after rollback", False, c.APPROVAL_PREDATES_QUARANTINE, "renew", "renewal"),),
             False,
@@ -238,6 +237,54 @@ def test_approved_message_joins_every_failing_approval_gate() -> None:
     situation = replace(BLOCKED, gates=(APPROVAL_MISSING, EVALUATION_STALE, other))
 
     assert by_type(conditions(situation)[0])[c.APPROVED].message == "needs bob; needs carol"
+
+
+APPROVAL_NOT_FOUND = Gate(
+    "reference ModelApproval/bob-ok",
+    False,
+    c.APPROVAL_NOT_FOUND,
+    "ModelApproval bob-ok not found",
+    "approval-reference",
+)
+EVALUATION_NOT_FOUND = Gate(
+    "reference ModelEvaluation/holdout",
+    False,
+    c.EVALUATION_NOT_FOUND,
+    "ModelEvaluation holdout not found",
+    "evaluation-reference",
+)
+EVALUATION_MISSING = Gate("evaluation accuracy", False, c.EVALUATION_MISSING, "needs accuracy", "evaluation")
+
+
+def test_each_condition_speaks_only_of_its_own_references_and_requirements() -> None:
+    gates = (APPROVAL_NOT_FOUND, EVALUATION_NOT_FOUND, APPROVAL_MISSING, EVALUATION_MISSING)
+    situation = replace(BLOCKED, gates=gates, evaluated=False)
+
+    conds = by_type(conditions(situation)[0])
+
+    assert conds[c.APPROVED] == Cond(
+        c.APPROVED, c.FALSE, c.APPROVAL_NOT_FOUND, "ModelApproval bob-ok not found; needs bob"
+    )
+    assert conds[c.EVALUATED] == Cond(
+        c.EVALUATED, c.FALSE, c.EVALUATION_NOT_FOUND, "ModelEvaluation holdout not found; needs accuracy"
+    )
+
+
+@pytest.mark.parametrize(
+    "gates",
+    [(), (CARD_MISSING, NO_POLICY)],
+    ids=["no failing gate", "only gates of another subject fail"],
+)
+def test_condition_false_without_a_failing_gate_of_its_own_falls_back_to_its_own_subject(
+    gates: tuple[Gate, ...],
+) -> None:
+    situation = replace(BLOCKED, gates=gates, approved=False, evaluated=False)
+
+    conds = by_type(conditions(situation)[0])
+
+    assert (conds[c.APPROVED].reason, conds[c.EVALUATED].reason) == (c.APPROVAL_MISSING, c.EVALUATION_MISSING)
+    assert conds[c.APPROVED].message == f"not every required approval counts for {describe(V1)}"
+    assert conds[c.EVALUATED].message == f"not every required evaluation passes for {describe(V1)}"
 
 
 @pytest.mark.parametrize(

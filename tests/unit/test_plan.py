@@ -296,6 +296,25 @@ def test_no_policy_blocks_and_builds_no_serving_objects() -> None:
     assert p.watch is None
 
 
+def test_before_any_evidence_each_condition_names_only_what_it_is_about() -> None:
+    # The first step of the example story: the spec references an approval and an evaluation that
+    # do not exist yet, and the policy requires both kinds of evidence.
+    md = model(evaluations=["holdout"])
+    pol = policy(evaluations=[evaluation_requirement(min=0.9)])
+    p = plan(observed(md, policies=[pol]), NOW)
+
+    approved, evaluated = condition(p.status, c.APPROVED), condition(p.status, c.EVALUATED)
+    assert (approved["status"], approved["reason"]) == (c.FALSE, c.APPROVAL_NOT_FOUND)
+    assert (evaluated["status"], evaluated["reason"]) == (c.FALSE, c.EVALUATION_NOT_FOUND)
+    assert "ModelApproval approve-1.0.0 not found" in approved["message"]
+    assert "valuation" not in approved["message"]
+    assert "ModelEvaluation holdout not found" in evaluated["message"]
+    assert "pproval" not in evaluated["message"]
+    for type_ in (c.READY, c.ADMITTED):
+        message = condition(p.status, type_)["message"]
+        assert "\n" not in message and message.count("not found") == 1, message
+
+
 def test_operator_flag_admits_without_policy() -> None:
     p = plan(story_observed(model(), policies=[], allow_no_policy=True), NOW)
 

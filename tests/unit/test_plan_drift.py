@@ -216,6 +216,50 @@ def test_drift_at_the_failure_limit_rolls_back_to_the_last_known_good_revision()
     assert p.status["history"][-1]["action"] == c.ACTION_ROLLED_BACK
 
 
+def test_revision_rolled_back_for_drift_is_no_longer_known_good() -> None:
+    story = served_v2()
+    for _ in range(3):
+        p = story.read(FAILING)
+
+    assert p.status["lastKnownGood"]["digest"] == DIGEST
+    assert digests(p.status, "knownGood") == [DIGEST]
+    assert digests(p.status, "rejectedDigests") == [OTHER_DIGEST]
+    steady = story.read(PASSING)  # v1 serves and passes: v2 does not come back as known good
+    assert steady.status["lastKnownGood"]["digest"] == DIGEST
+    assert digests(steady.status, "knownGood") == [DIGEST]
+    assert digests(steady.status, "rejectedDigests") == [OTHER_DIGEST]
+
+
+def test_quarantined_revision_is_no_longer_known_good() -> None:
+    story = served_v1(on_drift="quarantine")
+    for _ in range(3):
+        p = story.read(FAILING)
+
+    assert "lastKnownGood" not in p.status
+    assert "knownGood" not in p.status
+    assert digests(p.status, "rejectedDigests") == [DIGEST]
+
+
+def test_renewed_revision_is_known_good_again_once_it_passes_its_checks() -> None:
+    story = served_v2()
+    for _ in range(3):
+        story.read(FAILING)
+    renewed = approval(
+        V2, OTHER_DIGEST, name="approve-2.0.0-again", created_at=story.now + timedelta(seconds=5)
+    )
+    story.change(
+        model(V2, OTHER_DIGEST, approvals=["approve-2.0.0", renewed.name], monitoring=monitoring()),
+        add=[renewed],
+    )
+    story.run()
+    story.run()
+
+    p = story.read(PASSING)
+
+    assert digests(p.status, "knownGood") == [DIGEST, OTHER_DIGEST]
+    assert p.status["lastKnownGood"]["digest"] == OTHER_DIGEST
+
+
 def test_rollback_serves_the_known_good_image_even_if_the_spec_image_changed() -> None:
     story = Story.of(model(monitoring=monitoring()))
     story.serve_v1()

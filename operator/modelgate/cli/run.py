@@ -63,6 +63,7 @@ def run(cfg: OperatorConfig) -> int:
 
     async def main() -> None:
         executors.install_default()  # the thread pools' policy: modelgate/executors.py
+        metrics.ASYNCIO_TASKS.watch(asyncio.get_running_loop())
         stop = asyncio.Event()
         memo["stop_operator"] = lambda: _stop_after_loss(stop)
         await kopf.operator(

@@ -47,8 +47,19 @@ from modelgate.decide.evaluations import check_evaluation_requirement
 from modelgate.decide.evidence import Context, E, Outcome, clip, plural, require_aware
 from modelgate.decide.revision import requested_revision_id
 
-GateKind = Literal["policy", "card", "reference", "approval", "evaluation", "separation", "renewal"]
-"""`renewal` gates are added after a rollback or quarantine (decide/verdict.py, with_renewal)."""
+GateKind = Literal[
+    "policy",
+    "card",
+    "approval-reference",
+    "evaluation-reference",
+    "approval",
+    "evaluation",
+    "separation",
+    "renewal",
+]
+"""What a gate is about: the Approved and Evaluated conditions each speak of their own kinds only
+(decide/phase.py). `renewal` gates are added after a rollback or quarantine (decide/verdict.py,
+with_renewal)."""
 
 CARD_FIELDS: Final = {
     "owner": "owner",
@@ -305,14 +316,16 @@ def _missing_references(
     kind: str, names: Sequence[str], exists: Mapping[tuple[str, str], bool], ctx: Context
 ) -> list[Gate]:
     """One failed gate per referenced object that does not exist (absent from `exists` included)."""
-    reason = r.APPROVAL_NOT_FOUND if kind == "ModelApproval" else r.EVALUATION_NOT_FOUND
+    approval = kind == "ModelApproval"
+    reason = r.APPROVAL_NOT_FOUND if approval else r.EVALUATION_NOT_FOUND
+    gate_kind: GateKind = "approval-reference" if approval else "evaluation-reference"
     return [
         Gate(
             f"reference {kind}/{name}",
             False,
             reason,
             f"{kind} {name} not found in namespace {ctx.namespace}",
-            "reference",
+            gate_kind,
         )
         for name in names
         if not exists.get((kind, name), False)

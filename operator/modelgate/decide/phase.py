@@ -7,6 +7,7 @@ admitted, rolled out, and neither drifted, rolled back, quarantined nor inconclu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from modelgate.api import conditions as c
 from modelgate.decide.conditions import Cond
@@ -47,33 +48,40 @@ class Situation:
     """The revision that serves, not the requested one, lost its evidence and is scaled to zero."""
 
 
-def _gate_cond(
-    s: Situation, ctype: str, ok: bool, kinds: tuple[str, ...], ok_reason: str, ok_msg: str
-) -> Cond:
-    if ok:
-        return Cond(ctype, c.TRUE, ok_reason, ok_msg)
-    failures = [g for g in s.gates if not g.satisfied]
-    bad = [g for g in failures if g.kind in kinds] or failures[:1]
-    return Cond(ctype, c.FALSE, bad[0].reason if bad else c.GATES_FAILED, "; ".join(g.message for g in bad))
+APPROVAL_KINDS: Final = ("approval-reference", "approval", "separation", "renewal")
+"""The gates the Approved condition speaks of."""
+EVALUATION_KINDS: Final = ("evaluation-reference", "evaluation")
+"""The gates the Evaluated condition speaks of."""
+
+
+def _gate_cond(s: Situation, satisfied: bool, ok: Cond, kinds: tuple[str, ...], missing: Cond) -> Cond:
+    """`ok` when satisfied; otherwise the failing gates of its own kinds (the first one's reason,
+    every message), so that Approved never repeats a missing evaluation nor Evaluated a missing
+    approval. `missing` when none of them fails (the plan withheld it, as after a withdrawal in this
+    very cycle): still about its own subject, never another condition's gate."""
+    if satisfied:
+        return ok
+    own = [g for g in s.gates if not g.satisfied and g.kind in kinds]
+    if not own:
+        return missing
+    return Cond(missing.type, c.FALSE, own[0].reason, "; ".join(g.message for g in own))
 
 
 def conditions(s: Situation) -> tuple[list[Cond], str]:
     req = describe(s.requested)
     approved = _gate_cond(
         s,
-        c.APPROVED,
         s.approved,
-        ("approval", "separation", "reference", "policy", "renewal"),
-        c.APPROVALS_GRANTED,
-        f"every required approval is present for {req}",
+        Cond(c.APPROVED, c.TRUE, c.APPROVALS_GRANTED, f"every required approval is present for {req}"),
+        APPROVAL_KINDS,
+        Cond(c.APPROVED, c.FALSE, c.APPROVAL_MISSING, f"not every required approval counts for {req}"),
     )
     evaluated = _gate_cond(
         s,
-        c.EVALUATED,
         s.evaluated,
-        ("evaluation", "reference", "policy"),
-        c.EVALUATIONS_PASSED,
-        f"every required evaluation passes for {req}",
+        Cond(c.EVALUATED, c.TRUE, c.EVALUATIONS_PASSED, f"every required evaluation passes for {req}"),
+        EVALUATION_KINDS,
+        Cond(c.EVALUATED, c.FALSE, c.EVALUATION_MISSING, f"not every required evaluation passes for {req}"),
     )
     if s.admitted:
         admitted = Cond(c.ADMITTED, c.TRUE, c.ADMITTED_REASON, f"{req} satisfies every gate")

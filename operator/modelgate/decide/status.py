@@ -29,7 +29,9 @@ def build_status(
     old = obs.body.get("status") or {}
     generation = int((obs.body.get("metadata") or {}).get("generation") or 0)
     conds, phase = conditions(situation)
-    known_good = [dict(g) for g in old.get("knownGood") or []]
+    # A digest withdrawn by a rollback or quarantine is no longer known good: it leaves the list
+    # (so lastKnownGood names what may serve), and rejoins it only once re-admitted and passing.
+    known_good = [dict(g) for g in old.get("knownGood") or [] if g["digest"] not in step4.rejected]
     requested, serving_raw = situation.requested, step4.serving_raw
     if (
         situation.admitted

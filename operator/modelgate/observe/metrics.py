@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter as Tally
 from collections.abc import Iterator
 
@@ -44,3 +45,29 @@ class _Phases(Collector):
 
 PHASE = _Phases()
 REGISTRY.register(PHASE)
+
+
+class _AsyncioTasks(Collector):
+    """modelgate_asyncio_tasks: the event loop's unfinished tasks. One reconcile loop per model and
+    Kopf's watchers make a count that follows the number of models; one that grows while the models
+    stay the same is a leak (bench/soak.py watches it). Read at scrape time, from the metrics
+    server's thread: asyncio.all_tasks tolerates a loop that changes its tasks meanwhile."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily(
+            "modelgate_asyncio_tasks", "Unfinished asyncio tasks of the operator's event loop"
+        )
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            g.add_metric([], len(asyncio.all_tasks(loop)))
+        yield g
+
+
+ASYNCIO_TASKS = _AsyncioTasks()
+REGISTRY.register(ASYNCIO_TASKS)

@@ -276,10 +276,12 @@ class ModelDeploymentStatus(ApiModel):
     serving_revision: Revision | None = None
     """The revision currently served, if any."""
     last_known_good: Revision | None = None
-    """The last revision that was admitted, became Ready and passed its monitoring checks."""
+    """The newest known-good revision: admitted, Ready, passed its monitoring checks and not
+    withdrawn since."""
     known_good: list[Revision] = Field(default_factory=list, max_length=10)
     """Revisions that were admitted, became Ready and passed their checks, oldest first (at most 10).
-    A rollback returns to the newest of them that is not the drifting digest."""
+    A digest withdrawn by a rollback or quarantine leaves the list until it is admitted again and
+    passes its checks. A rollback returns to the newest of them that passes its gates now."""
     metrics: list[MetricReading] = Field(
         default_factory=list, max_length=2 * MAX_METRICS, json_schema_extra=list_map("name")
     )
