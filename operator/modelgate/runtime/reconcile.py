@@ -31,6 +31,7 @@ from modelgate.act import records as act_records
 from modelgate.api import conditions as c
 from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
+from modelgate.decide.ids import decision_id
 from modelgate.decide.plan import plan
 from modelgate.decide.records import updates_for
 from modelgate.decide.serving import Owner, quarantine_network_policy
@@ -272,6 +273,7 @@ def _report_not_owned(body: Mapping[str, Any], message: str) -> None:
         message=message,
         time=rfc3339(dt.datetime.now(dt.UTC)),
         warning=True,
+        id=decision_id((body.get("metadata") or {}).get("uid"), c.ACTION_NOT_OWNED, message),
     )
     audit.record(body, decision)
     metrics.DECISIONS.labels(action=decision.action).inc()
