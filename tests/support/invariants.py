@@ -260,27 +260,37 @@ def recorded_once(world: World) -> list[str]:
     for m in world.models:
         ids = Counter(h["decision"] for h in _history(m) if h.get("decision"))
         out += [f"{_name(m)}: decision {i} is in status.history {n} times" for i, n in ids.items() if n > 1]
-        in_history = Counter(
-            (h.get("action"), str(h.get("message") or "")[:EVENT_MESSAGE]) for h in _history(m)
-        )
+        in_history = Counter(_decision_of(h, ids) for h in _history(m))
         events = Counter(
-            (e.get("reason"), str(e.get("message") or ""))
+            _decision_of(e, ids)
             for e in world.events
             if (e.get("involvedObject") or {}).get("uid") == _uid(m)
         )
         capped = len(_history(m)) >= HISTORY_LIMIT
-        for (action, message), n in events.items():
-            if n > in_history[(action, message)] and not capped:
-                out.append(
-                    f"{_name(m)}: {n} {action} Event(s) for {in_history[(action, message)]} history "
-                    f"entr(y/ies): {message[:120]!r}"
-                )
+        for key, n in events.items():
+            if n > in_history[key] and not capped:
+                out.append(f"{_name(m)}: {n} Event(s) for {in_history[key]} history entr(y/ies) of {key}")
     for r in world.records:
         entries = (r.get("spec") or {}).get("entries") or []
         ids = Counter(e["decision"] for e in entries if e.get("decision"))
         out += [f"ModelRecord {_name(r)}: decision {i} entered {n} times" for i, n in ids.items() if n > 1]
         out += [f"ModelRecord {_name(r)}: {why}" for why in withdrawn_twice(entries)]
     return out
+
+
+def _decision_of(obj: Obj, ids: Mapping[str, int]) -> tuple[str, str]:
+    """Which decision a history entry or an Event records: its decision id when the history holds
+    it (an Event is named `<object>.<id>`), else its action and message (an Event's first 1000
+    characters), which also tells apart Events posted twice under different names."""
+    if obj.get("kind") == "Event":
+        decision = _name(obj).rsplit(".", 1)[-1]
+        action, message = obj.get("reason"), obj.get("message")
+    else:
+        decision = str(obj.get("decision") or "")
+        action, message = obj.get("action"), str(obj.get("message") or "")[:EVENT_MESSAGE]
+    if decision in ids:
+        return ("decision", decision)
+    return (str(action), str(message or ""))
 
 
 def withdrawn_twice(entries: Sequence[Obj]) -> list[str]:
