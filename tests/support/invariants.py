@@ -282,7 +282,7 @@ def _decision_of(obj: Obj, ids: Mapping[str, int]) -> tuple[str, str]:
     """Which decision a history entry or an Event records: its decision id when the history holds
     it (an Event is named `<object>.<id>`), else its action and message (an Event's first 1000
     characters), which also tells apart Events posted twice under different names."""
-    if obj.get("kind") == "Event":
+    if "involvedObject" in obj:
         decision = _name(obj).rsplit(".", 1)[-1]
         action, message = obj.get("reason"), obj.get("message")
     else:
