@@ -119,7 +119,7 @@ class Round:
     def step(
         self,
         what: str,
-        act: Callable[[], None],
+        act: Callable[[], object],
         window: tuple[float, float],
         expect: list[Expect],
         settled: Callable[[], bool] = lambda: True,

@@ -296,9 +296,11 @@ def _decision_of(obj: Obj, ids: Mapping[str, int]) -> tuple[str, str]:
 def withdrawn_twice(entries: Sequence[Obj]) -> list[str]:
     """A digest rolled back or quarantined again for the same ModelDeployment with no release in
     between: the same intervention recorded twice."""
-    out, open_ = [], {}
+    out: list[str] = []
+    open_: dict[str, str] = {}
     for e in entries:
-        md = (e.get("modelDeployment") or {}).get("uid") or (e.get("modelDeployment") or {}).get("name")
+        who = e.get("modelDeployment") or {}
+        md = str(who.get("uid") or who.get("name"))
         if e.get("action") in WITHDRAWING:
             if md in open_:
                 out.append(f"{e['action']} at {e.get('time')} repeats {open_[md]} for ModelDeployment {md}")

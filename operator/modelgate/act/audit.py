@@ -7,11 +7,13 @@ an auditor can reconstruct a decision from logs alone; the Event carries the hum
 Events are posted by modelgate's own client (act/kube.py), in the background: a decision never
 waits for its Event.
 
-Both are recorded before the status write, and a failed or interrupted write makes the next pass
-decide again. Each decision is recorded once all the same: its id (decide/ids.py) is the same when
-it is decided again, the Event is named after it (a second create is refused as AlreadyExists), and
-a process writes one audit line per id. A line written again by the next process after a crash
-carries the same id, so a reader counts it once.
+Both are recorded once the status write that stores the decision in history has succeeded
+(runtime/reconcile.py): a pass killed or failing before it decides again, and may decide otherwise,
+so nothing is told of it. A status write that reached the API server but raised (a lost response)
+is retried with the same decisions under the same ids (decide/ids.py): the Event is named after
+the id (a second create is refused as AlreadyExists), and a process writes one audit line per id.
+A line written again by the next process (a retirement retried after a crash) carries the same id,
+so a reader counts it once.
 
 (Kopf's `kopf.event` needs the context variables of a Kopf handler, which would tie every
 reconcile loop to the watch event that started it, and that event's whole body.)
