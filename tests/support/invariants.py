@@ -96,6 +96,9 @@ def read(kubectl: Kubectl, namespace: str) -> World:
     def items(*args: str) -> list[Obj]:
         return list(kubectl.json("get", *args, "-n", namespace)["items"])
 
+    # Events first: the operator posts one only after the status holding its decision is stored,
+    # so every Event read here has its history entry in the ModelDeployments read after it.
+    events = items("events", "--field-selector", "involvedObject.kind=ModelDeployment")
     ns = kubectl.json("get", "namespace", namespace)
     return World(
         namespace_labels=ns["metadata"].get("labels") or {},
@@ -108,7 +111,7 @@ def read(kubectl: Kubectl, namespace: str) -> World:
         services=items("services", "-l", MANAGED),
         replica_sets=items("replicasets", "-l", "modelgate.io/deployment"),
         network_policies=items("networkpolicies", "-l", MANAGED),
-        events=items("events", "--field-selector", "involvedObject.kind=ModelDeployment"),
+        events=events,
     )
 
 
