@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: help deps build cluster-up cluster-down prometheus-up prometheus-down crds manifests helm lint typecheck \
-        test test-unit test-integration demo demo-down bench soak run clean
+        test test-unit test-integration faults demo demo-down bench soak run clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ test-integration: deps build ## Integration tests against the local control plan
 
 test: deps build lint typecheck ## Everything CI runs: lint, types, unit and integration tests
 	@$(PY) -m pytest tests -q --durations=25
+
+faults: deps build ## The fault suite's long variants (tests/faults, MODELGATE_FAULTS_LONG=1; MODELGATE_FAULTS_SEED replays)
+	@MODELGATE_FAULTS_LONG=1 $(PY) -m pytest tests/faults -q -s
 
 demo: deps build ## The example scenario on the local control plane, with the operator running
 	@$(PY) hack/demo.py

@@ -189,3 +189,23 @@ def test_a_pass_whose_own_write_the_watch_has_not_delivered_waits_instead_of_dec
     run(cluster, loop)
     assert kinds(cluster) == ["status"]
     assert cluster.written["status"][0]["phase"] == "Serving"
+
+
+def test_a_failed_status_write_tells_nothing_and_the_retry_tells_the_same_decision_once(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_status = kube.write_status
+
+    async def failing(ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+        raise ConnectionResetError("the API server went away")
+
+    monkeypatch.setattr(kube, "write_status", failing)
+    with pytest.raises(ConnectionResetError):
+        run(cluster, Watermarks())
+    assert "Event" not in kinds(cluster)  # nothing told of a decision the status does not hold
+
+    monkeypatch.setattr(kube, "write_status", write_status)
+    run(cluster, Watermarks(), NOW + dt.timedelta(seconds=5))
+    history = cluster.written["status"][0]["history"]
+    assert [k for k in kinds(cluster) if k == "Event"] == ["Event"]
+    assert [h["action"] for h in history] == [c.ACTION_ADMITTED]

@@ -5,8 +5,18 @@ an auditor can reconstruct a decision from logs alone; the Event carries the hum
 `kubectl describe` shows. Both are emitted from the same `Decision` so they never disagree.
 
 Events are posted by modelgate's own client (act/kube.py), in the background: a decision never
-waits for its Event. (Kopf's `kopf.event` needs the context variables of a Kopf handler, which
-would tie every reconcile loop to the watch event that started it, and that event's whole body.)
+waits for its Event.
+
+Both are recorded once the status write that stores the decision in history has succeeded
+(runtime/reconcile.py): a pass killed or failing before it decides again, and may decide otherwise,
+so nothing is told of it. A status write that reached the API server but raised (a lost response)
+is retried with the same decisions under the same ids (decide/ids.py): the Event is named after
+the id (a second create is refused as AlreadyExists), and a process writes one audit line per id.
+A line written again by the next process (a retirement retried after a crash) carries the same id,
+so a reader counts it once.
+
+(Kopf's `kopf.event` needs the context variables of a Kopf handler, which would tie every
+reconcile loop to the watch event that started it, and that event's whole body.)
 """
 
 from __future__ import annotations
@@ -23,6 +33,10 @@ from modelgate.decide.types import Decision
 
 COMPONENT = "modelgate"
 MAX_MESSAGE = 1000
+REMEMBERED = 10_000
+"""How many recent decision ids a process remembers (`first_time`): far more than the decisions
+that can be awaiting a retried status write at once."""
+_recorded: dict[str, None] = {}
 
 _audit = logging.getLogger("modelgate.audit")
 
@@ -37,12 +51,28 @@ def _configure() -> None:
     _audit.propagate = False
 
 
+def first_time(decision_id: str) -> bool:
+    """Whether this process has not recorded the decision `decision_id` yet (one without an id
+    always counts as new); remembers it."""
+    if not decision_id:
+        return True
+    if decision_id in _recorded:
+        return False
+    _recorded[decision_id] = None
+    while len(_recorded) > REMEMBERED:
+        _recorded.pop(next(iter(_recorded)))
+    return True
+
+
 def record(body: Mapping[str, Any], decision: Decision) -> None:
-    """Post the Event and write the audit line for one decision."""
+    """Post the Event and write the audit line for one decision, once per decision id."""
+    if not first_time(decision.id):
+        return
     _configure()
     meta = body.get("metadata") or {}
     line = {
         "audit": True,
+        "decision": decision.id or None,
         "time": decision.time,
         "action": decision.action,
         "reason": decision.reason,
@@ -61,13 +91,16 @@ def record(body: Mapping[str, Any], decision: Decision) -> None:
 
 
 def event(body: Mapping[str, Any], decision: Decision, now: dt.datetime) -> dict[str, Any]:
-    """The core/v1 Event for a decision about `body`, as `kubectl describe` and `get events` show it."""
+    """The core/v1 Event for a decision about `body`, as `kubectl describe` and `get events` show it;
+    named `<object name>.<decision id>` (the name cut to fit), so that it is posted once."""
     meta = body.get("metadata") or {}
     stamp = now.isoformat().replace("+00:00", "Z")
+    prefix = f"{str(meta.get('name'))[: 253 - 17]}."
+    name = {"name": prefix + decision.id} if decision.id else {"generateName": prefix}
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"namespace": meta.get("namespace"), "generateName": f"{meta.get('name')}."},
+        "metadata": {"namespace": meta.get("namespace"), **name},
         "involvedObject": {
             "apiVersion": body.get("apiVersion"),
             "kind": body.get("kind", "ModelDeployment"),

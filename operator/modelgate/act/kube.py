@@ -311,12 +311,20 @@ def _create_event(event: Mapping[str, Any]) -> None:
     core: Any = kubernetes.client.CoreV1Api(client())
     try:
         core.create_namespaced_event(event["metadata"]["namespace"], event, _preload_content=False)
-    except (ApiException, OSError) as e:
-        # The decision stands and its audit line and history entry are written; only the Event is lost.
-        obj = event["involvedObject"]
-        log.warning(
-            f"Could not post Event {event['reason']} for {obj['kind']} {obj['namespace']}/{obj['name']}: {e}"
-        )
+    except ApiException as e:
+        if e.status == 409:  # named after its decision id: this decision's Event is already posted
+            return
+        _event_lost(event, e)
+    except OSError as e:
+        _event_lost(event, e)
+
+
+def _event_lost(event: Mapping[str, Any], e: Exception) -> None:
+    # The decision stands and its audit line and history entry are written; only the Event is lost.
+    obj = event["involvedObject"]
+    log.warning(
+        f"Could not post Event {event['reason']} for {obj['kind']} {obj['namespace']}/{obj['name']}: {e}"
+    )
 
 
 def post_event(event: Mapping[str, Any]) -> None:

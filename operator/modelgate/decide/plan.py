@@ -34,6 +34,7 @@ from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelDeployment
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.gates import subject_of
+from modelgate.decide.ids import identify
 from modelgate.decide.intervene import (
     Intervention,
     advance,
@@ -110,7 +111,11 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
 
     # 5-6. The serving objects for what serves now, and the status.
     objects = _objects(obs, choice, step4, quarantined_at is not None, stamp)
-    decisions = (*choice.decisions, *watching.decisions, *step4.decisions, *objects.decisions)
+    decisions = identify(
+        (*choice.decisions, *watching.decisions, *step4.decisions, *objects.decisions),
+        str((obs.body.get("metadata") or {}).get("uid") or ""),
+        old.get("history") or [],
+    )
     situation = _situation(obs, requested, verdict, choice, step4, objects, quarantined_at)
     status = build_status(
         obs,

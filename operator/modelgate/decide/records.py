@@ -2,9 +2,11 @@
 interventions are in force, and when kept forensic pods expire. Pure: `now` is passed in.
 
 A record is one per (namespace, model name, digest) and only ever grows: entries are keyed by
-(time, action), so writing the same decision twice (a restart between the write and the status
-patch) changes nothing. The record's `state` follows its newest RolledBack / Quarantined /
-Released entry: Withdrawn while an intervention is in force, Released after a re-admission.
+their decision id (decide/ids.py; by time and action for entries without one), so writing the
+same decision twice (a restart between the write and the status patch, which decides it again at
+a later time under the same id) changes nothing. The record's `state` follows its newest
+RolledBack / Quarantined / Released entry: Withdrawn while an intervention is in force, Released
+after a re-admission.
 `in_force` turns the Withdrawn records of a model into the `Observed.records` the plan unites
 with status.rejectedDigests, so a deleted and re-created ModelDeployment meets the same renewal
 gate as the original.
@@ -72,6 +74,8 @@ def updates_from(
             "message": d.message[:4000],
             "modelDeployment": {"name": deployment, **({"uid": uid} if uid else {})},
         }
+        if getattr(d, "id", ""):
+            entry["decision"] = d.id
         version = withdrawn.get("version") or (d.revision or {}).get("version")
         if version:
             entry["version"] = version
@@ -118,13 +122,19 @@ def updates_for(
     return updates
 
 
+def entry_key(entry: Mapping[str, Any]) -> str:
+    """What makes a record entry unique: its decision id, else its time and action."""
+    return str(entry.get("decision") or f"{entry['time']}/{entry['action']}")
+
+
 def merge(spec: Mapping[str, Any] | None, update: RecordUpdate) -> dict[str, Any]:
-    """The record spec after `update`: entries united by (time, action), oldest first, and the
-    state of the newest intervention or release. Merging the same update twice is a no-op."""
+    """The record spec after `update`: entries united by `entry_key`, oldest first, and the state
+    of the newest intervention or release. Merging the same update twice is a no-op, and so is
+    merging the same decision taken again later (same id, later time)."""
     base = dict(spec or {})
-    entries = {(str(e["time"]), str(e["action"])): dict(e) for e in base.get("entries") or []}
+    entries = {entry_key(e): dict(e) for e in base.get("entries") or []}
     for e in update.entries:
-        entries.setdefault((str(e["time"]), str(e["action"])), dict(e))
+        entries.setdefault(entry_key(e), dict(e))
     ordered = sorted(entries.values(), key=lambda e: (_time(e["time"]), str(e["action"])))
     out: dict[str, Any] = {
         "model": {"name": update.model, "digest": update.digest},
@@ -168,8 +178,12 @@ def keep(
     retention: str,
     deployment: str,
     uid: str | None,
+    decision: str = "",
 ) -> dict[str, Any]:
-    """The record spec once a quarantined model was retired with its pods kept for `retention`."""
+    """The record spec once a quarantined model was retired with its pods kept for `retention`;
+    unchanged when it already holds the retirement `decision` (a retirement retried after a crash)."""
+    if decision and any(e.get("decision") == decision for e in spec.get("entries") or []):
+        return dict(spec)
     out = dict(spec)
     kept = dict(out.get("kept") or {})
     kept["retention"] = str(kept.get("retention") or retention)
@@ -186,9 +200,18 @@ def keep(
             f"({', '.join(pods) or 'none'}) until {rfc3339(until)}"
         ),
         "modelDeployment": {"name": deployment, **({"uid": uid} if uid else {})},
+        **({"decision": decision} if decision else {}),
     }
     out["entries"] = [*(out.get("entries") or []), entry][-MAX_ENTRIES:]
     return out
+
+
+def retained_until(spec: Mapping[str, Any], decision: str) -> str | None:
+    """retainUntil set by the retirement `decision`, when the record already holds it."""
+    if not any(e.get("decision") == decision for e in spec.get("entries") or []):
+        return None
+    until = (spec.get("kept") or {}).get("retainUntil")
+    return str(until) if until else None
 
 
 def retention_due(spec: Mapping[str, Any], now: dt.datetime) -> bool:

@@ -53,6 +53,8 @@ def build_status(
         }
         if d.revision:
             entry["revision"] = dict(d.revision)
+        if d.id:
+            entry["decision"] = d.id
         history.append(entry)
     status: dict[str, Any] = {
         "observedGeneration": generation,

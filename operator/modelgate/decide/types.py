@@ -54,6 +54,8 @@ class Decision:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     revision: Mapping[str, str] | None = None
     warning: bool = False
+    id: str = ""
+    """Stable across a retry of the same decision (decide/ids.py); empty until identified."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from modelgate.act import records as act_records
 from modelgate.api import conditions as c
 from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
+from modelgate.decide.ids import decision_id
 from modelgate.decide.plan import plan
 from modelgate.decide.records import updates_for
 from modelgate.decide.serving import Owner, quarantine_network_policy
@@ -137,9 +138,6 @@ async def reconcile_once(
         return now + dt.timedelta(seconds=CATCH_UP)  # a watch event with our write will wake us
     loop.min_rv.clear()
     p = plan(obs, now)
-    for d in p.decisions:
-        audit.record(body, d)
-        metrics.DECISIONS.labels(action=d.action).inc()
     # Records first: an intervention must outlive this ModelDeployment even if the status write fails.
     updates = updates_for(
         p.decisions,
@@ -162,6 +160,13 @@ async def reconcile_once(
     for what, res in zip(writes, results, strict=True):
         if isinstance(res, str):
             loop.wrote(what, res)
+    if not isinstance(results[0], BaseException):
+        # Events and audit lines once the status holds the decisions: a pass killed or failing
+        # before that decides again, and may decide otherwise, so nothing is told of it. A write
+        # that reached the server but raised is retried under the same ids (act/audit.py).
+        for d in p.decisions:
+            audit.record(body, d)
+            metrics.DECISIONS.labels(action=d.action).inc()
     for res in results:
         if isinstance(res, BaseException):
             raise res
@@ -272,6 +277,7 @@ def _report_not_owned(body: Mapping[str, Any], message: str) -> None:
         message=message,
         time=rfc3339(dt.datetime.now(dt.UTC)),
         warning=True,
+        id=decision_id((body.get("metadata") or {}).get("uid"), c.ACTION_NOT_OWNED, message),
     )
     audit.record(body, decision)
     metrics.DECISIONS.labels(action=decision.action).inc()

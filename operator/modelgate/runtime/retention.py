@@ -17,6 +17,7 @@ from modelgate.act import audit, kube
 from modelgate.act import records as act_records
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import FINALIZER
+from modelgate.decide.ids import decision_id
 from modelgate.decide.records import expire, retention_due
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
@@ -44,6 +45,9 @@ async def end_retention(ns: str, name: str, body: Mapping[str, Any]) -> None:
         f"ModelRecord {name}: {entry['message']}",
         entry["time"],
         {"record": name, "deleted": deleted, "kept": spec.get("kept")},
+        id=decision_id(
+            record["metadata"].get("uid"), c.ACTION_RETENTION_EXPIRED, spec["kept"]["retainUntil"]
+        ),
     )
     audit.record(record, decision)
     metrics.DECISIONS.labels(action=decision.action).inc()

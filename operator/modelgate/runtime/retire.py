@@ -20,19 +20,21 @@ from modelgate.act import audit, kube
 from modelgate.act import records as act_records
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import FINALIZER, parse_duration
+from modelgate.decide import ids
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.monitoring import DEFAULT_RETENTION
 from modelgate.decide.records import keep as keep_record
-from modelgate.decide.records import record_name
+from modelgate.decide.records import record_name, retained_until
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
 
 
 async def _keep_quarantined(
-    ns: str, name: str, status: Mapping[str, Any], uid: str | None, now: dt.datetime
+    ns: str, name: str, status: Mapping[str, Any], uid: str | None, now: dt.datetime, decision: str
 ) -> dict[str, Any] | None:
     """Hand a quarantined model's ReplicaSets and pods to its ModelRecord for the retention; None
-    when the model is not quarantined (or no record holds the quarantine)."""
+    when the model is not quarantined (or no record holds the quarantine). A retirement retried
+    after a crash keeps the retention the record already holds for it, and adds no second entry."""
     serving = status.get("servingRevision") or {}
     if not status.get("quarantinedAt") or not serving.get("digest"):
         return None
@@ -40,16 +42,24 @@ async def _keep_quarantined(
     if record is None:
         return None
     retention = str(((record.get("spec") or {}).get("kept") or {}).get("retention") or DEFAULT_RETENTION)
-    until = now + parse_duration(retention)
+    before = retained_until(record["spec"], decision)
+    until = dt.datetime.fromisoformat(before) if before else now + parse_duration(retention)
     sets, pods = await act_records.keep(ns, name, record, until)
-    spec = keep_record(record["spec"], sets, pods, now, retention, name, uid)
-    await act_records.replace_spec(ns, await act_records.read(ns, record["metadata"]["name"]) or record, spec)
+    current = await act_records.read(ns, record["metadata"]["name"]) or record
+    spec = keep_record(current["spec"], sets, pods, now, retention, name, uid, decision)
+    if spec != current["spec"]:
+        await act_records.replace_spec(ns, current, spec)
     return {
         "record": record["metadata"]["name"],
         "replicaSets": sets,
         "pods": pods,
         "retainUntil": rfc3339(until),
     }
+
+
+def retirement_id(uid: object) -> str:
+    """A model (one uid) is retired once: its retirement's decision id depends on nothing else."""
+    return ids.decision_id(uid, c.ACTION_RETIRED)
 
 
 def retiring(body: Mapping[str, Any]) -> bool:
@@ -74,12 +84,10 @@ async def retire(body: Mapping[str, Any], namespace: str | None, name: str) -> N
     serving = dict(status.get("servingRevision") or {})
     now = dt.datetime.now(dt.UTC)
     model = str((body.get("spec") or {}).get("model", {}).get("name") or "")
+    uid = body.get("metadata", {}).get("uid")
+    decision_id = retirement_id(uid)
     kept = await _keep_quarantined(
-        ns,
-        name,
-        {**status, "servingRevision": {**serving, "model": model}},
-        body.get("metadata", {}).get("uid"),
-        now,
+        ns, name, {**status, "servingRevision": {**serving, "model": model}}, uid, now, decision_id
     )
     kinds = ("Service",) if kept is not None else ("Deployment", "Service")
     removed = [kind for kind in kinds if await kube.delete_owned(kind, ns, name)]
@@ -96,6 +104,7 @@ async def retire(body: Mapping[str, Any], namespace: str | None, name: str) -> N
         time=rfc3339(now),
         evidence={"servingRevision": serving, "removed": removed, **({"kept": kept} if kept else {})},
         revision={"version": serving["version"], "digest": serving["digest"]} if serving else None,
+        id=decision_id,
     )
     audit.record(body, decision)
     metrics.DECISIONS.labels(action=decision.action).inc()

@@ -62,6 +62,8 @@ Quantity = int | Annotated[str, StringConstraints(max_length=64, pattern=QUANTIT
 
 RiskLevel = Literal["minimal", "limited", "high"]
 RevisionId = Annotated[str, StringConstraints(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+DecisionId = Annotated[str, StringConstraints(min_length=16, max_length=16, pattern=r"^[0-9a-f]{16}$")]
+"""A decision's id (decide/ids.py): the same in its history entry, Event name, audit line and record entry."""
 """A revision id: 32 lowercase hex digits (modelgate.decide.revision)."""
 CardField = Literal["owner", "intendedUse", "limitations", "trainingData", "riskLevel"]
 

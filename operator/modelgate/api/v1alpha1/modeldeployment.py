@@ -11,6 +11,7 @@ from modelgate.api.v1alpha1.common import (
     AGE_COLUMN,
     ApiModel,
     Condition,
+    DecisionId,
     Digest,
     Identity,
     KubeObject,
@@ -245,6 +246,9 @@ class HistoryEntry(ApiModel):
     """The revision the decision concerns."""
     message: Text | None = None
     """Details: the evidence the decision was based on."""
+    decision: DecisionId | None = None
+    """The decision's id: its Event is named `<name>.<id>`, and its audit line and ModelRecord entry
+    carry it. A decision retried after a failed write keeps its id, so it is recorded once."""
 
 
 class RejectedDigest(ApiModel):

@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, Field, StringConstraints
 from modelgate.api.v1alpha1.common import (
     AGE_COLUMN,
     ApiModel,
+    DecisionId,
     Digest,
     Duration,
     KubeObject,
@@ -72,6 +73,9 @@ class RecordEntry(ApiModel):
     """The revision id of the withdrawn revision, when it was the one the spec requested."""
     model_deployment: RecordedDeployment
     """The ModelDeployment the decision was taken for."""
+    decision: DecisionId | None = None
+    """The decision's id, as in the ModelDeployment's history and the Event's name: entries are
+    unique by it, so a decision written again after a crash is recorded once."""
 
 
 class KeptPods(ApiModel):
