@@ -25,7 +25,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,15 +70,8 @@ def _probe(kubectl: Kubectl) -> tuple[int, str]:
 
 @pytest.fixture
 def ns(control: Cluster) -> Iterator[str]:
-    kubectl = control.kubectl
-    name = f"cp-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    kubectl("label", "namespace", name, f"modelgate.io/test={name}")
-    wait_until("the default service account", lambda: kubectl.get("serviceaccount", "default", name))
-    kubectl.apply(m.policy(f"p-{name}", name))
-    yield name
-    kubectl("delete", "governancepolicy", f"p-{name}", "--ignore-not-found", check=False)
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with m.governed_namespace(control.kubectl, "cp") as name:
+        yield name
 
 
 # --- the cluster and its components ------------------------------------------------------------
@@ -101,7 +93,7 @@ def hack(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
 def finish(proc: subprocess.Popen[str]) -> str:
     """Wait for a hack/cluster.py command; its stderr; fail with it when the command failed."""
     _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, f"hack/cluster.py {proc.args[2:]} failed: {err}"
+    assert proc.returncode == 0, f"{proc.args!r} failed: {err}"
     return err
 
 
@@ -182,8 +174,10 @@ class Before:
     """What `keep` and `revoke` looked like before the fault."""
 
     def __init__(self, kubectl: Kubectl, ns: str, op: OperatorProcess) -> None:
-        self.keep = kubectl.get("mdep", "keep", ns)
-        self.keep_deployment = kubectl.get("deployment", "keep", ns)
+        keep, deployment = kubectl.get("mdep", "keep", ns), kubectl.get("deployment", "keep", ns)
+        assert keep and deployment, "keep and its Deployment exist before the fault"
+        self.keep: dict[str, Any] = keep
+        self.keep_deployment: dict[str, Any] = deployment
         self.decisions = {name: decisions(op, ns, name) for name in ("keep", "revoke")}
 
 
