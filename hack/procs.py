@@ -89,11 +89,14 @@ def load_argvs(state: Path) -> dict[str, list[str]]:
     return dict(json.loads(f.read_text())) if f.exists() else {}
 
 
-def stop_one(state: Path, name: str) -> None:
-    """Stop one recorded process (SIGTERM, SIGKILL after a grace period); the others keep running."""
+def stop_one(state: Path, name: str, hint: str) -> None:
+    """Stop one recorded process (SIGTERM, SIGKILL after a grace period); the others keep running.
+    `hint` says how to start it again, for the error when it is not running."""
     pids = load_pids(state)
     if name not in pids:
         raise HackError(f"{name} was not started here (nothing recorded in {state / 'pids.json'})")
+    if not alive(pids[name]):
+        raise HackError(f"{name} is not running (pid {pids[name]} has exited); start it with `{hint}`")
     stop_all({name: pids[name]})
 
 
@@ -110,7 +113,9 @@ def start_again(state: Path, name: str) -> dict[str, int]:
 
 
 def stop_all(pids: dict[str, int], grace: float = 15.0) -> None:
-    """SIGTERM every process group (last started first), then SIGKILL what is left after `grace`."""
+    """SIGTERM every process group (last started first), then SIGKILL what is left after `grace`,
+    and return once every process is gone: a caller that starts one again right away must not find
+    the old one still alive (kube-apiserver often outlives the grace period, holding its watches)."""
     for pid in reversed(list(pids.values())):
         if alive(pid):
             with contextlib.suppress(ProcessLookupError):
@@ -122,6 +127,12 @@ def stop_all(pids: dict[str, int], grace: float = 15.0) -> None:
         if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+    killed_by = time.monotonic() + 10.0
+    for name, pid in pids.items():
+        while alive(pid):
+            if time.monotonic() > killed_by:
+                raise HackError(f"{name} (pid {pid}) is still alive 10 s after SIGKILL")
+            time.sleep(0.05)
 
 
 def tail(path: Path) -> str:

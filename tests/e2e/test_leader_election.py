@@ -62,16 +62,8 @@ def ha_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def ns(ha_cluster: Cluster) -> Iterator[str]:
-    kubectl = ha_cluster.kubectl
-    name = f"h-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    kubectl("label", "namespace", name, f"modelgate.io/test={name}")
-    wait_until("the default service account", lambda: kubectl.get("serviceaccount", "default", name))
-    policy = f"p-{name}"
-    kubectl.apply(m.policy(policy, name))
-    yield name
-    kubectl("delete", "governancepolicy", policy, "--ignore-not-found")
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with m.governed_namespace(ha_cluster.kubectl, "h") as name:
+        yield name
 
 
 class Replicas:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from modelgate.decide.revision import revision_id
-from tests.support.kube import Kubectl
+from tests.support.kube import Kubectl, wait_until
 
 DEPLOYERS = ("deployers",)
 EVALUATORS = ("evaluators",)
@@ -218,3 +221,19 @@ def psi_monitoring(
             }
         ],
     }
+
+
+@contextmanager
+def governed_namespace(kubectl: Kubectl, prefix: str) -> Iterator[str]:
+    """A fresh namespace `<prefix>-xxxxxx` (its default ServiceAccount made) with a default policy
+    `p-<namespace>` of its own; both deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, f"modelgate.io/test={name}")
+    wait_until("the default service account", lambda: kubectl.get("serviceaccount", "default", name))
+    kubectl.apply(policy(f"p-{name}", name))
+    try:
+        yield name
+    finally:
+        kubectl("delete", "governancepolicy", f"p-{name}", "--ignore-not-found", check=False)
+        kubectl("delete", "namespace", name, "--wait=false", check=False)

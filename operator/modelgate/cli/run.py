@@ -15,6 +15,7 @@ import prometheus_client
 
 from modelgate import executors
 from modelgate.config import OperatorConfig
+from modelgate.observe import relist
 
 LOSS_EXIT_TIMEOUT = 20.0
 """Seconds a replica that lost the leadership waits for Kopf's shutdown before it exits anyway."""
@@ -64,6 +65,7 @@ def run(cfg: OperatorConfig) -> int:
     async def main() -> None:
         executors.install_default()  # the thread pools' policy: modelgate/executors.py
         metrics.ASYNCIO_TASKS.watch(asyncio.get_running_loop())
+        relist.report_hidden_deletions()  # deletions a watch's re-list hides: observe/relist.py
         stop = asyncio.Event()
         memo["stop_operator"] = lambda: _stop_after_loss(stop)
         await kopf.operator(
