@@ -99,7 +99,9 @@ class BadPrometheus:
             raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
         self._mode = mode
 
-    def forward(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+    def forward(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         """The real server's status and body for the same request."""
         req = urllib.request.Request(self.upstream + path, data=body, method=method, headers=headers)
         try:
@@ -124,13 +126,13 @@ def _handler(proxy: BadPrometheus) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # the test's output is not the place for an access log
 
-        def do_GET(self) -> None:  # noqa: N802 - the base's name
+        def do_GET(self) -> None:
             self._serve("GET", None)
 
-        def do_POST(self) -> None:  # noqa: N802 - the base's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             self._serve("POST", self.rfile.read(length))
 

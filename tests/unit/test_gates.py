@@ -402,7 +402,9 @@ def test_invalid_seal_does_not_count() -> None:
     )
 
     approval, evaluation = report.failures
-    assert approval.reason == r.SEAL_INVALID and "ModelApproval bob-ok has an invalid seal" in approval.message
+    assert (
+        approval.reason == r.SEAL_INVALID and "ModelApproval bob-ok has an invalid seal" in approval.message
+    )
     assert "found 1: carol" in approval.message
     assert evaluation.reason == r.SEAL_INVALID and "ModelEvaluation forged-eval" in evaluation.message
 

@@ -6,7 +6,8 @@ Three pure steps, no I/O and no clock (the caller passes `now`):
 1. `verdict(sample, min, max)`: a finite value inside [min, max] (either bound optional, both
    inclusive) passes; outside fails, with a message naming the value and the threshold it crossed.
    Everything else is *inconclusive*: an empty result, NaN, +/-Inf, more than one series, a PromQL
-   error, a timeout, an unreachable Prometheus, an answer that is not the Prometheus API. Missing data is never a failure and never a pass.
+   error, a timeout, an unreachable Prometheus, an answer that is not the Prometheus API. Missing
+   data is never a failure and never a pass.
 2. `advance(previous, status, value, now, failure_limit, inconclusive_limit)`: the counters. A Pass
    resets both; a Fail adds one failure and ends an inconclusive run; an Inconclusive adds one to the
    inconclusive run and leaves the failure count alone, so an outage in the middle of a drift neither

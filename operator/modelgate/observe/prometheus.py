@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
-import urllib3
 from urllib3.util.retry import Retry
 
 QueryKind = Literal["series", "query-error", "timeout", "unreachable", "bad-answer"]

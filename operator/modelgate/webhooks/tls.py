@@ -19,10 +19,10 @@ by /proc/self/fd/N), rewritten in place on each load; the root filesystem may be
 caBundle: locally (no `--webhook-service`) the operator writes both configurations whole, with a
 url clientConfig, at start (act/setup.py `register_webhooks`), and again at every check where one
 is missing or differs (deleted or edited by an admin: while they are gone nothing is stamped or
-sealed, so the gap is closed within a check interval; nothing is written when both are right). In a cluster the chart owns them and
-the operator only patches each webhook's caBundle where it differs from ca.crt (nothing is written
-when it is right), at start and at every check, so a reissued CA reaches them; with
-`--webhook-cert-dir` and a Service it does not touch them at all.
+sealed, so the gap is closed within a check interval; nothing is written when both are right). In
+a cluster the chart owns them and the operator only patches each webhook's caBundle where it
+differs from ca.crt (nothing is written when it is right), at start and at every check, so a
+reissued CA reaches them; with `--webhook-cert-dir` and a Service it does not touch them at all.
 
 Port sharing: Kopf's server binds with SO_REUSEPORT, so two replicas on one machine share a port
 (as behind a Service). That is right only when both present a certificate from the same CA: before
