@@ -71,6 +71,11 @@ class Hooks:
         return self.operator
 
     def stop(self) -> None:
+        """kill -9: for the webhooks a crashed operator and a stopped one are the same outage, and
+        a graceful stop (several seconds of Kopf's shutdown) is not what these tests are about."""
+        if self.operator is not None:
+            self.operator.proc.kill()
+            self.operator.proc.wait(10)
         self.stack.close()
         self.operator = None
 
