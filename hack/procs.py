@@ -113,15 +113,18 @@ def start_again(state: Path, name: str) -> dict[str, int]:
 
 
 def stop_all(pids: dict[str, int], grace: float = 15.0) -> None:
-    """SIGTERM every process group (last started first), then SIGKILL what is left after `grace`,
-    and return once every process is gone: a caller that starts one again right away must not find
-    the old one still alive (kube-apiserver often outlives the grace period, holding its watches)."""
+    """Stop the process groups one at a time, last started first: SIGTERM, then SIGKILL if it is
+    still there after `grace`; return once every process is gone (a caller that starts one again
+    right away must not find the old one alive). One at a time because later components lean on
+    earlier ones: a kube-apiserver whose etcd stops with it waits out its whole shutdown instead of
+    leaving in about a second (a local control plane stopped in 15.7 s all at once, 1.3 s in order;
+    measured)."""
     for pid in reversed(list(pids.values())):
-        if alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for pid in pids.values():
+        if not alive(pid):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if alive(pid):

@@ -403,11 +403,26 @@ def test_invalid_seal_does_not_count() -> None:
 
     approval, evaluation = report.failures
     assert (
-        approval.reason == r.SEAL_INVALID
-        and "ModelApproval bob-ok has a missing or invalid seal" in approval.message
+        approval.reason == r.SEAL_INVALID and "ModelApproval bob-ok has an invalid seal" in approval.message
     )
     assert "found 1: carol" in approval.message
     assert evaluation.reason == r.SEAL_INVALID and "ModelEvaluation forged-eval" in evaluation.message
+
+
+def test_evidence_without_a_seal_is_named_unsealed_not_invalid() -> None:
+    report = run(
+        approvals=[make_approval("bob-ok", seal=None)],
+        evaluations=[make_evaluation("erin-eval", seal=None)],
+        policies=[make_policy(approvals=[approval_requirement()], evaluations=[ACCURACY])],
+        seal_ok=lambda o: o.spec.seal == "good",
+    )
+
+    approval, evaluation = report.failures
+    assert approval.reason == evaluation.reason == r.UNSEALED
+    assert "ModelApproval bob-ok is unsealed: it was written past the modelgate admission webhook" in (
+        approval.message
+    )
+    assert "ModelEvaluation erin-eval is unsealed" in evaluation.message
 
 
 def test_a_seal_check_that_raises_fails_closed() -> None:

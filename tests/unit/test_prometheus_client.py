@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import pytest
 import requests
+import urllib3
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from modelgate.observe.prometheus import PrometheusConfig, PrometheusSource, QueryResult
@@ -76,13 +77,22 @@ TIMEOUT = b'{"status":"error","errorType":"timeout","error":"query timed out in 
         (http_error(400, BAD_DATA), "query-error", "1:5: parse error: unclosed left parenthesis"),
         (http_error(422, EXECUTION), "query-error", "found duplicate series for the match group"),
         (http_error(503, TIMEOUT), "timeout", "query timed out in expression evaluation"),
-        (http_error(401, b"Unauthorized\n"), "unreachable", "HTTP 401: Unauthorized"),
-        (http_error(502, b"<html>bad gateway</html>"), "unreachable", "HTTP 502: <html>bad gateway</html>"),
-        (requests.exceptions.ReadTimeout("read timed out"), "timeout", "within 5s"),
+        (http_error(401, b"Unauthorized\n"), "bad-answer", "HTTP 401: Unauthorized"),
+        (http_error(502, b"<html>bad gateway</html>"), "bad-answer", "HTTP 502: <html>bad gateway</html>"),
+        (http_error(503, b""), "bad-answer", "HTTP 503: (empty body)"),
+        (requests.exceptions.ReadTimeout("read timed out"), "timeout", "timed out after 5s"),
         (requests.exceptions.SSLError("certificate verify failed"), "unreachable", "TLS error"),
         (requests.exceptions.ConnectTimeout("connect timed out"), "unreachable", "could not connect"),
         (requests.exceptions.ConnectionError("refused"), "unreachable", "cannot connect"),
-        (ValueError("Expecting value"), "unreachable", "did not answer like the Prometheus API"),
+        (
+            requests.exceptions.ConnectionError(
+                urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError())
+            ),
+            "unreachable",
+            "closed the connection without an answer",
+        ),
+        (requests.exceptions.JSONDecodeError("Expecting value", "{", 0), "bad-answer", "invalid JSON"),
+        (KeyError("data"), "bad-answer", "did not answer like the Prometheus API"),
     ],
 )
 def test_errors_are_classified_with_prometheus_text(
@@ -100,6 +110,8 @@ def test_vector_and_scalar_results_become_series() -> None:
     assert result.series[0].value == 0.25
     assert ask(source(Stub([1.0, "+Inf"]))).series[0].value == float("inf")
     assert ask(source(Stub([1.0, "hello"]))).kind == "query-error"
+    matrix = ask(source(Stub([{"metric": {}, "values": [[1.0, "0.25"]]}])))
+    assert matrix.kind == "query-error" and "matrix (range vector), expected a vector" in matrix.error
 
 
 def test_connection_errors_are_retried_a_bounded_number_of_times() -> None:

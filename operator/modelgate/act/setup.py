@@ -113,8 +113,9 @@ async def seal_key(namespace: str, name: str) -> bytes:
     return await asyncio.to_thread(_seal_key, namespace, name)
 
 
-def _register(configs: Sequence[Mapping[str, Any]]) -> None:
+def _register(configs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     api: Any = kubernetes.client.AdmissionregistrationV1Api(client())
+    written = []
     for cfg in configs:
         kind = cfg["kind"]
         read, create, replace = (
@@ -132,18 +133,22 @@ def _register(configs: Sequence[Mapping[str, Any]]) -> None:
         )
         for attempt in range(REGISTER_ATTEMPTS):
             try:
-                _write_configuration(cfg, read, create, replace)
+                was = _write_configuration(cfg, read, create, replace)
+                if was:
+                    written.append((kind, was))
                 break
             except ApiException as e:
                 # 409: another replica created or replaced it in between; read again and replace.
                 if e.status != 409 or attempt == REGISTER_ATTEMPTS - 1:
                     raise
+    return written
 
 
-def _write_configuration(cfg: Mapping[str, Any], read: Any, create: Any, replace: Any) -> None:
+def _write_configuration(cfg: Mapping[str, Any], read: Any, create: Any, replace: Any) -> str:
     """Create when absent, replace when present: under a role that allows only get/update by
     resourceNames the replace works when the configuration exists (the chart rendered it). The
-    webhooks are ours; the existing labels and annotations are kept."""
+    webhooks are ours; the existing labels and annotations are kept. Returns what the stored one
+    was when it was written ("missing", "different"), or "" when it was already as wanted."""
     name = cfg["metadata"]["name"]
     try:
         existing = read(name)
@@ -151,12 +156,13 @@ def _write_configuration(cfg: Mapping[str, Any], read: Any, create: Any, replace
         if e.status != 404:
             raise
         create(dict(cfg))
-        return
+        return "missing"
     body = dict(cfg)
     body["metadata"] = _kept_metadata(cfg["metadata"], existing.metadata)
     if _contains(client().sanitize_for_serialization(existing), body):  # type: ignore[no-untyped-call]
-        return  # already as wanted (another replica registered it): no write
+        return ""  # already as wanted (another replica registered it): no write
     replace(name, body)
+    return "different"
 
 
 def _kept_metadata(ours: Mapping[str, Any], existing: Any) -> dict[str, Any]:
@@ -184,5 +190,6 @@ def _contains(have: Any, want: Any) -> bool:
     return bool(have == want)
 
 
-async def register_webhooks(configs: Sequence[Mapping[str, Any]]) -> None:
-    await asyncio.to_thread(_register, configs)
+async def register_webhooks(configs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Write each configuration that is missing or differs; (kind, what it was) of each written."""
+    return await asyncio.to_thread(_register, configs)

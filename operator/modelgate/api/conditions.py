@@ -107,6 +107,11 @@ EVALUATOR_NOT_AUTHORIZED: Final = "EvaluatorNotAuthorized"
 DIGEST_MISMATCH: Final = "DigestMismatch"
 MODEL_MISMATCH: Final = "ModelMismatch"
 SEAL_INVALID: Final = "SealInvalid"
+"""Evidence carries a seal that does not verify: altered after the webhook sealed it, or sealed
+with another key."""
+UNSEALED: Final = "Unsealed"
+"""Evidence carries no seal at all: it was written past the admission webhook (its configuration
+removed, or straight to etcd), so its identity fields are the writer's word."""
 REVISION_MISMATCH: Final = "RevisionMismatch"
 """Evidence names another revision (same digest, but another uri, image or covered serving field)."""
 REVISION_MISSING: Final = "RevisionMissing"

@@ -6,7 +6,8 @@ Three pure steps, no I/O and no clock (the caller passes `now`):
 1. `verdict(sample, min, max)`: a finite value inside [min, max] (either bound optional, both
    inclusive) passes; outside fails, with a message naming the value and the threshold it crossed.
    Everything else is *inconclusive*: an empty result, NaN, +/-Inf, more than one series, a PromQL
-   error, a timeout, an unreachable Prometheus. Missing data is never a failure and never a pass.
+   error, a timeout, an unreachable Prometheus, an answer that is not the Prometheus API. Missing
+   data is never a failure and never a pass.
 2. `advance(previous, status, value, now, failure_limit, inconclusive_limit)`: the counters. A Pass
    resets both; a Fail adds one failure and ends an inconclusive run; an Inconclusive adds one to the
    inconclusive run and leaves the failure count alone, so an outage in the middle of a drift neither
@@ -33,13 +34,14 @@ from modelgate.api import conditions as r
 from modelgate.api.v1alpha1 import MetricCheck, MetricReading
 from modelgate.decide.conditions import Cond
 
-SampleError = Literal["empty", "multiple-series", "query-error", "timeout", "unreachable"]
+SampleError = Literal["empty", "multiple-series", "query-error", "timeout", "unreachable", "bad-answer"]
 SAMPLE_ERRORS: Final[tuple[SampleError, ...]] = (
     "empty",
     "multiple-series",
     "query-error",
     "timeout",
     "unreachable",
+    "bad-answer",
 )
 
 # Reasons of one reading (status.metrics[].reason). Fail reasons come from the shared vocabulary.
@@ -51,6 +53,7 @@ MULTIPLE_SERIES: Final = "MultipleSeries"
 QUERY_ERROR: Final = "QueryError"
 QUERY_TIMEOUT: Final = "QueryTimeout"
 PROMETHEUS_UNREACHABLE: Final = "PrometheusUnreachable"
+PROMETHEUS_BAD_ANSWER: Final = "PrometheusBadAnswer"
 # Reasons of a Drifted=False condition that is not a clean bill of health.
 FAILING_BELOW_LIMIT: Final = "FailingBelowLimit"
 INCONCLUSIVE_BELOW_LIMIT: Final = "InconclusiveBelowLimit"
@@ -61,6 +64,7 @@ _ERROR_REASON: Final[dict[SampleError, tuple[str, str]]] = {
     "query-error": (QUERY_ERROR, "the query failed"),
     "timeout": (QUERY_TIMEOUT, "the query timed out"),
     "unreachable": (PROMETHEUS_UNREACHABLE, "Prometheus is unreachable"),
+    "bad-answer": (PROMETHEUS_BAD_ANSWER, "Prometheus gave no usable answer"),
 }
 
 

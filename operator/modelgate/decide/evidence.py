@@ -179,10 +179,16 @@ def sealed(evidence: Evidence, _: object, ctx: Context) -> Miss | None:
         )
     if ok:
         return None
+    if not evidence.spec.seal:
+        return Miss(
+            r.UNSEALED,
+            f"{evidence.kind} {evidence.name} is unsealed: it was written past the modelgate admission "
+            "webhook (its configuration removed?), so who wrote it is unknown",
+        )
     return Miss(
         r.SEAL_INVALID,
-        f"{evidence.kind} {evidence.name} has a missing or invalid seal "
-        "(it did not pass the modelgate admission webhook, or was altered)",
+        f"{evidence.kind} {evidence.name} has an invalid seal (altered after the modelgate admission "
+        "webhook sealed it, or sealed with another key)",
     )
 
 

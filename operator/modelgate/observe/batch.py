@@ -168,6 +168,7 @@ _FAILURES: dict[QueryKind, SampleError] = {
     "query-error": "query-error",
     "timeout": "timeout",
     "unreachable": "unreachable",
+    "bad-answer": "bad-answer",
 }
 
 

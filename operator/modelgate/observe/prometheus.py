@@ -17,10 +17,13 @@ so decisions and tests can use a fake. `PrometheusSource` implements it with pro
 - It escapes nothing; see modelgate.observe.promql for how label values enter queries.
 
 Outcomes are classified for the verdict engine: `series` (a possibly empty list of label sets with a
-value), `query-error` (HTTP 400/422 with Prometheus' own error text, e.g. a parse error),
-`timeout` (client read timeout, or Prometheus' 503 errorType=timeout) and `unreachable` (no
-connection, TLS failure, authentication refused, any other HTTP error, or an answer that is not the
-Prometheus API).
+value), `query-error` (HTTP 400/422 with Prometheus' own error text, e.g. a parse error, or a result
+no threshold applies to: a string, a matrix), `timeout` (client read timeout, or Prometheus' 503
+errorType=timeout), `unreachable` (no connection, TLS failure, a connection dropped before the
+answer) and `bad-answer` (an answer, but not one to use: any other HTTP status, authentication
+refused included, invalid JSON, JSON that is not the Prometheus API). Each error text names the
+fault ("timed out after 5s", "HTTP 503", "invalid JSON", "closed the connection"), because it is
+what the ModelDeployment's status shows.
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-QueryKind = Literal["series", "query-error", "timeout", "unreachable"]
+QueryKind = Literal["series", "query-error", "timeout", "unreachable", "bad-answer"]
 DEFAULT_TIMEOUT: Final = 5.0
 DEFAULT_CONCURRENCY: Final = 4
 DEFAULT_RETRIES: Final = 2
@@ -167,7 +171,9 @@ def _classify_http(response: requests.Response | None) -> tuple[QueryKind, str]:
         return "query-error", text
     if status == 503 and error_type == "timeout":
         return "timeout", f"Prometheus gave up on the query: {text}"
-    return "unreachable", f"Prometheus answered HTTP {status}: {text}"
+    if status is None:
+        return "bad-answer", f"Prometheus failed the query: {text}"
+    return "bad-answer", f"Prometheus answered HTTP {status}: {text or '(empty body)'}"
 
 
 class _NotANumber(Exception):
@@ -182,7 +188,7 @@ def _parse(data: Any) -> tuple[Series, ...]:
         except ValueError:
             raise _NotANumber("the query returned a string, not a number") from None
     if any("values" in item for item in data):
-        raise _NotANumber("the query returned a range vector; an instant vector or scalar is needed")
+        raise _NotANumber("the query returned a matrix (range vector), expected a vector or a scalar")
     return tuple(Series(dict(item.get("metric", {})), float(item["value"][1])) for item in data)
 
 
@@ -260,17 +266,23 @@ class PrometheusSource:
             kind, text = _classify_http(getattr(self._last, "response", None))
             return _Attempt(kind, error=text)
         except requests.exceptions.ReadTimeout:
-            return _Attempt("timeout", error=f"no answer from {url} within {timeout}")
+            return _Attempt("timeout", error=f"no answer from {url}: timed out after {timeout}")
+        except requests.exceptions.JSONDecodeError as e:
+            return _Attempt("bad-answer", error=f"{url} answered invalid JSON ({e})")
         except requests.exceptions.SSLError as e:
             return _Attempt("unreachable", error=f"TLS error talking to {url}: {_root(e)}")
         except requests.exceptions.ConnectTimeout:
             return _Attempt("unreachable", error=f"could not connect to {url} within {timeout}")
         except requests.exceptions.ConnectionError as e:
+            if _dropped(e):
+                return _Attempt(
+                    "unreachable", error=f"{url} closed the connection without an answer", retryable=True
+                )
             return _Attempt("unreachable", error=f"cannot connect to {url}: {_root(e)}", retryable=True)
         except (requests.exceptions.RequestException, OSError) as e:
             return _Attempt("unreachable", error=f"request to {url} failed: {e}")
         except (ValueError, KeyError, TypeError, IndexError) as e:
-            return _Attempt("unreachable", error=f"{url} did not answer like the Prometheus API: {e!r}")
+            return _Attempt("bad-answer", error=f"{url} did not answer like the Prometheus API: {e!r}")
         except Exception as e:  # never raise: an unexpected failure is an outage, not a crash
             return _Attempt("unreachable", error=f"query to {url} failed: {type(e).__name__}: {e}")
 
@@ -282,6 +294,13 @@ class _Attempt:
     error: str = ""
     retryable: bool = False
     """A connection error: nothing reached Prometheus, so trying again costs it nothing."""
+
+
+def _dropped(exc: requests.exceptions.ConnectionError) -> bool:
+    """Whether the connection was made and then closed before an answer (urllib3's ProtocolError:
+    "Connection aborted"): "cannot connect" would send the reader the wrong way. It is retried like
+    a refused connection, since a pooled keep-alive connection the server closed ends the same way."""
+    return bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.ProtocolError)
 
 
 def _root(exc: BaseException) -> str:

@@ -9,6 +9,8 @@ re-reads the certificate every check interval and reloads it without a restart.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,10 @@ import kopf
 from modelgate.act import setup
 from modelgate.config import OperatorConfig
 from modelgate.webhooks import certs, tls
-from modelgate.webhooks.configuration import Endpoint, configurations
+from modelgate.webhooks.configuration import NAME, Endpoint, configurations
 
 NEVER = 10 * 365 * 24 * 3600.0
+log = logging.getLogger("modelgate.webhooks")
 
 
 def _source(cfg: OperatorConfig) -> tls.Source:
@@ -27,6 +30,29 @@ def _source(cfg: OperatorConfig) -> tls.Source:
         return tls.DirSource(Path(cfg.webhook_cert_dir))
     needed = certs.needed_sans(cfg.webhook_host, cfg.webhook_service)
     return tls.SecretSource(cfg.operator_namespace, cfg.webhook_cert_secret, needed)
+
+
+def _keeper(cfg: OperatorConfig) -> Callable[[certs.Bundle], Awaitable[None]] | None:
+    """What keeps the configurations right for a certificate, at start and at every check: locally
+    both whole configurations (restored when deleted or edited); in a cluster the caBundle of the
+    chart's; nothing with cert-manager, whose CA injector does that."""
+    if not cfg.webhook_service:
+        url = f"https://{cfg.webhook_host}:{cfg.webhook_port}"
+
+        started = False
+
+        async def register(bundle: certs.Bundle) -> None:
+            nonlocal started
+            written = await setup.register_webhooks(configurations(Endpoint(bundle.ca_crt, url=url)))
+            if started:  # at start writing them is the plan; later someone removed or edited them
+                for kind, was in written:
+                    log.warning(f"Restored the admission webhook configuration {kind} {NAME}; it was {was}")
+            started = True
+
+        return register
+    if not cfg.webhook_cert_dir:
+        return lambda bundle: tls.inject_ca_bundle(bundle.ca_crt)
+    return None
 
 
 async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: Any) -> asyncio.Task[None]:
@@ -61,14 +87,11 @@ async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: An
         file_check_interval=NEVER,
     )
     settings.admission.managed = None  # we register our own configurations: short timeouts, Fail
-    if not cfg.webhook_service:
-        url = f"https://{cfg.webhook_host}:{cfg.webhook_port}"
-        await setup.register_webhooks(configurations(Endpoint(bundle.ca_crt, url=url)))
-    elif not cfg.webhook_cert_dir:
-        await tls.inject_ca_bundle(bundle.ca_crt)
-    inject = not (cfg.webhook_service and cfg.webhook_cert_dir)  # cert-manager's injector does that
+    keep = _keeper(cfg)
+    if keep is not None:
+        await keep(bundle)
     task = asyncio.create_task(
-        tls.refresh(serving, source, inject, cfg.webhook_cert_check_interval), name="modelgate-webhook-cert"
+        tls.refresh(serving, source, keep, cfg.webhook_cert_check_interval), name="modelgate-webhook-cert"
     )
     where = f"server={addr}:{cfg.webhook_port} {tls.describe_source(source)} {certs.describe(bundle.tls_crt)}"
     if cfg.webhook_client_ca:

@@ -17,10 +17,12 @@ was given): new connections get the new certificate, no restart. The key never t
 by /proc/self/fd/N), rewritten in place on each load; the root filesystem may be read-only.
 
 caBundle: locally (no `--webhook-service`) the operator writes both configurations whole, with a
-url clientConfig, at start (act/setup.py `register_webhooks`). In a cluster the chart owns them and
-the operator only patches each webhook's caBundle where it differs from ca.crt (nothing is written
-when it is right), at start and at every check, so a reissued CA reaches them; with
-`--webhook-cert-dir` and a Service it does not touch them at all.
+url clientConfig, at start (act/setup.py `register_webhooks`), and again at every check where one
+is missing or differs (deleted or edited by an admin: while they are gone nothing is stamped or
+sealed, so the gap is closed within a check interval; nothing is written when both are right). In
+a cluster the chart owns them and the operator only patches each webhook's caBundle where it
+differs from ca.crt (nothing is written when it is right), at start and at every check, so a
+reissued CA reaches them; with `--webhook-cert-dir` and a Service it does not touch them at all.
 
 Port sharing: Kopf's server binds with SO_REUSEPORT, so two replicas on one machine share a port
 (as behind a Service). That is right only when both present a certificate from the same CA: before
@@ -38,7 +40,7 @@ import os
 import socket
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -204,16 +206,22 @@ def port_problem(addr: str, port: int, ca_pem: bytes) -> str:
     return ""
 
 
-async def refresh(tls: ServingTLS, source: Source, inject: bool, interval: float) -> None:
-    """Every `interval` seconds: re-read the certificate, load it if it changed, check the caBundle."""
+async def refresh(
+    tls: ServingTLS,
+    source: Source,
+    keep: Callable[[certs.Bundle], Awaitable[None]] | None,
+    interval: float,
+) -> None:
+    """Every `interval` seconds: re-read the certificate, load it if it changed, and `keep` the
+    configurations right for it (their caBundle; locally, the whole configurations)."""
     while True:
         await asyncio.sleep(interval)
         try:
             bundle = await source.current()
             if tls.load(bundle):
                 log.info(f"Loaded a new webhook serving certificate; {certs.describe(bundle.tls_crt)}")
-            if inject:
-                await inject_ca_bundle(bundle.ca_crt)
+            if keep is not None:
+                await keep(bundle)
         except asyncio.CancelledError:
             raise
         except Exception as e:
