@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -115,6 +123,15 @@ def check_unique(values: Iterable[str], what: str) -> None:
             raise ValueError(f"duplicate {what} {value!r}")
         seen.add(value)
 
+
+def _distinct(values: list[str]) -> list[str]:
+    check_unique(values, "list item")
+    return values
+
+
+DISTINCT: Final = AfterValidator(_distinct)
+"""Pydantic mirror of LIST_SET, for `Annotated[list[...], DISTINCT]`: the apiserver rejects a
+repeated item of a list set."""
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
