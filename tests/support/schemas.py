@@ -93,10 +93,12 @@ def _rules(schema: Schema) -> list[Mapping[str, str]]:
     return [r for r in schema.get("x-kubernetes-validations", ()) if "oldSelf" not in r["rule"]]
 
 
+_CEL = celpy.Environment()  # made at import: it raises the recursion limit, which hypothesis notices
+
+
 @functools.cache
 def _program(rule: str) -> Any:
-    env = celpy.Environment()
-    return env.program(env.compile(rule))
+    return _CEL.program(_CEL.compile(rule))
 
 
 def cel_value(schema: Schema, value: Any) -> Any:
@@ -457,7 +459,7 @@ def invalid_manifest(kind: str, site: Violation | None = None) -> st.SearchStrat
         def make(name: str, placed: tuple[Any, Path_]) -> Invalid:
             body, path = placed
             body.pop("status", None)
-            manifest = {"apiVersion": crd.api_version, "kind": crd.kind, **body, "metadata": {"name": name}}
+            manifest = {**body, "apiVersion": crd.api_version, "kind": crd.kind, "metadata": {"name": name}}
             return Invalid(manifest, violation, (*path, *violation.below))
 
         return st.builds(make, NAMES, root)
