@@ -9,12 +9,15 @@ checked, refuse what the API server would. The one known leniency is listed and 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelgate.api.v1alpha1 import parse
+from modelgate.api.v1alpha1 import parse, parse_duration
+from modelgate.api.v1alpha1.common import MAX_DURATION
 from tests.support import schemas
 
 KINDS = sorted(schemas.crds())
@@ -71,3 +74,11 @@ def test_date_times_only_the_apiservers_format_check_admits_are_refused_by_the_p
     expires = schemas.crds()["ModelApproval"].schema["properties"]["spec"]["properties"]["expiresAt"]
 
     assert not schemas.string_ok(expires, text)
+
+
+@pytest.mark.parametrize("text", ["9999999d", "9" * 60 + "d", "36501d"])
+def test_a_duration_past_a_hundred_years_saturates_instead_of_overflowing(text: str) -> None:
+    """The pattern admits these; a time that far from now would overflow in every decision."""
+    now = datetime.now(UTC)
+
+    assert now + parse_duration(text) == now + MAX_DURATION

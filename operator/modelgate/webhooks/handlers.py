@@ -33,6 +33,7 @@ could not read is sealed. A ModelDeployment spec that is not an object is left t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,7 +74,8 @@ def check_evidence(kind: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         raise kopf.AdmissionError(f"{kind} spec: must be an object", code=422)
     written = {k: v for k, v in spec.items() if k not in (STAMPED[kind], "seal")}
     try:
-        SPECS[kind].model_validate(written)
+        # Strict JSON reading, as the schema types it: a number is no date-time here.
+        SPECS[kind].model_validate_json(json.dumps(written), strict=True)
     except pydantic.ValidationError as e:
         problems = "; ".join(
             f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
