@@ -63,16 +63,24 @@ def fuzz_ns(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
     name = f"t-fuzz-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", name)
     kubectl("label", "namespace", name, f"modelgate.io/test={name}")
-    wait_until(f"the default service account in {name}", lambda: kubectl.get("serviceaccount", "default", name))
+    wait_until(
+        f"the default service account in {name}", lambda: kubectl.get("serviceaccount", "default", name)
+    )
     yield name
-    kubectl("delete", "governancepolicy", "-l", f"fuzz={name}", "--ignore-not-found", "--wait=false", check=False)
+    kubectl(
+        "delete", "governancepolicy", "-l", f"fuzz={name}", "--ignore-not-found", "--wait=false", check=False
+    )
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def send(api: Api, manifest: dict[str, Any], ns: str, **kw: Any) -> Answer:
     crd = schemas.crds()[manifest.get("kind") or "ModelDeployment"]
     return api.create(
-        manifest, plural=crd.plural, namespace=ns if crd.namespaced else None, api_version=crd.api_version, **kw
+        manifest,
+        plural=crd.plural,
+        namespace=ns if crd.namespaced else None,
+        api_version=crd.api_version,
+        **kw,
     )
 
 
@@ -167,6 +175,25 @@ def settled(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any] | None:
     return obj if current and condition(obj, "Ready") else None
 
 
+def operator_errors(operator: OperatorProcess, ns: str) -> list[str]:
+    """The operator's error lines about objects of `ns`, admission refusals aside (Kopf logs a
+    refused request at error level; that is an answer, not a failure)."""
+    out = []
+    for line in operator.log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = str(entry.get("message", ""))
+        if (
+            entry.get("severity") in ("error", "critical")
+            and ns in line
+            and not message.startswith("Webhook")
+        ):
+            out.append(message[:300])
+    return out
+
+
 def stored_objects(draw: st.DrawFn, ns: str) -> list[dict[str, Any]]:
     """A policy selecting only `ns`, three ModelDeployments, and evidence naming their models."""
     tag = uuid.uuid4().hex[:6]
@@ -201,25 +228,33 @@ def test_stored_fuzzed_objects_are_decided_once_and_leave_the_operator_quiet(
         # Evidence takes its revision from the deployment, once the webhook's index has seen it.
         answer = wait_until(
             f"{obj['kind']} {obj['metadata']['name']} created",
-            lambda obj=obj: a if "no ModelDeployment" not in (a := send(api, obj, fuzz_ns, **AS[obj["kind"]])).message else None,
+            lambda obj=obj: (
+                a
+                if "no ModelDeployment" not in (a := send(api, obj, fuzz_ns, **AS[obj["kind"]])).message
+                else None
+            ),
             timeout=30,
         )
         assert answer.code == 201, f"{obj['kind']} {obj['metadata']['name']}: {answer.message}"
     models = [o["metadata"]["name"] for o in objects if o["kind"] == "ModelDeployment"]
 
-    decided = {n: wait_until(f"ModelDeployment {n} decided", lambda n=n: settled(kubectl, fuzz_ns, n)) for n in models}
+    decided = {
+        n: wait_until(f"ModelDeployment {n} decided", lambda n=n: settled(kubectl, fuzz_ns, n))
+        for n in models
+    }
     versions = {n: obj["metadata"]["resourceVersion"] for n, obj in decided.items()}
     marker = model_deployment(f"marker-{uuid.uuid4().hex[:5]}", fuzz_ns)
     kubectl.apply(marker)
     wait_until("a later model decided", lambda: settled(kubectl, fuzz_ns, marker["metadata"]["name"]))
-    after = {n: (kubectl.get("modeldeployment", n, fuzz_ns) or {}).get("metadata", {}).get("resourceVersion")
-             for n in models}
+    after = {
+        n: (kubectl.get("modeldeployment", n, fuzz_ns) or {}).get("metadata", {}).get("resourceVersion")
+        for n in models
+    }
 
     assert operator.proc.poll() is None, "the operator exited"
     assert after == versions, "a settled ModelDeployment was written again (status churn)"
-    errors = [line for line in operator.log.read_text(errors="replace").splitlines()
-              if fuzz_ns in line and ("ERROR" in line or "Traceback" in line)]
-    assert len(errors) <= 2 * len(models), "\n".join(errors[-20:])
+    errors = operator_errors(operator, fuzz_ns)
+    assert len(errors) <= len(models), "\n".join(errors[-10:])
 
 
 # --- big and strange input -------------------------------------------------------------------------
@@ -237,15 +272,29 @@ BIG = "x" * 10_000
 @pytest.mark.parametrize(
     ("what", "change", "field"),
     [
-        ("10k-character intended use", lambda m: m["spec"]["card"].update(intendedUse=BIG), "spec.card.intendedUse"),
+        (
+            "10k-character intended use",
+            lambda m: m["spec"]["card"].update(intendedUse=BIG),
+            "spec.card.intendedUse",
+        ),
         ("10k-character name", lambda m: m["metadata"].update(name="a" * 10_000), "metadata.name"),
         ("unicode object name", lambda m: m["metadata"].update(name="modèle-🤖"), "metadata.name"),
         ("unicode model name", lambda m: m["spec"]["model"].update(name="modèle"), "spec.model.name"),
-        ("256 approvals", lambda m: m["spec"].update(approvals=[{"name": f"a{i}"} for i in range(256)]),
-         "spec.approvals"),
-        ("256 evaluations", lambda m: m["spec"].update(evaluations=[{"name": f"e{i}"} for i in range(256)]),
-         "spec.evaluations"),
-        ("deep nesting in the card", lambda m: m["spec"]["card"].update(extra=nested(200)), "spec.card.extra"),
+        (
+            "256 approvals",
+            lambda m: m["spec"].update(approvals=[{"name": f"a{i}"} for i in range(256)]),
+            "spec.approvals",
+        ),
+        (
+            "256 evaluations",
+            lambda m: m["spec"].update(evaluations=[{"name": f"e{i}"} for i in range(256)]),
+            "spec.evaluations",
+        ),
+        (
+            "deep nesting in the card",
+            lambda m: m["spec"]["card"].update(extra=nested(200)),
+            "spec.card.extra",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) and " " in v else "",
 )
@@ -279,13 +328,18 @@ def test_big_and_unicode_values_the_schema_allows_are_stored_and_decided(
 ) -> None:
     def change(m: dict[str, Any]) -> None:
         m["spec"]["card"].update(owner="Zoë Ångström 🤖 <zoe@example.com>", intendedUse="ü" * 4096)
-        m["spec"]["serving"]["env"] = [{"name": "NOTE", "value": BIG}, {"name": "GREETING", "value": "こんにちは"}]
+        m["spec"]["serving"]["env"] = [
+            {"name": "NOTE", "value": BIG},
+            {"name": "GREETING", "value": "こんにちは"},
+        ]
 
     md = md_with(fuzz_ns, change)
     answer = send(api, md, fuzz_ns)
     assert answer.code == 201, answer.message
 
-    decided = wait_until("the big ModelDeployment decided", lambda: settled(kubectl, fuzz_ns, md["metadata"]["name"]))
+    decided = wait_until(
+        "the big ModelDeployment decided", lambda: settled(kubectl, fuzz_ns, md["metadata"]["name"])
+    )
     assert decided["spec"]["card"]["owner"] == md["spec"]["card"]["owner"]
     assert operator.proc.poll() is None
 
@@ -294,7 +348,9 @@ def test_a_review_over_one_mebibyte_is_answered(api: Api, fuzz_ns: str) -> None:
     """An object of ~1.3 MiB: its review is larger than the 1 MiB Kopf's server read by default."""
     md = md_with(
         fuzz_ns,
-        lambda m: m["spec"]["serving"].update(env=[{"name": f"V{i}", "value": "v" * 32_000} for i in range(42)]),
+        lambda m: m["spec"]["serving"].update(
+            env=[{"name": f"V{i}", "value": "v" * 32_000} for i in range(42)]
+        ),
     )
 
     answer = send(api, copy.deepcopy(md), fuzz_ns, dry_run=True)

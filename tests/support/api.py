@@ -7,11 +7,10 @@ users go through impersonation headers, the way `kubectl --as --as-group` sends 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import json
 from urllib.parse import urlencode
 
 import urllib3

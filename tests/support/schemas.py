@@ -208,7 +208,9 @@ def list_key(schema: Schema) -> Callable[[Any], Any] | None:
     return None
 
 
-def valid(schema: Schema, literals: tuple[str, ...] = (), *, check_rules: bool = True) -> st.SearchStrategy[Any]:
+def valid(
+    schema: Schema, literals: tuple[str, ...] = (), *, check_rules: bool = True
+) -> st.SearchStrategy[Any]:
     """Values of one schema node that every rule accepts (without its own CEL rules when not
     `check_rules`: the starting point for breaking one of them)."""
     literals = (*literals, *_literals(schema))
@@ -306,7 +308,9 @@ _WRONG_TYPE: dict[str, Any] = {
 }
 
 
-def _node_violations(schema: Schema, steps: tuple[str, ...]) -> list[tuple[Violation, st.SearchStrategy[Any]]]:
+def _node_violations(
+    schema: Schema, steps: tuple[str, ...]
+) -> list[tuple[Violation, st.SearchStrategy[Any]]]:
     """Ways to break the node itself, each with values that break only that rule (as far as one
     value can: a string too long for a pattern field may match no pattern either)."""
     kind = schema.get("type")
@@ -324,7 +328,12 @@ def _node_violations(schema: Schema, steps: tuple[str, ...]) -> list[tuple[Viola
         add("type", st.just(_WRONG_TYPE[kind]), str(kind))
     if kind == "string":
         if "enum" in schema:
-            add("enum", st.sampled_from(["", "Approved", "maybe", "rollBack"]).filter(lambda s: s not in schema["enum"]))
+            add(
+                "enum",
+                st.sampled_from(["", "Approved", "maybe", "rollBack"]).filter(
+                    lambda s: s not in schema["enum"]
+                ),
+            )
         if "pattern" in schema:
             bad = st.sampled_from(["-leading", "UPPER case", "trailing\n", "ünïcode", "a/b", "..", "x" * 3])
             add("pattern", bad.filter(lambda s: not string_ok(schema, s)), schema["pattern"])
@@ -356,7 +365,11 @@ def _node_violations(schema: Schema, steps: tuple[str, ...]) -> list[tuple[Viola
         for name in schema.get("required", ()):
             add("required", _object(schema, (), skip=name), name, (name,))
         if props and "additionalProperties" not in schema:
-            add("unknown", _object(schema, ()).map(lambda v: {**v, UNKNOWN_FIELD: "surprise"}), below=(UNKNOWN_FIELD,))
+            add(
+                "unknown",
+                _object(schema, ()).map(lambda v: {**v, UNKNOWN_FIELD: "surprise"}),
+                below=(UNKNOWN_FIELD,),
+            )
         if "maxProperties" in schema and isinstance(schema.get("additionalProperties"), Mapping):
             n = int(schema["maxProperties"]) + 1
             values = st.lists(valid(schema["additionalProperties"]), min_size=n, max_size=n)
@@ -364,7 +377,9 @@ def _node_violations(schema: Schema, steps: tuple[str, ...]) -> list[tuple[Viola
         if int(schema.get("minProperties", 0)) > 0:
             add("minProperties", st.just({}), str(schema["minProperties"]))
     for rule in _rules(schema):
-        values = valid(schema, check_rules=False).filter(lambda v, r=rule["rule"]: not rule_holds(r, schema, v))
+        values = valid(schema, check_rules=False).filter(
+            lambda v, r=rule["rule"]: not rule_holds(r, schema, v)
+        )
         below = tuple(p for p in rule.get("fieldPath", "").split(".") if p)
         add("cel", values, rule["message"], below)
     return out
@@ -421,7 +436,9 @@ def _placed(
         return st.builds(lambda k, placed: ({k: placed[0]}, (k, *placed[1])), _LABELISH, inner)
     inner = _placed(schema["properties"][step], rest, bad)
     return st.builds(
-        lambda obj, placed: ({**obj, step: placed[0]}, (step, *placed[1])), _object(schema, (), skip=step), inner
+        lambda obj, placed: ({**obj, step: placed[0]}, (step, *placed[1])),
+        _object(schema, (), skip=step),
+        inner,
     )
 
 

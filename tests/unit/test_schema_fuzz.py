@@ -56,8 +56,23 @@ def test_every_manifest_the_schema_refuses_is_refused_by_the_models(kind: str, d
 def test_each_kind_has_violations_of_every_family_its_schema_has() -> None:
     rules = {v.rule for kind in KINDS for v, _ in schemas.violation_sites(kind)}
 
-    assert rules >= {"type", "required", "unknown", "pattern", "enum", "format", "maxLength", "minLength",
-                     "minimum", "maximum", "maxItems", "duplicate", "maxProperties", "minProperties", "cel"}
+    assert rules >= {
+        "type",
+        "required",
+        "unknown",
+        "pattern",
+        "enum",
+        "format",
+        "maxLength",
+        "minLength",
+        "minimum",
+        "maximum",
+        "maxItems",
+        "duplicate",
+        "maxProperties",
+        "minProperties",
+        "cel",
+    }
 
 
 def test_replicas_are_bounded() -> None:

@@ -25,10 +25,12 @@ Validation refuses, with the rule named: changing an approval or evaluation afte
 approval by the identity that set that digest when a selecting policy demands separation of duties.
 
 The mutating webhooks run before the API server checks the schema, so they see whatever JSON a
-client wrote. New evidence is read with its pydantic model first and refused naming each bad
-field: the revision is looked up only for a well-formed model reference (a malformed one used to
-be answered "no ModelDeployment requests ..." or with a server error), and nothing the operator
-could not read is sealed. A ModelDeployment spec that is not an object is left to the schema check.
+client wrote. New evidence is read strictly with its pydantic model first; when it is malformed
+the webhook changes nothing and the schema check that follows refuses it, naming the field (a
+malformed model reference used to be answered "no ModelDeployment requests ..." or with a server
+error). The validating webhook refuses new approvals the model cannot read, so nothing the operator
+could not read is sealed where the schema and the model differ. A ModelDeployment spec that is
+not an object is likewise left to the schema check.
 """
 
 from __future__ import annotations
@@ -66,23 +68,22 @@ def spec_of(body: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return spec if isinstance(spec, Mapping) else None
 
 
-def check_evidence(kind: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The spec of new evidence, read with its model (the fields the webhook writes aside);
-    refuses (AdmissionError) naming each field that is not as the schema wants it."""
+def evidence_problems(kind: str, body: Mapping[str, Any]) -> str | None:
+    """What is wrong with the spec of new evidence, read strictly with its model as the schema
+    types it (the fields the webhook writes aside), naming each field; None when nothing is."""
     spec = spec_of(body)
     if spec is None:
-        raise kopf.AdmissionError(f"{kind} spec: must be an object", code=422)
+        return "spec: must be an object"
     written = {k: v for k, v in spec.items() if k not in (STAMPED[kind], "seal")}
     try:
         # Strict JSON reading, as the schema types it: a number is no date-time here.
         SPECS[kind].model_validate_json(json.dumps(written), strict=True)
     except pydantic.ValidationError as e:
-        problems = "; ".join(
+        return "; ".join(
             f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
             for err in e.errors(include_url=False, include_input=False)
         )
-        raise kopf.AdmissionError(f"{kind} is invalid: {problems}", code=422) from None
-    return spec
+    return None
 
 
 def identity(userinfo: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,7 +141,9 @@ def _stamp(
         if spec_of(body) is not None:  # else the schema check refuses it
             _set_spec_fields(patch, kept)
         return
-    written = check_evidence(kind, body)
+    written = spec_of(body)
+    if written is None or evidence_problems(kind, body):
+        return  # the schema check after the mutating webhooks refuses it, naming the field
     ns = body.metadata.get("namespace") or ""
     model = dict(written["model"])
     filled: dict[str, Any] = {}
@@ -292,7 +295,10 @@ async def validate_approval(
         return
     if operation != "CREATE":
         return
-    spec = check_evidence("ModelApproval", body)
+    problems = evidence_problems("ModelApproval", body)
+    spec = spec_of(body)
+    if problems or spec is None:  # past the schema check: only where the schema and the model differ
+        raise kopf.AdmissionError(f"ModelApproval is invalid: {problems}", code=422)
     if spec.get("decision") != "approved":
         return
     ns = namespace or ""

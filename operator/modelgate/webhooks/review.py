@@ -131,7 +131,8 @@ def refusal(data: Mapping[str, Any], code: int, message: str) -> Answer:
     return Answer(
         200,
         {
-            "apiVersion": version if version in ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+            "apiVersion": version
+            if version in ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
             else "admission.k8s.io/v1",
             "kind": "AdmissionReview",
             "response": {
@@ -180,11 +181,13 @@ async def answer(
         return refusal(data, 400, f"modelgate's webhook cannot review this request: {e}")
     except Exception as e:
         logger.exception(f"Failed to review an admission request: webhook={webhook} uid={request['uid']}")
-        return refusal(data, 500, f"modelgate's webhook failed to review the request ({type(e).__name__}: {e})")
+        return refusal(
+            data, 500, f"modelgate's webhook failed to review the request ({type(e).__name__}: {e})"
+        )
     return Answer(200, response)
 
 
-class CheckedWebhookServer(kopf.WebhookServer):  # type: ignore[misc]
+class CheckedWebhookServer(kopf.WebhookServer):
     """Kopf's webhook server, with every request body answered by `answer` (Kopf's own reading of
     the body trusts it, and its aiohttp application refuses bodies over 1 MiB, which an UPDATE of a
     large object exceeds)."""

@@ -56,9 +56,13 @@ class Approvers(ApiModel):
         }
     )
 
-    users: Annotated[list[Subject], DISTINCT] = Field(default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET)
+    users: Annotated[list[Subject], DISTINCT] = Field(
+        default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET
+    )
     """Usernames, as the API server authenticates them, allowed to decide for the role."""
-    groups: Annotated[list[Subject], DISTINCT] = Field(default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET)
+    groups: Annotated[list[Subject], DISTINCT] = Field(
+        default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET
+    )
     """Groups whose members are allowed to decide for the role."""
 
     @model_validator(mode="after")
@@ -131,7 +135,9 @@ class GovernancePolicySpec(ApiModel):
 
     namespace_selector: LabelSelector | None = None
     """Namespaces the policy applies to, by label. Absent or empty selects every namespace."""
-    risk_levels: Annotated[list[RiskLevel], DISTINCT] = Field(default_factory=list, max_length=3, json_schema_extra=LIST_SET)
+    risk_levels: Annotated[list[RiskLevel], DISTINCT] = Field(
+        default_factory=list, max_length=3, json_schema_extra=LIST_SET
+    )
     """Card risk levels the policy applies to: minimal, limited, high. Empty means all."""
     required_card_fields: Annotated[list[CardField], DISTINCT] = Field(
         default_factory=list, max_length=5, json_schema_extra=LIST_SET
