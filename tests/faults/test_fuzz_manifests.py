@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from tests.support import schemas
 from tests.support.api import Answer, Api
-from tests.support.kube import Cluster, Kubectl, condition, wait_until
+from tests.support.kube import Cluster, Kubectl, condition, create_test_namespace, wait_until
 from tests.support.manifests import model_deployment
 from tests.support.operator import OperatorProcess
 
@@ -61,11 +61,7 @@ def api(cluster: Cluster) -> Api:
 def fuzz_ns(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
     """One namespace for the module, watched by the session operator (t-*)."""
     name = f"t-fuzz-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    kubectl("label", "namespace", name, f"modelgate.io/test={name}")
-    wait_until(
-        f"the default service account in {name}", lambda: kubectl.get("serviceaccount", "default", name)
-    )
+    create_test_namespace(kubectl, name)
     yield name
     kubectl(
         "delete", "governancepolicy", "-l", f"fuzz={name}", "--ignore-not-found", "--wait=false", check=False

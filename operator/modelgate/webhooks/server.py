@@ -17,8 +17,8 @@ import kopf
 from modelgate.act import setup
 from modelgate.config import OperatorConfig
 from modelgate.webhooks import certs, tls
-from modelgate.webhooks.review import CheckedWebhookServer
 from modelgate.webhooks.configuration import Endpoint, configurations
+from modelgate.webhooks.review import CheckedWebhookServer
 
 NEVER = 10 * 365 * 24 * 3600.0
 
