@@ -23,7 +23,7 @@ import pytest
 from hack.launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
 
 from tests.support.clusters import built_bin
-from tests.support.kube import Cluster, Kubectl, wait_until
+from tests.support.kube import Cluster, Kubectl, create_test_namespace, wait_until
 from tests.support.operator import OperatorProcess, run_operator
 from tests.support.simulator import Simulator, simulator
 
@@ -118,11 +118,7 @@ def webhooks_answer(kubectl: Kubectl) -> bool:
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     base = request.node.name.lower().replace("_", "-")
     name = f"t-{''.join(c for c in base if c.isalnum() or c == '-')[:40].strip('-')}-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", name)
-    kubectl("label", "namespace", name, f"modelgate.io/test={name}")
-    wait_until(
-        f"the default service account in {name}", lambda: kubectl.get("serviceaccount", "default", name)
-    )
+    create_test_namespace(kubectl, name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 

@@ -79,6 +79,16 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 90.0, 
         time.sleep(interval)
 
 
+def create_test_namespace(kubectl: Kubectl, name: str) -> None:
+    """A namespace labelled modelgate.io/test=<name> (test policies select it by that label), ready
+    for pods once its default ServiceAccount exists."""
+    kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, f"modelgate.io/test={name}")
+    wait_until(
+        f"the default service account in {name}", lambda: kubectl.get("serviceaccount", "default", name)
+    )
+
+
 def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
     """The metav1.Condition of `ctype` in obj.status.conditions, or None."""
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:

@@ -58,6 +58,13 @@ _ORDER: Final = (
 _PASSTHROUGH: Final = frozenset(_ORDER) - {"items", "properties", "additionalProperties", "description"}
 _DROPPED: Final = frozenset({"title"})
 _MAX_DATE_TIME: Final = 64  # RFC 3339 with nanoseconds and an offset is 35 characters
+# The apiserver's date-time format check lets through "05x5Z" (any character before the fraction)
+# and offsets such as +99:99, which pydantic does not read: such evidence would be stored and then
+# ignored by the operator (a rejection that does not block). The pattern admits what both read.
+_DATE_TIME_PATTERN: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
 
 _API_VERSION_DESCRIPTION: Final = (
     "APIVersion defines the versioned schema of this representation of an object. Servers should "
@@ -165,6 +172,7 @@ def _bound(schema: dict[str, Any], path: str) -> None:
             schema["maxLength"] = max(len(str(v)) for v in schema["enum"])
         elif schema.get("format") == "date-time":
             schema["maxLength"] = _MAX_DATE_TIME
+            schema.setdefault("pattern", _DATE_TIME_PATTERN)
         else:
             raise SchemaError(f"{path}: string without maxLength")
     elif kind == "array" and "maxItems" not in schema:

@@ -23,22 +23,67 @@ wrote into them survives.
 
 Validation refuses, with the rule named: changing an approval or evaluation after creation, and an
 approval by the identity that set that digest when a selecting policy demands separation of duties.
+
+The mutating webhooks run before the API server checks the schema, so they see whatever JSON a
+client wrote. New evidence is read strictly with its pydantic model first; when it is malformed
+the webhook changes nothing and the schema check that follows refuses it, naming the field (a
+malformed model reference used to be answered "no ModelDeployment requests ..." or with a server
+error). The validating webhook refuses new approvals the model cannot read, so nothing the operator
+could not read is sealed where the schema and the model differ. A ModelDeployment spec that is
+not an object is likewise left to the schema check.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 import pydantic
 
-from modelgate.api.v1alpha1 import FINALIZER, GROUP, VERSION, ModelDeployment
+from modelgate.api.v1alpha1 import (
+    FINALIZER,
+    GROUP,
+    VERSION,
+    ModelApprovalSpec,
+    ModelDeployment,
+    ModelEvaluationSpec,
+)
 from modelgate.decide import seal
 from modelgate.decide.policy import parse_policies, select_policies
 from modelgate.decide.revision import requested_revision_id
 
 STAMPED = {"ModelApproval": "approvedBy", "ModelEvaluation": "submittedBy"}
+KINDS = {"modelapprovals": "ModelApproval", "modelevaluations": "ModelEvaluation"}
+SPECS: dict[str, type[ModelApprovalSpec] | type[ModelEvaluationSpec]] = {
+    "ModelApproval": ModelApprovalSpec,
+    "ModelEvaluation": ModelEvaluationSpec,
+}
+
+
+def spec_of(body: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The object's spec when it is an object, else None (a client may send any JSON type)."""
+    spec = body.get("spec") if body is not None else None
+    return spec if isinstance(spec, Mapping) else None
+
+
+def evidence_problems(kind: str, body: Mapping[str, Any]) -> str | None:
+    """What is wrong with the spec of new evidence, read strictly with its model as the schema
+    types it (the fields the webhook writes aside), naming each field; None when nothing is."""
+    spec = spec_of(body)
+    if spec is None:
+        return "spec: must be an object"
+    written = {k: v for k, v in spec.items() if k not in (STAMPED[kind], "seal")}
+    try:
+        # Strict JSON reading, as the schema types it: a number is no date-time here.
+        SPECS[kind].model_validate_json(json.dumps(written), strict=True)
+    except pydantic.ValidationError as e:
+        return "; ".join(
+            f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in e.errors(include_url=False, include_input=False)
+        )
+    return None
 
 
 def identity(userinfo: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,16 +136,21 @@ def _stamp(
 ) -> None:
     field = STAMPED[kind]
     if operation == "UPDATE" and old is not None:
-        kept = {k: old.spec.get(k) for k in (field, "seal") if old.spec.get(k) is not None}
-        _set_spec_fields(patch, kept)
+        stored = spec_of(old) or {}
+        kept = {k: stored[k] for k in (field, "seal") if stored.get(k) is not None}
+        if spec_of(body) is not None:  # else the schema check refuses it
+            _set_spec_fields(patch, kept)
         return
+    written = spec_of(body)
+    if written is None or evidence_problems(kind, body):
+        return  # the schema check after the mutating webhooks refuses it, naming the field
     ns = body.metadata.get("namespace") or ""
-    model = dict(body.spec.get("model") or {})
+    model = dict(written["model"])
     filled: dict[str, Any] = {}
     if not model.get("revision"):
         model["revision"] = revision_for(ns, model, indexes)
         filled["model"] = model
-    spec = {**dict(body.spec), **filled, field: identity(userinfo)}
+    spec = {**dict(written), **filled, field: identity(userinfo)}
     spec["seal"] = seal.compute(memo["seal_key"], kind, ns, spec)
     _set_spec_fields(patch, {**filled, field: spec[field], "seal": spec["seal"]})
 
@@ -158,7 +208,7 @@ async def stamp_evidence(
     old: kopf.Body | None = None,
     **kwargs: Any,
 ) -> None:
-    _stamp(str(body.get("kind")), body, patch, userinfo, operation, old, memo, kwargs)
+    _stamp(KINDS[kwargs["resource"].plural], body, patch, userinfo, operation, old, memo, kwargs)
 
 
 @kopf.on.mutate(GROUP, VERSION, "modeldeployments", id="stamp-deployment")
@@ -171,10 +221,14 @@ async def stamp_deployment(
     warnings: list[str] | None = None,
     **_: Any,
 ) -> None:
-    digest = (body.spec.get("model") or {}).get("digest")
-    claimed = body.spec.get("digestSetBy")
-    if operation == "UPDATE" and old is not None and (old.spec.get("model") or {}).get("digest") == digest:
-        stored = old.spec.get("digestSetBy")
+    spec = spec_of(body)
+    if spec is None:
+        return  # the schema check refuses it, naming spec
+    digest = _digest(spec)
+    claimed = spec.get("digestSetBy")
+    stored_spec = spec_of(old)
+    if operation == "UPDATE" and stored_spec is not None and _digest(stored_spec) == digest:
+        stored = stored_spec.get("digestSetBy")
         if stored is not None:
             _set_spec_fields(patch, {"digestSetBy": stored})
         else:
@@ -196,6 +250,11 @@ async def stamp_deployment(
         )
 
 
+def _digest(spec: Mapping[str, Any]) -> Any:
+    model = spec.get("model")
+    return model.get("digest") if isinstance(model, Mapping) else None
+
+
 def _drops_finalizer(old: kopf.Body, new: kopf.Body) -> bool:
     """The update takes modelgate's finalizer off a ModelDeployment that is not being deleted."""
     return (
@@ -209,7 +268,7 @@ def _drops_finalizer(old: kopf.Body, new: kopf.Body) -> bool:
 async def validate_evaluation(
     body: kopf.Body, operation: str | None = None, old: kopf.Body | None = None, **_: Any
 ) -> None:
-    if operation == "UPDATE" and old is not None and dict(old.spec) != dict(body.spec):
+    if operation == "UPDATE" and old is not None and spec_of(old) != spec_of(body):
         raise kopf.AdmissionError(
             "ModelEvaluation spec is immutable: it records one measurement of one artifact; "
             "create a new ModelEvaluation instead",
@@ -227,17 +286,23 @@ async def validate_approval(
     **kwargs: Any,
 ) -> None:
     if operation == "UPDATE":
-        if old is not None and dict(old.spec) != dict(body.spec):
+        if old is not None and spec_of(old) != spec_of(body):
             raise kopf.AdmissionError(
                 "ModelApproval spec is immutable: an approval is a decision about one artifact; "
                 "create a new ModelApproval instead (delete this one to revoke it)",
                 code=422,
             )
         return
-    if operation != "CREATE" or body.spec.get("decision") != "approved":
+    if operation != "CREATE":
+        return
+    problems = evidence_problems("ModelApproval", body)
+    spec = spec_of(body)
+    if problems or spec is None:  # past the schema check: only where the schema and the model differ
+        raise kopf.AdmissionError(f"ModelApproval is invalid: {problems}", code=422)
+    if spec.get("decision") != "approved":
         return
     ns = namespace or ""
-    digest = (body.spec.get("model") or {}).get("digest")
+    digest = spec["model"]["digest"]
     requester = str(userinfo.get("username", ""))
     labels: Mapping[str, str] = (
         next(iter(kwargs["namespaces"].get(ns, [])), {}) if "namespaces" in kwargs else {}

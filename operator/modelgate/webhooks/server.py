@@ -20,6 +20,7 @@ from modelgate.act import setup
 from modelgate.config import OperatorConfig
 from modelgate.webhooks import certs, tls
 from modelgate.webhooks.configuration import NAME, Endpoint, configurations
+from modelgate.webhooks.review import CheckedWebhookServer
 
 NEVER = 10 * 365 * 24 * 3600.0
 log = logging.getLogger("modelgate.webhooks")
@@ -74,8 +75,9 @@ async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: An
         )
         raise kopf.PermanentError(str(taken)) from taken
     # Kopf loads the chain from these names into our context when its server starts; they always
-    # hold the certificate loaded last.
-    settings.admission.server = kopf.WebhookServer(
+    # hold the certificate loaded last. Every request body is checked before Kopf reads it
+    # (webhooks/review.py).
+    settings.admission.server = CheckedWebhookServer(
         addr=addr,
         port=cfg.webhook_port,
         certfile=serving.cert.path,

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -118,16 +126,32 @@ def check_unique(values: Iterable[str], what: str) -> None:
         seen.add(value)
 
 
+def _distinct(values: list[str]) -> list[str]:
+    check_unique(values, "list item")
+    return values
+
+
+DISTINCT: Final = AfterValidator(_distinct)
+"""Pydantic mirror of LIST_SET, for `Annotated[list[...], DISTINCT]`: the apiserver rejects a
+repeated item of a list set."""
+
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+MAX_DURATION: Final = timedelta(days=36500)
+"""Durations saturate at 100 years. The pattern bounds the text, not the value: `maxAge: 9999999d`
+is schema-valid, and a timedelta that large (or a time that far from now) overflows, which made
+every decision of every model such a policy selects raise. A hundred years is "forever" here."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """Turn a duration such as "30s", "1h30m" or "30d" (DURATION_PATTERN) into a timedelta."""
+    """Turn a duration such as "30s", "1h30m" or "30d" (DURATION_PATTERN) into a timedelta, at most
+    MAX_DURATION."""
     if not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"invalid duration {text!r}: want a sequence of <number><ms|s|m|h|d>")
     seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=min(seconds, MAX_DURATION.total_seconds()))
 
 
 class Identity(ApiModel):

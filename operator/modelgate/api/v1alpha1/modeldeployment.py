@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
@@ -93,14 +93,20 @@ class ResourceRequirements(ApiModel):
     """Maximum resources the container may use."""
 
 
+MAX_REPLICAS: Final = 10_000
+"""Far above one model server's fleet in a cluster of Kubernetes' documented scale (150,000 pods),
+far below what a Deployment holds (int32): a typo such as 1e9 is refused at the API server instead
+of failing every write of the owned Deployment."""
+
+
 class Serving(ApiModel):
     """How the admitted revision is served: the operator owns one Deployment and one Service for it."""
 
     image: Image
     """Container image of the model server, for example registry.example/modelgate/sklearn-server:1.4.
     It must load the model from MODEL_URI and verify MODEL_DIGEST."""
-    replicas: int = Field(1, ge=0)
-    """Number of serving pods. 0 keeps the revision admitted but serves nothing."""
+    replicas: int = Field(1, ge=0, le=MAX_REPLICAS)
+    """Number of serving pods, at most 10000. 0 keeps the revision admitted but serves nothing."""
     port: int = Field(8080, ge=1, le=65535)
     """TCP port the model server listens on; the Service exposes it."""
     resources: ResourceRequirements | None = None

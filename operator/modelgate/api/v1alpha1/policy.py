@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, StringConstraints, model_va
 
 from modelgate.api.v1alpha1.common import (
     AGE_COLUMN,
+    DISTINCT,
     LIST_SET,
     MAX_LIST,
     THRESHOLD_RULE,
@@ -55,9 +56,13 @@ class Approvers(ApiModel):
         }
     )
 
-    users: list[Subject] = Field(default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET)
+    users: Annotated[list[Subject], DISTINCT] = Field(
+        default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET
+    )
     """Usernames, as the API server authenticates them, allowed to decide for the role."""
-    groups: list[Subject] = Field(default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET)
+    groups: Annotated[list[Subject], DISTINCT] = Field(
+        default_factory=list, max_length=MAX_LIST, json_schema_extra=LIST_SET
+    )
     """Groups whose members are allowed to decide for the role."""
 
     @model_validator(mode="after")
@@ -130,9 +135,11 @@ class GovernancePolicySpec(ApiModel):
 
     namespace_selector: LabelSelector | None = None
     """Namespaces the policy applies to, by label. Absent or empty selects every namespace."""
-    risk_levels: list[RiskLevel] = Field(default_factory=list, max_length=3, json_schema_extra=LIST_SET)
+    risk_levels: Annotated[list[RiskLevel], DISTINCT] = Field(
+        default_factory=list, max_length=3, json_schema_extra=LIST_SET
+    )
     """Card risk levels the policy applies to: minimal, limited, high. Empty means all."""
-    required_card_fields: list[CardField] = Field(
+    required_card_fields: Annotated[list[CardField], DISTINCT] = Field(
         default_factory=list, max_length=5, json_schema_extra=LIST_SET
     )
     """Model card fields that must be present and non-empty: owner, intendedUse, limitations,
@@ -159,7 +166,7 @@ class GovernancePolicySpec(ApiModel):
     require_image_digest: bool = True
     """The serving image must be pinned by digest (image@sha256:...): a tag can be moved to other
     bytes after the review."""
-    operational_fields: list[OperationalField] = Field(
+    operational_fields: Annotated[list[OperationalField], DISTINCT] = Field(
         default_factory=lambda: list(DEFAULT_OPERATIONAL), max_length=4, json_schema_extra=LIST_SET
     )
     """Serving fields that may change without new evidence (replicas, resources, env, port). Every
