@@ -52,7 +52,7 @@ test-integration: deps build ## Integration tests against the local control plan
 	@$(PY) -m pytest tests/integration tests/e2e tests/hack -q
 
 test: deps build lint typecheck ## Everything CI runs: lint, types, unit and integration tests
-	@$(PY) -m pytest tests -q --durations=25
+	@$(PY) -m pytest tests -q -n auto --dist loadfile --durations=25
 
 faults: deps build ## The fault suite's long variants (tests/faults, MODELGATE_FAULTS_LONG=1; MODELGATE_FAULTS_SEED replays)
 	@MODELGATE_FAULTS_LONG=1 $(PY) -m pytest tests/faults -q -s

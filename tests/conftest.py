@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hack.launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
 
+from tests.support import workers
 from tests.support.clusters import built_bin
 from tests.support.kube import Cluster, Kubectl, create_test_namespace, wait_until
 from tests.support.operator import OperatorProcess, run_operator
@@ -30,10 +31,22 @@ from tests.support.simulator import Simulator, simulator
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    workers.configure()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: tests/support/workers.py's number of workers, one process against an external
+    cluster."""
+    return 0 if os.environ.get("MODELGATE_TEST_KUBECONFIG") else workers.WORKERS
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     external = os.environ.get("MODELGATE_TEST_KUBECONFIG")
     started_here = False
+    if external and workers.number():
+        pytest.fail("MODELGATE_TEST_KUBECONFIG names one cluster for every test worker: run with -n 0")
     if external:
         kubectl_bin = os.environ.get("MODELGATE_KUBECTL") or shutil.which("kubectl")
         if not kubectl_bin:
@@ -55,7 +68,7 @@ def cluster() -> Iterator[Cluster]:
             if res.returncode != 0:
                 pytest.fail("the local control plane did not start (see the cluster: error line above)")
             started_here = not os.environ.get("MODELGATE_KEEP_CLUSTER")
-        kube = Kubectl(str(bin_dir / "kubectl"), ROOT / ".cache" / "cluster" / "kubeconfig")
+        kube = Kubectl(str(bin_dir / "kubectl"), workers.cluster_dir() / "kubeconfig")
     kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
     kube("apply", *install_args())
@@ -75,7 +88,7 @@ def operator(cluster: Cluster, prometheus: Prometheus) -> Iterator[OperatorProce
     """The operator, running for the whole session; it watches the test namespaces (t-*) and reads
     metrics from the session's Prometheus. Its webhook configurations are removed afterwards, so
     that a later session without the operator is not refused by webhooks nobody serves."""
-    log = ROOT / ".cache" / "test-logs" / "operator.log"
+    log = ROOT / ".cache" / "test-logs" / f"operator{workers.suffix()}.log"
     try:
         with run_operator(
             cluster.kubeconfig,
@@ -99,7 +112,7 @@ def operator(cluster: Cluster, prometheus: Prometheus) -> Iterator[OperatorProce
 
 def webhook_client_ca(cluster: Cluster) -> Path | None:
     """The CA of the local API server's webhook client certificate (hack/cluster.py), if any."""
-    ca = ROOT / ".cache" / "cluster" / "webhook-client-ca.crt"
+    ca = workers.cluster_dir() / "webhook-client-ca.crt"
     return ca if cluster.local and ca.is_file() else None
 
 

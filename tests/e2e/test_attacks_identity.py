@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, webhook_client_ca, webhooks_answer
+from tests.conftest import webhook_client_ca, webhooks_answer
 from tests.support import manifests as m
+from tests.support import workers
 from tests.support.kube import Cluster, Kubectl, wait_until
 from tests.support.operator import OperatorProcess, run_operator
 
@@ -166,7 +167,7 @@ def test_a_pod_posting_a_made_up_admission_review_gets_no_seal_while_the_api_ser
 
     # The control: the same request with the API server's client certificate does get a seal, so
     # the certificate, and nothing else about the request, is what is refused above.
-    pki = ROOT / ".cache" / "cluster" / "pki"
+    pki = workers.cluster_dir() / "pki"
     answer = post_review(
         kubectl, review(namespace, made_up), cert=(pki / "webhook-client.crt", pki / "webhook-client.key")
     )

@@ -17,11 +17,12 @@ import pytest
 
 from tests.conftest import ROOT, webhook_client_ca
 from tests.support import manifests as m
+from tests.support import workers
 from tests.support.kube import Cluster, Kubectl
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
-STATE = ROOT / ".cache" / "cluster"
+STATE = workers.cluster_dir()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hack.launch import install_args
 
+from tests.support import workers
 from tests.support.kube import Cluster, Kubectl
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -50,7 +51,7 @@ def _env(name: str, offset: int) -> dict[str, str]:
     base = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0"))
     return {
         **os.environ,
-        "MODELGATE_CLUSTER_DIR": str(ROOT / ".cache" / f"cluster-{name}"),
+        "MODELGATE_CLUSTER_DIR": str(ROOT / ".cache" / f"cluster-{name}{workers.suffix()}"),
         "MODELGATE_CLUSTER_PORT_OFFSET": str(base + offset),
     }
 
