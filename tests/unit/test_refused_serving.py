@@ -22,6 +22,7 @@ from modelgate.decide.objects import APPLIED_HASH
 from modelgate.decide.plan import plan
 from modelgate.decide.types import Observed, Plan, Refusal
 from modelgate.runtime.reconcile import Watermarks
+from modelgate.webhooks.handlers import resource_problems
 from tests.unit.factories import NOW, approval, model, observed, policy
 from tests.unit.test_reconcile_once import KEY, Cluster, kinds, run
 from tests.unit.test_reconcile_once import cluster as cluster  # the fixture
@@ -141,6 +142,38 @@ def test_a_refusal_without_causes_quotes_the_message_or_the_http_reason(body: st
     e.body = body
 
     assert said in kube.refusal(e)
+
+
+# --- admission: what can be named is refused before it is stored -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resources", "named"),
+    [
+        (TOO_MUCH, ["cpu"]),
+        ({"requests": {"memory": "1Gi"}, "limits": {"memory": "1000Mi"}}, ["memory"]),
+        ({"requests": {"cpu": 2, "memory": "2Gi"}, "limits": {"cpu": "1500m", "memory": "3Gi"}}, ["cpu"]),
+        (FIXED, []),
+        ({"requests": {"cpu": "500m"}, "limits": {"cpu": "0.5"}}, []),
+        ({"requests": {"cpu": "2"}}, []),  # no limit: nothing to exceed
+        ({"requests": {"cpu": "2"}, "limits": {"memory": "1Gi"}}, []),
+        ({"requests": {"cpu": "two"}, "limits": {"cpu": "1"}}, []),  # not a quantity: the schema says so
+        ({"requests": ["cpu"], "limits": {"cpu": "1"}}, []),
+        ({"requests": {"cpu": True}, "limits": {"cpu": 0}}, []),
+        ("much", []),
+    ],
+)
+def test_admission_names_each_resource_requested_above_its_limit(resources: Any, named: list[str]) -> None:
+    problems = resource_problems({"serving": {"image": "x", "resources": resources}})
+
+    fields = [p.split(":")[0] for p in problems.split("; ")] if problems else []
+    assert fields == [f"spec.serving.resources.requests.{n}" for n in named]
+
+
+def test_admission_says_both_values() -> None:
+    assert resource_problems({"serving": {"resources": TOO_MUCH}}) == (
+        "spec.serving.resources.requests.cpu: 2 must be less than or equal to its limit 1"
+    )
 
 
 # --- the loop: the refusal kept between passes, told once, forgotten when the write succeeds --------
