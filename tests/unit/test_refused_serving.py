@@ -220,3 +220,28 @@ def test_the_loop_reports_a_refusal_once_retries_it_and_recovers_when_the_spec_i
     cluster.deliver()
     run(cluster, loop)
     assert cluster.written["status"][0]["phase"] == c.PHASE_SERVING
+
+
+def test_a_lasting_refusal_holds_up_neither_the_quarantine_network_policy_nor_the_rest_of_the_pass(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refusing(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+        raise kube.Refused(obj["kind"], SAID)
+
+    run(cluster, Watermarks())  # admitted and served
+    cluster.deliver()
+    digest = cluster.body["spec"]["model"]["digest"]
+    quarantine = {"digest": digest, "reason": c.QUARANTINED_REASON, "time": "2026-12-01T11:00:00Z"}
+    cluster.body["status"] = {
+        **cluster.body["status"],
+        "quarantinedAt": quarantine["time"],
+        "rejectedDigests": [quarantine],
+    }
+    cluster.indexes["modeldeployments"][KEY] = [cluster.body]
+    monkeypatch.setattr(kube, "write_owned", refusing)
+    cluster.writes.clear()
+
+    with pytest.raises(kube.Refused):
+        run(cluster, Watermarks())
+
+    assert ("NetworkPolicy", True) in cluster.writes, cluster.writes

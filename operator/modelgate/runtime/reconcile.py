@@ -183,8 +183,9 @@ async def reconcile_once(
         for d in p.decisions:
             audit.record(body, d)
             metrics.DECISIONS.labels(action=d.action).inc()
+    refused = [res for res in results if isinstance(res, kube.Refused)]
     for res in results:
-        if isinstance(res, BaseException):
+        if isinstance(res, BaseException) and not isinstance(res, kube.Refused):
             raise res
     if p.label_pods is not None:
         await kube.label_pods(ns, name, p.label_pods)
@@ -202,6 +203,10 @@ async def reconcile_once(
         metrics.CHECKS.labels(verdict=verdict).inc()
     svc.monitor.watch((ns, name), p.watch)
     metrics.PHASE.observe(ns, name, p.status.get("phase"))
+    if refused:
+        # Raised last (run_loop backs off): a refusal lasts until the spec changes, and must hold
+        # up neither a quarantine's pod labels and NetworkPolicy nor the monitoring of what serves.
+        raise refused[0]
     return p.requeue_at
 
 
@@ -272,12 +277,12 @@ async def run_loop(
                 delay = min(60.0, 0.5 * 2.0**failures)
             except kube.Refused as e:
                 # Told in status and once per refusal as an Event by the next plan; a retry meets the
-                # same answer until the spec changes (whose watch event wakes the loop at once).
+                # same answer until the spec changes (whose watch event wakes the loop at once). The
+                # status write went through: the next pass waits for it as after any pass.
                 failures += 1
                 (log.warning if failures == 1 else log.info)(
                     f"Refused serving object of ModelDeployment {namespace}/{name}: {e}; attempt={failures}"
                 )
-                loop.min_rv.clear()
                 delay = min(60.0, 0.5 * 2.0**failures)
             except pydantic.ValidationError as e:
                 log.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
