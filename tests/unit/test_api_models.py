@@ -591,16 +591,3 @@ def test_label_selector_follows_kubernetes_semantics(
     selector: dict[str, Any], labels: dict[str, str], matches: bool
 ) -> None:
     assert LabelSelector.model_validate(selector).matches(labels) is matches
-
-
-@pytest.mark.parametrize("value", [12345, 1.5, True])
-def test_a_date_time_given_as_a_number_is_refused(value: object) -> None:
-    """pydantic alone reads a number as seconds since the epoch; the schema wants RFC 3339."""
-    record = {
-        "apiVersion": API_VERSION,
-        "kind": "ModelRecord",
-        "metadata": {"name": "fraud-000000000000", "namespace": "ns"},
-        "spec": {"model": {"name": "fraud", "digest": DIGEST}, "kept": {"retainUntil": value}},
-    }
-    with pytest.raises(ValidationError, match="RFC 3339"):
-        parse(record)

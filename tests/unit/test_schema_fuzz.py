@@ -10,6 +10,7 @@ checked, refuse what the API server would. The one known leniency is listed and 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pydantic
 import pytest
@@ -33,11 +34,33 @@ def test_every_manifest_the_schema_accepts_parses_with_the_models(kind: str, dat
     parse(manifest)
 
 
+def lenient_in_pydantic(kind: str, inv: schemas.Invalid) -> bool:
+    """pydantic reads a number as a Unix time where the schema wants an RFC 3339 string
+    (`format: date-time`); the API server refuses the number, so it never reaches the operator."""
+    if inv.violation.rule != "type" or inv.violation.below:
+        return False
+    node: Any = schemas.crds()[kind].schema
+    for step in inv.violation.steps:
+        if step == schemas.ITEM:
+            node = node["items"]
+        elif step == schemas.KEY:
+            node = node["additionalProperties"]
+        else:
+            node = node["properties"][step]
+    value: Any = inv.manifest
+    for part in inv.path:
+        value = value[part]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and node.get("format") == "date-time"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @FUZZ
 @given(data=st.data())
 def test_every_manifest_the_schema_refuses_is_refused_by_the_models(kind: str, data: st.DataObject) -> None:
     inv = data.draw(schemas.invalid_manifest(kind))
+    if lenient_in_pydantic(kind, inv):
+        return
     with pytest.raises((pydantic.ValidationError, ValueError)):
         parse(inv.manifest)
 
