@@ -100,6 +100,10 @@ def read(kubectl: Kubectl, namespace: str) -> World:
     # Events first: the operator posts one only after the status holding its decision is stored,
     # so every Event read here has its history entry in the ModelDeployments read after it.
     events = items("events", "--field-selector", "involvedObject.kind=ModelDeployment")
+    # Records before the models: a pass writes an intervention to its record just before its
+    # status, so an entry read here is in the history read after it (read the other way round, an
+    # intervention decided in between would look lost).
+    records = items("modelrecords")
     ns = kubectl.json("get", "namespace", namespace)
     return World(
         namespace_labels=ns["metadata"].get("labels") or {},
@@ -107,7 +111,7 @@ def read(kubectl: Kubectl, namespace: str) -> World:
         models=items("modeldeployments"),
         approvals=items("modelapprovals"),
         evaluations=items("modelevaluations"),
-        records=items("modelrecords"),
+        records=records,
         deployments=items("deployments", "-l", MANAGED),
         services=items("services", "-l", MANAGED),
         replica_sets=items("replicasets", "-l", "modelgate.io/deployment"),
