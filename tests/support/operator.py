@@ -4,6 +4,7 @@ launcher is hack/launch.py's, shared with the benchmarks and the demo)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -48,11 +49,12 @@ def run_operator(
     kubeconfig: Path, log: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[OperatorProcess]:
     """`modelgate run` with free liveness and metrics ports, and a free webhook port unless `args`
-    name one (9443, the default, may be another checkout's operator); `env` is added to the
+    or MODELGATE_WEBHOOK_PORT name one (the default, 9443, may be another checkout's operator; an
+    external cluster's webhook configurations name a fixed port); `env` is added to the
     environment (e.g. POD_NAME, the replica's leader election identity)."""
     live, metrics = free_port(), free_port()
     if "--webhook-port" not in args:
-        args = (*args, "--webhook-port", str(free_port()))
+        args = (*args, "--webhook-port", os.environ.get("MODELGATE_WEBHOOK_PORT") or str(free_port()))
     port = int(args[args.index("--webhook-port") + 1])
     proc = start_operator(kubeconfig, log, *args, liveness_port=live, metrics_port=metrics, env=env)
     op = OperatorProcess(

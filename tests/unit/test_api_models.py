@@ -32,6 +32,7 @@ from modelgate.api.v1alpha1 import (
     parse,
     parse_duration,
 )
+from modelgate.api.v1alpha1.common import MAX_DURATION
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DIGEST = "sha256:" + "ab" * 32
@@ -558,9 +559,10 @@ def test_parse_duration_refuses_what_the_schema_refuses(text: str) -> None:
 
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["ms", "s", "m", "h", "d"])), min_size=1))
 def test_parse_duration_sums_its_parts(parts: list[tuple[int, str]]) -> None:
+    """The sum of the parts, saturated at MAX_DURATION (100 years)."""
     scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
     text = "".join(f"{n}{unit}" for n, unit in parts)
-    expected = timedelta(seconds=sum(n * scale[unit] for n, unit in parts))
+    expected = min(timedelta(seconds=sum(n * scale[unit] for n, unit in parts)), MAX_DURATION)
     assert abs(parse_duration(text) - expected) < timedelta(microseconds=10)
 
 
@@ -589,3 +591,16 @@ def test_label_selector_follows_kubernetes_semantics(
     selector: dict[str, Any], labels: dict[str, str], matches: bool
 ) -> None:
     assert LabelSelector.model_validate(selector).matches(labels) is matches
+
+
+@pytest.mark.parametrize("value", [12345, 1.5, True])
+def test_a_date_time_given_as_a_number_is_refused(value: object) -> None:
+    """pydantic alone reads a number as seconds since the epoch; the schema wants RFC 3339."""
+    record = {
+        "apiVersion": API_VERSION,
+        "kind": "ModelRecord",
+        "metadata": {"name": "fraud-000000000000", "namespace": "ns"},
+        "spec": {"model": {"name": "fraud", "digest": DIGEST}, "kept": {"retainUntil": value}},
+    }
+    with pytest.raises(ValidationError, match="RFC 3339"):
+        parse(record)

@@ -8,7 +8,8 @@ admissions, and no decision waits for its Event.
 The owned Deployment and Service are written by server-side apply (`write_owned`; decide/objects.py
 says how an edit by someone else is reverted). A write that meets a conflict (an object modelgate
 does not control, or one that changed between the apply and its follow-up patch) raises Conflict,
-and the next reconcile (woken by that very write) decides again.
+and the next reconcile (woken by that very write) decides again. One the API server refuses as
+invalid raises Refused, with what it said: the plan reports it in status (ServingObjectInvalid).
 """
 
 from __future__ import annotations
@@ -96,6 +97,36 @@ class NotOwned(Conflict):
     neither adopts nor overwrites it (retried with backoff until someone removes or renames it)."""
 
 
+class Refused(Exception):
+    """The API server refused a serving object as invalid (422): the spec asks for something the
+    object's own validation does not admit. Retrying the same write cannot succeed; the loop reports
+    it (decide/objects.py `refusal_message`) and retries with backoff until the object changes."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind} refused: {message}")
+        self.kind = kind
+        self.message = message
+
+
+MAX_REFUSAL = 2000
+"""How much of the API server's answer a refusal keeps (it ends up in a condition and an Event)."""
+
+
+def refusal(e: ApiException) -> str:
+    """What the API server objected to: `field: why` for each cause of its Status, or its message."""
+    try:
+        status = json.loads(e.body or "")
+    except (TypeError, ValueError):
+        status = None
+    if not isinstance(status, dict):
+        return str(e.reason or "invalid")[:MAX_REFUSAL]
+    causes = (status.get("details") or {}).get("causes") or []
+    said = "; ".join(
+        f"{c.get('field') or '(object)'}: {c.get('message')}" for c in causes if isinstance(c, dict)
+    )
+    return (said or str(status.get("message") or e.reason or "invalid"))[:MAX_REFUSAL]
+
+
 FIELD_MANAGER = "modelgate"
 CREATE_ONLY = str(2**63 - 1)
 """A resourceVersion no object has. As the precondition of an apply it makes the apply create-only:
@@ -141,6 +172,8 @@ def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
             ) from e
         if e.status == 409:
             raise Conflict(f"{obj['kind']} {ns}/{name} changed concurrently") from e
+        if e.status == 422:
+            raise Refused(obj["kind"], refusal(e)) from e
         raise
     applied = json.loads(res.data)
     patch = foreign_fields_patch(applied, obj)
@@ -151,7 +184,9 @@ def _write(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
             name, ns, patch, field_manager=FIELD_MANAGER, _content_type=JSON_PATCH, _preload_content=False
         )
     except ApiException as e:
-        if e.status == 409:
+        if e.status in (409, 422):
+            # The apply of the whole object passed validation: a patch that no longer applies (a
+            # path gone) means the object changed after the apply, not that the spec is invalid.
             raise Conflict(f"{obj['kind']} {ns}/{name} changed after the apply") from e
         raise
     log.info(

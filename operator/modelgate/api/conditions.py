@@ -125,6 +125,9 @@ ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
 SERVING_READY: Final = "ServingReady"
 SERVING_UNAVAILABLE: Final = "ServingUnavailable"
 RECONCILE_ERROR: Final = "ReconcileError"
+SERVING_OBJECT_INVALID: Final = "ServingObjectInvalid"
+"""The API server refused the Deployment or Service modelgate rendered for the spec (422 Invalid, a
+combination the ModelDeployment schema admits but the object's own validation does not)."""
 
 # Reasons: monitoring and intervention.
 METRICS_WITHIN_THRESHOLDS: Final = "MetricsWithinThresholds"
@@ -161,6 +164,9 @@ ACTION_METRICS_INCONCLUSIVE: Final = "MetricsInconclusive"
 ACTION_NOT_OWNED: Final = "ServingObjectNotOwned"
 """A Deployment or Service with the model's name exists and no ModelDeployment of that uid controls
 it: modelgate neither adopts nor overwrites it."""
+ACTION_SERVING_OBJECT_INVALID: Final = SERVING_OBJECT_INVALID
+"""The API server refused a serving object rendered for the spec; told once per refusal, retried
+with backoff until the spec (or whatever the API server objected to) changes."""
 ACTION_RETENTION_EXPIRED: Final = "RetentionExpired"
 
 HISTORY_LIMIT: Final = 50

@@ -36,7 +36,7 @@ from modelgate.decide.serving import (
     differences,
     normalised,
 )
-from modelgate.decide.types import Decision
+from modelgate.decide.types import Decision, Refusal
 
 APPLIED_HASH = "modelgate.io/applied-hash"
 """Annotation on owned objects: the hash of the normal form modelgate last applied. An object whose
@@ -51,6 +51,9 @@ class ServingObjects:
     deployment_matches: bool
     decisions: tuple[Decision, ...]
     """TamperReverted, once per object someone else edited."""
+    refused: str | None = None
+    """Why the API server refused the last write of an object this plan wants written again
+    unchanged (`refusal_message`); None when nothing wanted was refused."""
 
 
 def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +82,22 @@ def rollout(dep: Mapping[str, Any] | None) -> tuple[bool, str]:
     return done, f"{ready}/{want} replicas ready"
 
 
+def refusal_message(
+    refusals: Mapping[str, Refusal], owner: Owner, writes: Mapping[str, Mapping[str, Any] | None]
+) -> str | None:
+    """What the API server said about the objects among `writes` (kind -> object to write, or None)
+    whose last write it refused: only when the plan wants that very object again (same applied
+    hash). Another object (the spec was fixed) deserves a write of its own before anything is said."""
+    said = [
+        f"{kind} {owner.name}, rendered from spec.serving, was refused by the API server: {r.message}"
+        for kind, want in writes.items()
+        if (r := refusals.get(kind)) is not None
+        and want is not None
+        and r.applied_hash == _applied_hash(want)
+    ]
+    return "; ".join(said) or None
+
+
 def serving_objects(
     owner: Owner,
     target: Revision | None,
@@ -87,8 +106,10 @@ def serving_objects(
     have_deployment: Mapping[str, Any] | None,
     have_service: Mapping[str, Any] | None,
     stamp: str,
+    refusals: Mapping[str, Refusal] | None = None,
 ) -> ServingObjects:
-    """The Deployment and Service for `target` (nothing when nothing serves), and what to write."""
+    """The Deployment and Service for `target` (nothing when nothing serves), what to write, and
+    what the API server said when it refused the same write before (`refusals`)."""
     if target is None:
         return ServingObjects(None, None, True, ())
     want_dep = with_hash(desired_deployment(owner, target, serving))
@@ -114,11 +135,13 @@ def serving_objects(
                     warning=True,
                 )
             )
+    deployment, service = None if dep_matches else want_dep, None if svc_matches else want_svc
     return ServingObjects(
-        None if dep_matches else want_dep,
-        None if svc_matches else want_svc,
+        deployment,
+        service,
         dep_matches,
         tuple(decisions),
+        refusal_message(refusals or {}, owner, {"Deployment": deployment, "Service": service}),
     )
 
 

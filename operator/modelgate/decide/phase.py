@@ -46,6 +46,9 @@ class Situation:
     """Message when the requested digest was rolled back after drift."""
     suspended: bool = False
     """The revision that serves, not the requested one, lost its evidence and is scaled to zero."""
+    refused: str | None = None
+    """The API server refused the serving objects wanted (what it said), so what the other
+    conditions promise (a rollout, traffic cut by a quarantine) is not happening."""
 
 
 APPROVAL_KINDS: Final = ("approval-reference", "approval", "separation", "renewal")
@@ -113,6 +116,9 @@ def conditions(s: Situation) -> tuple[list[Cond], str]:
 
 def _ready(s: Situation) -> tuple[Cond, str]:
     target = describe(s.target) if s.target else ""
+    if s.refused:
+        # First: whatever else is decided, the objects that would carry it out do not exist as wanted.
+        return Cond(c.READY, c.FALSE, c.SERVING_OBJECT_INVALID, s.refused), c.PHASE_DEGRADED
     if s.quarantined_since:
         return Cond(
             c.READY, c.FALSE, c.QUARANTINED_REASON, f"{target} is quarantined: no traffic"

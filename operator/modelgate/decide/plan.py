@@ -117,12 +117,19 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
 
     # 5-6. The serving objects for what serves now, and the status.
     objects = _objects(obs, choice, step4, quarantined_at is not None, stamp)
+    refused = objects.refused or still_refused(obs, objects)
     decisions = identify(
-        (*choice.decisions, *watching.decisions, *step4.decisions, *objects.decisions),
+        (
+            *choice.decisions,
+            *watching.decisions,
+            *step4.decisions,
+            *objects.decisions,
+            *_refusal_told(old, refused, step4.target, stamp),
+        ),
         str((obs.body.get("metadata") or {}).get("uid") or ""),
         old.get("history") or [],
     )
-    situation = _situation(obs, requested, verdict, choice, step4, objects, quarantined_at)
+    situation = _situation(obs, requested, verdict, choice, step4, objects, quarantined_at, refused)
     decisions = (*recovery.decisions, *decisions)
     status = build_status(
         obs,
@@ -177,7 +184,39 @@ def _objects(
     sspec = served_with(choice.serving, step4.serving_raw, operational_fields(obs.policies))
     sspec = replace(sspec, replicas=choice.replicas)
     return serving_objects(
-        owner, step4.target, sspec, quarantined, obs.owned_deployment, obs.owned_service, stamp
+        owner, step4.target, sspec, quarantined, obs.owned_deployment, obs.owned_service, stamp, obs.refusals
+    )
+
+
+def still_refused(obs: Observed, objects: ServingObjects) -> str | None:
+    """The stored ServingObjectInvalid message, while this loop has not yet learnt how the write goes:
+    after a restart the refusal is known only from status, and flipping Ready to "rolling out" for
+    one pass would tell the same refusal twice. Only for the same generation (a spec change is
+    written before anything is said) and while an object is still to be written."""
+    ready = _condition(obs.body.get("status") or {}, c.READY) or {}
+    generation = (obs.body.get("metadata") or {}).get("generation")
+    if obs.refusals or (objects.deployment is None and objects.service is None):
+        return None
+    if ready.get("reason") != c.SERVING_OBJECT_INVALID or ready.get("observedGeneration") != generation:
+        return None
+    return str(ready.get("message") or "") or None
+
+
+def _refusal_told(
+    old: Mapping[str, Any], refused: str | None, target: Revision | None, stamp: str
+) -> tuple[Decision, ...]:
+    """A ServingObjectInvalid decision (Event, audit line, history) when a refusal starts or what the
+    API server says changes; nothing while Ready already says it: once per streak, not per retry."""
+    ready = _condition(old, c.READY) or {}
+    if refused is None or (
+        ready.get("reason") == c.SERVING_OBJECT_INVALID and ready.get("message") == refused
+    ):
+        return ()
+    revision = ref(target) if target is not None else None
+    return (
+        Decision(
+            c.ACTION_SERVING_OBJECT_INVALID, c.SERVING_OBJECT_INVALID, refused, stamp, {}, revision, True
+        ),
     )
 
 
@@ -189,6 +228,7 @@ def _situation(
     step4: Intervention,
     objects: ServingObjects,
     quarantined_at: str | None,
+    refused: str | None,
 ) -> Situation:
     done, summary = rollout(obs.owned_deployment)
     return Situation(
@@ -206,6 +246,7 @@ def _situation(
         quarantined_since=quarantined_at,
         rolled_back=rolled_back_message(requested, step4.target, step4.rejected),
         suspended=choice.suspended,
+        refused=refused,
     )
 
 

@@ -13,6 +13,18 @@ from modelgate.decide.monitoring import Readings, Target
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """The API server refused the last write of a serving object (422 Invalid). A fact the reconcile
+    loop keeps (runtime/reconcile.py `Watermarks`), not one the indexes show: nothing is stored."""
+
+    applied_hash: str
+    """The modelgate.io/applied-hash of the refused object: the refusal is about that object only,
+    so a plan that wants another one (the spec was fixed) no longer reports it."""
+    message: str
+    """What the API server objected to: each field and why, as it said it."""
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything one reconcile decides from, gathered before any decision."""
 
@@ -38,6 +50,8 @@ class Observed:
     records: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Interventions in force on this model's digests from its ModelRecords (digest -> {reason,
     time}): they outlive the ModelDeployment, so a delete and re-create lifts nothing."""
+    refusals: Mapping[str, Refusal] = field(default_factory=dict)
+    """Kind (Deployment, Service) -> the API server's refusal of the last write of it, if refused."""
 
     def seal_ok(self, evidence: ModelApproval | ModelEvaluation) -> bool:
         return self.seal_valid is None or self.seal_valid.get((evidence.kind, evidence.name), False)

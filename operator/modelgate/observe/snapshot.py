@@ -25,7 +25,7 @@ from modelgate.decide import seal
 from modelgate.decide.monitoring import Readings
 from modelgate.decide.policy import parse_policies, read_policy, select_policies
 from modelgate.decide.records import in_force
-from modelgate.decide.types import Observed
+from modelgate.decide.types import Observed, Refusal
 
 T = TypeVar("T", ModelApproval, ModelEvaluation)
 
@@ -132,11 +132,13 @@ def snapshot(
     allow_no_policy: bool,
     readings: Readings | None = None,
     records: Mapping[Any, Any] | None = None,
+    refusals: Mapping[str, Refusal] | None = None,
 ) -> Observed:
     """Raises pydantic.ValidationError when the ModelDeployment itself does not parse. `approvals` and
     `evaluations` are the by-name indexes (does a referenced object exist, and under which key), the
     `*_by_digest` ones hold the parsed evidence by (namespace, model name, digest): a reconcile reads
-    the evidence of the digests it decides on, not every version the model ever had."""
+    the evidence of the digests it decides on, not every version the model ever had. `refusals` are
+    the reconcile loop's own facts: the serving-object writes the API server refused."""
     md = ModelDeployment.model_validate(
         {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
     )
@@ -171,4 +173,5 @@ def snapshot(
         seal_valid={k: bool(v) for k, v in seals.items()} if enforced else None,
         readings=readings,
         records=in_force((records or {}).get((ns, md.spec.model.name)) or ()),
+        refusals=refusals or {},
     )

@@ -32,10 +32,11 @@ from modelgate.api import conditions as c
 from modelgate.config import OperatorConfig
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.ids import decision_id
+from modelgate.decide.objects import APPLIED_HASH
 from modelgate.decide.plan import plan
 from modelgate.decide.records import updates_for
 from modelgate.decide.serving import Owner, quarantine_network_policy
-from modelgate.decide.types import Decision
+from modelgate.decide.types import Decision, Refusal
 from modelgate.observe import metrics
 from modelgate.observe.monitor import Monitor
 from modelgate.observe.snapshot import first, relevant_digests, snapshot
@@ -60,14 +61,25 @@ def _rv(obj: Mapping[str, Any] | None) -> int:
 
 
 class Watermarks:
-    """State one reconcile loop keeps between runs: the versions its own writes produced, and the
-    newest monitoring round it took into account."""
+    """State one reconcile loop keeps between runs: the versions its own writes produced, the
+    newest monitoring round it took into account, and the serving-object writes the API server
+    refused (facts no watch shows, which the next plan must know: it reports them)."""
 
     def __init__(self) -> None:
         self.min_rv: dict[str, int] = {}
         self.written_at = 0.0
         self.readings_seq = 0
         """The newest monitoring round already taken into account."""
+        self.refusals: dict[str, Refusal] = {}
+        """Kind -> the API server's refusal of the last write of that serving object."""
+
+    def outcome(self, obj: Mapping[str, Any], result: object) -> None:
+        """Remember whether the API server refused the write of serving object `obj`."""
+        if isinstance(result, kube.Refused):
+            annotations = obj["metadata"].get("annotations") or {}
+            self.refusals[obj["kind"]] = Refusal(str(annotations.get(APPLIED_HASH)), result.message)
+        elif isinstance(result, str):
+            self.refusals.pop(obj["kind"], None)
 
     def wrote(self, what: str, rv: str) -> None:
         self.min_rv[what] = int(rv)
@@ -125,6 +137,7 @@ async def reconcile_once(
         allow_no_policy=svc.config.allow_no_policy,
         readings=readings,
         records=indexes["records"],
+        refusals=dict(loop.refusals),
     )
     model_records = list(indexes["records"].get((ns, obs.deployment.spec.model.name)) or ())
     if not (
@@ -153,6 +166,7 @@ async def reconcile_once(
     writes: dict[str, Awaitable[str | None]] = {
         "status": kube.write_status(ns, name, body.get("status") or {}, p.status)
     }
+    owned = {obj["kind"]: obj for obj in (p.deployment, p.service) if obj is not None}
     for obj, existing in ((p.deployment, obs.owned_deployment), (p.service, obs.owned_service)):
         if obj is not None:
             writes[obj["kind"]] = kube.write_owned(obj, existing)
@@ -160,6 +174,8 @@ async def reconcile_once(
     for what, res in zip(writes, results, strict=True):
         if isinstance(res, str):
             loop.wrote(what, res)
+        if what in owned:
+            loop.outcome(owned[what], res)
     if not isinstance(results[0], BaseException):
         # Events and audit lines once the status holds the decisions: a pass killed or failing
         # before that decides again, and may decide otherwise, so nothing is told of it. A write
@@ -167,8 +183,9 @@ async def reconcile_once(
         for d in p.decisions:
             audit.record(body, d)
             metrics.DECISIONS.labels(action=d.action).inc()
+    refused = [res for res in results if isinstance(res, kube.Refused)]
     for res in results:
-        if isinstance(res, BaseException):
+        if isinstance(res, BaseException) and not isinstance(res, kube.Refused):
             raise res
     if p.label_pods is not None:
         await kube.label_pods(ns, name, p.label_pods)
@@ -186,6 +203,10 @@ async def reconcile_once(
         metrics.CHECKS.labels(verdict=verdict).inc()
     svc.monitor.watch((ns, name), p.watch)
     metrics.PHASE.observe(ns, name, p.status.get("phase"))
+    if refused:
+        # Raised last (run_loop backs off): a refusal lasts until the spec changes, and must hold
+        # up neither a quarantine's pod labels and NetworkPolicy nor the monitoring of what serves.
+        raise refused[0]
     return p.requeue_at
 
 
@@ -253,6 +274,15 @@ async def run_loop(
                     f"attempt={failures}"
                 )
                 loop.min_rv.clear()
+                delay = min(60.0, 0.5 * 2.0**failures)
+            except kube.Refused as e:
+                # Told in status and once per refusal as an Event by the next plan; a retry meets the
+                # same answer until the spec changes (whose watch event wakes the loop at once). The
+                # status write went through: the next pass waits for it as after any pass.
+                failures += 1
+                (log.warning if failures == 1 else log.info)(
+                    f"Refused serving object of ModelDeployment {namespace}/{name}: {e}; attempt={failures}"
+                )
                 delay = min(60.0, 0.5 * 2.0**failures)
             except pydantic.ValidationError as e:
                 log.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")

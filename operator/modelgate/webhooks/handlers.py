@@ -21,8 +21,11 @@ the way the API server fills a CertificateSigningRequest's username:
 Stamped fields are replaced wholesale (a patch transformation, not a merge), so nothing a client
 wrote into them survives.
 
-Validation refuses, with the rule named: changing an approval or evaluation after creation, and an
-approval by the identity that set that digest when a selecting policy demands separation of duties.
+Validation refuses, with the rule named: changing an approval or evaluation after creation, an
+approval by the identity that set that digest when a selecting policy demands separation of duties,
+and a ModelDeployment whose serving resources request more than their limit (`resource_problems`:
+the Deployment rendered from it would be refused; what else the API server refuses in a rendered
+object is reported by the operator as ServingObjectInvalid).
 
 The mutating webhooks run before the API server checks the schema, so they see whatever JSON a
 client wrote. New evidence is read strictly with its pydantic model first; when it is malformed
@@ -41,6 +44,7 @@ from typing import Any
 
 import kopf
 import pydantic
+from kubernetes.utils import parse_quantity
 
 from modelgate.api.v1alpha1 import (
     FINALIZER,
@@ -211,6 +215,39 @@ async def stamp_evidence(
     _stamp(KINDS[kwargs["resource"].plural], body, patch, userinfo, operation, old, memo, kwargs)
 
 
+def _quantity(value: Any) -> Any:
+    """A resource quantity as a number, or None when it is none (the schema check names it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    parse: Any = parse_quantity  # the kubernetes client is untyped
+    try:
+        return parse(value)
+    except (ValueError, ArithmeticError):
+        return None
+
+
+def resource_problems(spec: Mapping[str, Any]) -> str | None:
+    """Each resource of spec.serving.resources requested above its limit, named with both values;
+    None when there is none. The Deployment's validation refuses such a container, and the schema
+    of a map of quantities cannot compare two of them."""
+    serving = spec.get("serving")
+    resources = serving.get("resources") if isinstance(serving, Mapping) else None
+    requests = resources.get("requests") if isinstance(resources, Mapping) else None
+    limits = resources.get("limits") if isinstance(resources, Mapping) else None
+    if not isinstance(requests, Mapping) or not isinstance(limits, Mapping):
+        return None
+    above = [
+        f"spec.serving.resources.requests.{name}: {requests[name]} must be less than or equal to its "
+        f"limit {limits[name]}"
+        for name in requests
+        if name in limits
+        and (want := _quantity(requests[name])) is not None
+        and (limit := _quantity(limits[name])) is not None
+        and want > limit
+    ]
+    return "; ".join(above) or None
+
+
 @kopf.on.mutate(GROUP, VERSION, "modeldeployments", id="stamp-deployment")
 async def stamp_deployment(
     body: kopf.Body,
@@ -224,6 +261,8 @@ async def stamp_deployment(
     spec = spec_of(body)
     if spec is None:
         return  # the schema check refuses it, naming spec
+    if problems := resource_problems(spec):
+        raise kopf.AdmissionError(f"ModelDeployment is invalid: {problems}", code=422)
     digest = _digest(spec)
     claimed = spec.get("digestSetBy")
     stored_spec = spec_of(old)

@@ -23,6 +23,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -70,9 +71,20 @@ Quantity = int | Annotated[str, StringConstraints(max_length=64, pattern=QUANTIT
 
 RiskLevel = Literal["minimal", "limited", "high"]
 RevisionId = Annotated[str, StringConstraints(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+"""A revision id: 32 lowercase hex digits (modelgate.decide.revision)."""
 DecisionId = Annotated[str, StringConstraints(min_length=16, max_length=16, pattern=r"^[0-9a-f]{16}$")]
 """A decision's id (decide/ids.py): the same in its history entry, Event name, audit line and record entry."""
-"""A revision id: 32 lowercase hex digits (modelgate.decide.revision)."""
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float):
+        raise ValueError("expected an RFC 3339 date-time string, not a number")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+"""An RFC 3339 date-time with an offset, as the schema's `format: date-time` has it; pydantic alone
+would take a number for seconds since the epoch, which the API server refuses."""
 CardField = Literal["owner", "intendedUse", "limitations", "trainingData", "riskLevel"]
 
 
@@ -203,7 +215,7 @@ class Condition(ApiModel):
     observed_generation: int | None = Field(None, ge=0)
     """The metadata.generation the condition was computed from. A condition whose
     observedGeneration is older than metadata.generation is out of date."""
-    last_transition_time: AwareDatetime
+    last_transition_time: Timestamp
     """When the condition last changed status (it does not move when only the message changes)."""
     reason: Reason
     """Machine-readable CamelCase reason for the last transition, for example NoPolicy or

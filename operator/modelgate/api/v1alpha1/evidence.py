@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from modelgate.api.v1alpha1.common import (
     AGE_COLUMN,
@@ -23,6 +23,7 @@ from modelgate.api.v1alpha1.common import (
     ResourceInfo,
     RiskLevel,
     Text,
+    Timestamp,
     Token,
     Uri,
     cel,
@@ -69,7 +70,7 @@ class ModelApprovalSpec(ApiModel):
     """The risk level the approver confirms for the model (minimal, limited or high). A policy with
     riskLevelConfirmation counts an approval of that role only when it confirms the model card's
     riskLevel, so the deployer alone cannot choose which policies apply."""
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
     """When the approval stops counting (RFC 3339, for example 2026-06-30T00:00:00Z). Without it the
     approval does not expire."""
     approved_by: Identity | None = None
@@ -130,7 +131,7 @@ class ModelEvaluationSpec(ApiModel):
     metrics: dict[str, float] = Field(min_length=1, max_length=64)
     """Measured metrics by name, for example accuracy: 0.94, auc: 0.97. Policies set thresholds on
     them by name."""
-    evaluated_at: AwareDatetime
+    evaluated_at: Timestamp
     """When the evaluation ran (RFC 3339). Policies with maxAge reject older evaluations."""
     report_uri: Uri | None = None
     """Where the full evaluation report can be read."""

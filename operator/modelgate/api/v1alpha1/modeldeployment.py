@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Final, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from modelgate.api.conditions import APPROVED, DRIFTED, HISTORY_LIMIT, READY, MetricStatus, Phase
 from modelgate.api.v1alpha1.common import (
@@ -24,6 +24,7 @@ from modelgate.api.v1alpha1.common import (
     RevisionId,
     RiskLevel,
     Text,
+    Timestamp,
     Token,
     Uri,
     cel,
@@ -203,7 +204,7 @@ class Revision(ApiModel):
     env: list[EnvVar] = Field(default_factory=list, max_length=64, json_schema_extra=list_map("name"))
     """spec.serving.env the revision was admitted with: a revision that keeps serving while a newer
     one waits, or one rolled back to, is served with its own environment, not the newer spec's."""
-    admitted_at: AwareDatetime
+    admitted_at: Timestamp
     """When the operator admitted the revision."""
 
 
@@ -221,7 +222,7 @@ class MetricReading(ApiModel):
     """Failing readings in a row; at failureLimit the onDrift action runs."""
     consecutive_inconclusive: int = Field(0, ge=0)
     """Inconclusive readings in a row."""
-    checked_at: AwareDatetime
+    checked_at: Timestamp
     """When the metric was read."""
     reason: Reason | None = None
     """Why the reading has its status, for example MetricAboveMaximum or NoData."""
@@ -241,7 +242,7 @@ class RevisionRef(ApiModel):
 class HistoryEntry(ApiModel):
     """One decision the operator took, kept for audit."""
 
-    time: AwareDatetime
+    time: Timestamp
     """When the decision was taken."""
     action: Reason
     """What was done: Blocked, Admitted, Suspended, DriftDetected, RolledBack, Quarantined, Released or
@@ -264,7 +265,7 @@ class RejectedDigest(ApiModel):
     """The withdrawn digest."""
     reason: Reason
     """Why it was withdrawn, for example DriftDetected."""
-    time: AwareDatetime
+    time: Timestamp
     """When it was withdrawn."""
 
 
@@ -300,7 +301,7 @@ class ModelDeploymentStatus(ApiModel):
     """The newest decisions, oldest first, at most 50; older ones remain in events and the audit log."""
     rejected_digests: list[RejectedDigest] = Field(default_factory=list, max_length=50)
     """Digests withdrawn after drift; they are not admitted again without new evidence."""
-    quarantined_at: AwareDatetime | None = None
+    quarantined_at: Timestamp | None = None
     """When the model was quarantined; approvals given before this time do not re-admit it."""
 
     def condition(self, type_: str) -> Condition | None:

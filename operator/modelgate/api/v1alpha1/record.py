@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from modelgate.api.v1alpha1.common import (
     AGE_COLUMN,
@@ -31,6 +31,7 @@ from modelgate.api.v1alpha1.common import (
     ResourceInfo,
     RevisionId,
     Text,
+    Timestamp,
 )
 
 MAX_ENTRIES = 100
@@ -59,7 +60,7 @@ class RecordedDeployment(ApiModel):
 class RecordEntry(ApiModel):
     """One intervention (or release, retirement, end of retention) on the digest."""
 
-    time: AwareDatetime
+    time: Timestamp
     """When the operator decided it. Entries are unique by time and action."""
     action: RecordAction
     """RolledBack, Quarantined, Released, Retired or RetentionExpired."""
@@ -83,13 +84,13 @@ class KeptPods(ApiModel):
 
     retention: Duration
     """The policies' quarantineRetention (the longest) in force at the quarantine."""
-    retain_until: AwareDatetime | None = None
+    retain_until: Timestamp | None = None
     """When the kept ReplicaSets and their pods are deleted; set at the retirement."""
     replica_sets: list[ObjectName] = Field(default_factory=list, max_length=16)
     """ReplicaSets kept (owned by this record, so no new Deployment adopts them)."""
     pods: list[ObjectName] = Field(default_factory=list, max_length=256)
     """Pods kept at the retirement."""
-    deleted_at: AwareDatetime | None = None
+    deleted_at: Timestamp | None = None
     """When the retention ended and the kept ReplicaSets were deleted."""
 
 
@@ -101,7 +102,7 @@ class ModelRecordSpec(ApiModel):
     state: RecordState
     """Withdrawn while the last rollback or quarantine is in force (only a ModelApproval created after
     it re-admits the digest), Released once re-admitted."""
-    withdrawn_at: AwareDatetime | None = None
+    withdrawn_at: Timestamp | None = None
     """When the intervention in force was decided (Withdrawn only)."""
     withdrawn_reason: Reason | None = None
     """Quarantined, DriftDetected or MetricsInconclusive (Withdrawn only)."""
