@@ -84,6 +84,13 @@ def pods(kubectl: Kubectl, ns: str) -> list[dict[str, Any]]:
     return items
 
 
+def all_quarantined(kubectl: Kubectl, ns: str) -> bool:
+    found = pods(kubectl, ns)
+    return bool(found) and all(
+        p["metadata"]["labels"].get("modelgate.io/quarantined") == "true" for p in found
+    )
+
+
 def delete_and_reapply(kubectl: Kubectl, ns: str, names: dict[str, str], version: str, on_drift: str) -> None:
     """The attack: as the deployer, delete the ModelDeployment and apply the same one again."""
     kubectl("delete", "mdep", "fraud", "-n", ns, *DEPLOYER, "--wait=false")
@@ -153,16 +160,7 @@ def test_retiring_a_quarantined_model_keeps_its_pods_for_the_retention_and_reapp
     status_of(kubectl, namespace, "v1 to pass its checks", lambda o: "v1" in known_good(o))
     sim.drift("fraud", True, version="v1")
     status_of(kubectl, namespace, "the quarantine", lambda o: o["status"].get("phase") == "Quarantined")
-    wait_until(
-        "the pods to be marked quarantined",
-        lambda: (
-            pods(kubectl, namespace)
-            and all(
-                p["metadata"]["labels"].get("modelgate.io/quarantined") == "true"
-                for p in pods(kubectl, namespace)
-            )
-        ),
-    )
+    wait_until("the pods to be marked quarantined", lambda: all_quarantined(kubectl, namespace))
     kept_before = sorted(p["metadata"]["name"] for p in pods(kubectl, namespace))
     rec = wait_until("the ModelRecord of v1", lambda: record(kubectl, namespace, "v1"))
     assert rec["spec"]["withdrawnReason"] == "Quarantined"
@@ -173,9 +171,7 @@ def test_retiring_a_quarantined_model_keeps_its_pods_for_the_retention_and_reapp
     delete_and_reapply(kubectl, namespace, names, "v1", "quarantine")
 
     assert sorted(p["metadata"]["name"] for p in pods(kubectl, namespace)) == kept_before
-    assert all(
-        p["metadata"]["labels"].get("modelgate.io/quarantined") == "true" for p in pods(kubectl, namespace)
-    )
+    assert all_quarantined(kubectl, namespace)
     rec = wait_until(
         "the record to list the kept pods",
         lambda: (
@@ -291,16 +287,7 @@ def test_a_quarantine_left_in_its_record_only_by_a_lost_pass_is_recovered_once(
         "its audit line", lambda: [a for a in operator.audit_lines() if a.get("decision") == decision]
     )
     assert len(audit) == 1 and audit[0]["evidence"]["recoveredFrom"]["name"] == record_name("v1")
-    wait_until(
-        "the pods to be marked quarantined",
-        lambda: (
-            pods(kubectl, namespace)
-            and all(
-                p["metadata"]["labels"].get("modelgate.io/quarantined") == "true"
-                for p in pods(kubectl, namespace)
-            )
-        ),
-    )
+    wait_until("the pods to be marked quarantined", lambda: all_quarantined(kubectl, namespace))
     service = kubectl.get("service", "fraud", namespace)
     assert service is not None and service["spec"]["selector"]["modelgate.io/quarantined"] == "false"
     rec = record(kubectl, namespace, "v1")
