@@ -7,10 +7,15 @@ exporter under simulated drift.
 - Delete or edit the ModelRecord: Forbidden.
 - Retire a quarantined model to destroy the evidence: its pods are kept for the policy's
   quarantineRetention (owned by the ModelRecord), then deleted, and the record says so.
+
+And one fault: a quarantine whose pass was lost between its record write and its status write is
+recovered from the record.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from typing import Any
 
 import pytest
@@ -63,9 +68,12 @@ def known_good(obj: dict[str, Any]) -> list[str]:
     return [g["version"] for g in obj["status"].get("knownGood") or []]
 
 
+def record_name(version: str) -> str:
+    return f"fraud-{m.digest(f'fraud-{version}').removeprefix('sha256:')[:12]}"
+
+
 def record(kubectl: Kubectl, ns: str, version: str) -> dict[str, Any] | None:
-    name = f"fraud-{m.digest(f'fraud-{version}').removeprefix('sha256:')[:12]}"
-    found: dict[str, Any] | None = kubectl.get("modelrecord", name, ns)
+    found: dict[str, Any] | None = kubectl.get("modelrecord", record_name(version), ns)
     return found
 
 
@@ -74,6 +82,13 @@ def pods(kubectl: Kubectl, ns: str) -> list[dict[str, Any]]:
         "get", "pods", "-n", ns, "-l", "modelgate.io/deployment=fraud"
     )["items"]
     return items
+
+
+def all_quarantined(kubectl: Kubectl, ns: str) -> bool:
+    found = pods(kubectl, ns)
+    return bool(found) and all(
+        p["metadata"]["labels"].get("modelgate.io/quarantined") == "true" for p in found
+    )
 
 
 def delete_and_reapply(kubectl: Kubectl, ns: str, names: dict[str, str], version: str, on_drift: str) -> None:
@@ -145,16 +160,7 @@ def test_retiring_a_quarantined_model_keeps_its_pods_for_the_retention_and_reapp
     status_of(kubectl, namespace, "v1 to pass its checks", lambda o: "v1" in known_good(o))
     sim.drift("fraud", True, version="v1")
     status_of(kubectl, namespace, "the quarantine", lambda o: o["status"].get("phase") == "Quarantined")
-    wait_until(
-        "the pods to be marked quarantined",
-        lambda: (
-            pods(kubectl, namespace)
-            and all(
-                p["metadata"]["labels"].get("modelgate.io/quarantined") == "true"
-                for p in pods(kubectl, namespace)
-            )
-        ),
-    )
+    wait_until("the pods to be marked quarantined", lambda: all_quarantined(kubectl, namespace))
     kept_before = sorted(p["metadata"]["name"] for p in pods(kubectl, namespace))
     rec = wait_until("the ModelRecord of v1", lambda: record(kubectl, namespace, "v1"))
     assert rec["spec"]["withdrawnReason"] == "Quarantined"
@@ -165,9 +171,7 @@ def test_retiring_a_quarantined_model_keeps_its_pods_for_the_retention_and_reapp
     delete_and_reapply(kubectl, namespace, names, "v1", "quarantine")
 
     assert sorted(p["metadata"]["name"] for p in pods(kubectl, namespace)) == kept_before
-    assert all(
-        p["metadata"]["labels"].get("modelgate.io/quarantined") == "true" for p in pods(kubectl, namespace)
-    )
+    assert all_quarantined(kubectl, namespace)
     rec = wait_until(
         "the record to list the kept pods",
         lambda: (
@@ -229,3 +233,62 @@ def test_a_deployer_granted_record_writes_by_mistake_is_still_refused(
     message = wait_until("the VAP to refuse the forged record", refused, timeout=30)
     assert "written only by the modelgate operator" in message and "alice" in message
     assert kubectl.get("modelrecord", "fraud-000000000000", namespace) is None
+
+
+def lost_quarantine(ns: str, model: dict[str, Any], decision: str, when: str) -> dict[str, Any]:
+    """The ModelRecord a pass that quarantined v1 wrote before it was killed, short of its status."""
+    entry = {
+        "time": when,
+        "action": "Quarantined",
+        "reason": "DriftDetected",
+        "message": "Quarantined fraud v1: traffic cut, pods kept: psi above its maximum (lost pass)",
+        "modelDeployment": {"name": "fraud", "uid": model["metadata"]["uid"]},
+        "decision": decision,
+        "version": "v1",
+    }
+    return {
+        "apiVersion": m.API,
+        "kind": "ModelRecord",
+        "metadata": {"name": record_name("v1"), "namespace": ns},
+        "spec": {
+            "model": {"name": "fraud", "digest": m.digest("fraud-v1")},
+            "entries": [entry],
+            "state": "Withdrawn",
+            "withdrawnAt": when,
+            "withdrawnReason": "Quarantined",
+        },
+    }
+
+
+def test_a_quarantine_left_in_its_record_only_by_a_lost_pass_is_recovered_once(
+    kubectl: Kubectl, namespace: str, names: dict[str, str], sim: Simulator, operator: OperatorProcess
+) -> None:
+    """The operator killed between the record write and the status write of a quarantine (the record
+    is written here as that pass wrote it): the next pass enters it in history under its own id,
+    posts its Event and audit line once, and cuts the traffic as the lost pass would have."""
+    setup(kubectl, namespace, names)
+    serve(kubectl, namespace, names, "v1", "quarantine")
+    model = status_of(kubectl, namespace, "v1 to pass its checks", lambda o: "v1" in known_good(o))
+    decision = hashlib.sha256(namespace.encode()).hexdigest()[:16]  # a decision id of its own
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    kubectl.apply(lost_quarantine(namespace, model, decision, when))
+
+    obj = status_of(kubectl, namespace, "the quarantine", lambda o: o["status"].get("quarantinedAt") == when)
+    assert obj["status"]["phase"] == "Quarantined"
+    told = [h for h in obj["status"]["history"] if h.get("decision") == decision]
+    assert [(h["action"], h["time"]) for h in told] == [("Quarantined", when)]
+    assert obj["status"]["rejectedDigests"] == [
+        {"digest": m.digest("fraud-v1"), "reason": "Quarantined", "time": when}
+    ]
+    event = wait_until("its Event", lambda: kubectl.get("event", f"fraud.{decision}", namespace))
+    assert (event["reason"], event["type"]) == ("Quarantined", "Warning")
+    audit = wait_until(
+        "its audit line", lambda: [a for a in operator.audit_lines() if a.get("decision") == decision]
+    )
+    assert len(audit) == 1 and audit[0]["evidence"]["recoveredFrom"]["name"] == record_name("v1")
+    wait_until("the pods to be marked quarantined", lambda: all_quarantined(kubectl, namespace))
+    service = kubectl.get("service", "fraud", namespace)
+    assert service is not None and service["spec"]["selector"]["modelgate.io/quarantined"] == "false"
+    rec = record(kubectl, namespace, "v1")
+    assert rec is not None and [e["decision"] for e in rec["spec"]["entries"]] == [decision]

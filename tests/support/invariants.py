@@ -15,7 +15,8 @@ settled, every fault test calls `check(kubectl, namespace, expectations, before=
    no ModelRecord withdraws a digest twice without a release in between, and no decision has more
    Events than history entries.
 4. No evidence is lost: every approval, evaluation and ModelRecord entry in `before` (a `snapshot`
-   taken before the fault) is still there, and every history entry too (short of the history cap).
+   taken before the fault) is still there, and every history entry too (short of the history cap);
+   every rollback and quarantine a live ModelDeployment wrote to a ModelRecord is in its history.
 
 It also checks the bookkeeping: owner references (every object modelgate labels has exactly one
 controller, one that exists), finalizers (every live ModelDeployment carries modelgate's, nothing
@@ -99,6 +100,10 @@ def read(kubectl: Kubectl, namespace: str) -> World:
     # Events first: the operator posts one only after the status holding its decision is stored,
     # so every Event read here has its history entry in the ModelDeployments read after it.
     events = items("events", "--field-selector", "involvedObject.kind=ModelDeployment")
+    # Records before the models: a pass writes an intervention to its record just before its
+    # status, so an entry read here is in the history read after it (read the other way round, an
+    # intervention decided in between would look lost).
+    records = items("modelrecords")
     ns = kubectl.json("get", "namespace", namespace)
     return World(
         namespace_labels=ns["metadata"].get("labels") or {},
@@ -106,7 +111,7 @@ def read(kubectl: Kubectl, namespace: str) -> World:
         models=items("modeldeployments"),
         approvals=items("modelapprovals"),
         evaluations=items("modelevaluations"),
-        records=items("modelrecords"),
+        records=records,
         deployments=items("deployments", "-l", MANAGED),
         services=items("services", "-l", MANAGED),
         replica_sets=items("replicasets", "-l", "modelgate.io/deployment"),
@@ -153,6 +158,7 @@ def violations_of(world: World, expectations: Sequence[Expect], before: Snapshot
     out += gated(world)
     out += expected(world, expectations)
     out += recorded_once(world)
+    out += told(world)
     if before is not None:
         out += kept(world, before)
     out += bookkeeping(world)
@@ -310,6 +316,27 @@ def withdrawn_twice(entries: Sequence[Obj]) -> list[str]:
             open_[md] = f"{e['action']} at {e.get('time')}"
         elif e.get("action") == "Released":
             open_.pop(md, None)
+    return out
+
+
+def told(world: World) -> list[str]:
+    """Invariant 4: a rollback or quarantine a live ModelDeployment recorded in a ModelRecord is in
+    its status.history too (a pass lost between the two writes is recovered from the record)."""
+    out = []
+    for m in world.models:
+        if (m.get("metadata") or {}).get("deletionTimestamp") or len(_history(m)) >= HISTORY_LIMIT:
+            continue  # being retired, or its history capped
+        in_history = {h.get("decision") for h in _history(m)}
+        out += [
+            f"ModelRecord {_name(r)}: {e['action']} {e['decision']} of ModelDeployment {_name(m)} "
+            "is not in its status.history"
+            for r in world.records
+            for e in (r.get("spec") or {}).get("entries") or []
+            if e.get("action") in WITHDRAWING
+            and e.get("decision")
+            and (e.get("modelDeployment") or {}).get("uid") == _uid(m)
+            and e["decision"] not in in_history
+        ]
     return out
 
 

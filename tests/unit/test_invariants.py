@@ -139,6 +139,28 @@ def test_lost_evidence_and_history_are_violations() -> None:
     assert f"history entry {'0' * 16} of ModelDeployment uid {UID} is lost" in found
 
 
+def test_an_intervention_in_a_record_but_not_in_history_is_lost_evidence() -> None:
+    entry = {"action": "Quarantined", "modelDeployment": {"name": "fraud", "uid": UID}}
+    record = {
+        "metadata": meta("fraud-aaaa"),
+        "spec": {
+            "entries": [
+                {**entry, "time": "t1", "decision": "0" * 16},  # the model's history holds this one
+                {**entry, "time": "t2", "action": "Released"},
+                {**entry, "time": "t3", "decision": "1" * 16},
+                {**entry, "time": "t4", "decision": "2" * 16, "modelDeployment": {"uid": "gone"}},
+            ]
+        },
+    }
+
+    found = violations_of(replace(WORLD, records=[record]), SERVING, None)
+
+    lost = "1" * 16
+    assert found == [
+        f"ModelRecord fraud-aaaa: Quarantined {lost} of ModelDeployment fraud is not in its status.history"
+    ]
+
+
 def test_missing_finalizer_and_stale_status_are_violations() -> None:
     md = model()
     md["metadata"] = {**md["metadata"], "finalizers": [], "generation": 2}

@@ -128,7 +128,11 @@ def test_withdrawn_reason_of_a_quarantine_is_quarantined_and_of_a_rollback_its_c
     r = merge(None, update(entry(T0, "RolledBack", c.METRICS_INCONCLUSIVE)))
 
     assert (q["withdrawnReason"], r["withdrawnReason"]) == (c.QUARANTINED_REASON, c.METRICS_INCONCLUSIVE)
-    assert in_force([{"spec": q}]) == {DIGEST: {"reason": c.QUARANTINED_REASON, "time": T0}}
+    assert in_force([{"spec": q}])[DIGEST] == {
+        "reason": c.QUARANTINED_REASON,
+        "time": T0,
+        "entry": entry(T0, "Quarantined", c.METRICS_INCONCLUSIVE),
+    }
 
 
 def test_released_records_are_not_in_force() -> None:

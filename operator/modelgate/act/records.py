@@ -2,7 +2,8 @@
 retention ends. Thin: what to write is decided in decide/records.py.
 
 Records are written before the status patch of the same reconcile, so a crash in between leaves
-the record (the harder one to lose) and the next pass re-derives the status. Every write reads the
+the record (the harder one to lose), and the next pass rebuilds the status from it and tells of the
+decision then (decide/recovery.py). Every write reads the
 record first and merges (entries keyed by time and action): a repeated write is a no-op.
 
 Keeping pods: `retire` deletes the owned Deployment with propagationPolicy Orphan, waits until the

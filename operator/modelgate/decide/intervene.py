@@ -14,7 +14,7 @@ and a GitOps re-sync of the same spec does not bring it back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -235,9 +235,7 @@ def intervene(
         )
         return replace(unchanged, decisions=(alert,))
     reset = advance_metrics([], checks, None)  # the next revision (or a release) starts counting afresh
-    candidates = [
-        g for g in reversed(known_good) if g["digest"] != watched.digest and g["digest"] not in withdrawn
-    ]
+    candidates = rollback_candidates(known_good, watched.digest, withdrawn)
     back_raw = next((g for g in candidates if admissible(g)), None) if action == "rollback" else None
     if back_raw is not None:  # the newest one that passes its gates now (each candidate is judged)
         back = stored_revision(back_raw, md.spec.model.name)
@@ -271,6 +269,13 @@ def intervene(
         warning=True,
     )
     return Intervention(target, serving_raw, withdrawn, stamp, reset, (quarantine,))
+
+
+def rollback_candidates(
+    known_good: Sequence[Mapping[str, Any]], digest: str, withdrawn: Container[str]
+) -> list[Mapping[str, Any]]:
+    """The known-good revisions a rollback of `digest` may go to, newest first."""
+    return [g for g in reversed(known_good) if g["digest"] != digest and g["digest"] not in withdrawn]
 
 
 def rolled_back_message(

@@ -1,7 +1,8 @@
 """From an observed snapshot to a plan: the status to store, the serving objects wanted, the
 decisions to record, what to monitor. Pure: `now` is passed in, nothing here reads a clock.
 
-`plan` runs six named steps, each a pure function with its own tests:
+`plan` runs six named steps, each a pure function with its own tests, after a step 0 that rebuilds
+the status a lost pass would have stored from its ModelRecord (decide/recovery.py):
 
 1. `judge`           the gates of the requested revision, renewal gate included (decide/verdict.py);
 2. `choose`          which revision serves: only an admitted revision, while its gates hold;
@@ -48,6 +49,7 @@ from modelgate.decide.intervene import (
 from modelgate.decide.monitoring import Target, checks_for, interval_of, passed
 from modelgate.decide.objects import ServingObjects, rollout, serving_objects
 from modelgate.decide.phase import Situation, describe
+from modelgate.decide.recovery import recover
 from modelgate.decide.revision import operational_fields
 from modelgate.decide.serving import Owner, Revision, ServingSpec
 from modelgate.decide.status import build_status
@@ -59,9 +61,11 @@ __all__ = ["plan"]
 
 def plan(obs: Observed, now: dt.datetime) -> Plan:
     md = obs.deployment
+    requested = requested_revision(md, obs.policies)
+    # 0. A rollback or quarantine a lost pass left in a ModelRecord only: what it would have stored.
+    obs, recovery = recover(obs, lambda raw: admissible(obs, now, raw, requested))
     old = dict(obs.body.get("status") or {})
     stamp = rfc3339(now)
-    requested = requested_revision(md, obs.policies)
     rejected = withdrawn_digests(obs)
     serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
 
@@ -79,6 +83,8 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         md, verdict, requested, serving, rejudged, old, rejected, stamp, evidence_of(obs, verdict.report)
     )
     quarantined_at, label_pods = _quarantine_in_force(old.get("quarantinedAt"), choice)
+    if quarantined_at and recovery.quarantined:
+        label_pods = True  # the lost pass never labelled the pods
 
     # 3-4. Monitoring of what serves traffic, and the intervention it may call for.
     checks = checks_for(md, obs.policies)
@@ -124,6 +130,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         old.get("history") or [],
     )
     situation = _situation(obs, requested, verdict, choice, step4, objects, quarantined_at, refused)
+    decisions = (*recovery.decisions, *decisions)
     status = build_status(
         obs,
         now,

@@ -28,6 +28,8 @@ RECORDED: Final = (c.ACTION_ROLLED_BACK, c.ACTION_QUARANTINED, c.ACTION_RELEASED
 """Plan decisions that go into a ModelRecord."""
 WITHDRAWING: Final = (c.ACTION_ROLLED_BACK, c.ACTION_QUARANTINED)
 MAX_ENTRIES: Final = 100
+RECOVERED: Final = "recoveredFrom"
+"""The evidence key of a decision recovered from its record entry (decide/recovery.py)."""
 
 
 def record_name(model: str, digest: str) -> str:
@@ -61,8 +63,8 @@ def updates_from(
     """The record entries a plan's decisions call for (duck-typed `Decision`s)."""
     out: dict[str, RecordUpdate] = {}
     for d in decisions:
-        if d.action not in RECORDED:
-            continue
+        if d.action not in RECORDED or RECOVERED in (d.evidence or {}):
+            continue  # not an intervention, or one recovered from its record entry
         withdrawn = (d.evidence or {}).get("withdrawn") or {}
         digest = withdrawn.get("digest") or (d.revision or {}).get("digest")
         if not digest:
@@ -159,14 +161,21 @@ def merge(spec: Mapping[str, Any] | None, update: RecordUpdate) -> dict[str, Any
     return out
 
 
-def in_force(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
-    """digest -> {reason, time} of every Withdrawn record: what `Observed.records` holds."""
-    out: dict[str, dict[str, str]] = {}
+def in_force(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """digest -> {reason, time, entry} of every Withdrawn record: what `Observed.records` holds.
+    `entry` is the newest withdrawing entry, the decision in force (decide/recovery.py tells of it
+    when the status of the ModelDeployment that took it never stored it)."""
+    out: dict[str, dict[str, Any]] = {}
     for r in records:
         spec = r.get("spec") or {}
         if spec.get("state") == "Withdrawn" and spec.get("withdrawnAt"):
             digest = str((spec.get("model") or {}).get("digest"))
-            out[digest] = {"reason": str(spec.get("withdrawnReason")), "time": str(spec["withdrawnAt"])}
+            entries = [e for e in spec.get("entries") or [] if e.get("action") in WITHDRAWING]
+            out[digest] = {
+                "reason": str(spec.get("withdrawnReason")),
+                "time": str(spec["withdrawnAt"]),
+                "entry": dict(entries[-1]) if entries else {},  # `merge` keeps them oldest first
+            }
     return out
 
 

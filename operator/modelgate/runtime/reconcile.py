@@ -253,7 +253,7 @@ async def run_loop(
                     # Being deleted: retire it (once), then let it go; never reconcile it again.
                     if runtime_retire.retiring(body):
                         if retired != meta.get("uid"):
-                            await runtime_retire.retire(body, namespace, name)
+                            await runtime_retire.retire(body, namespace, name, indexes["records"])
                             retired = meta.get("uid")
                         await runtime_retire.release(body)
                     until = None

@@ -13,7 +13,7 @@ orphaning them, and its ModelRecord owns them until then.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelgate.act import audit, kube
@@ -23,8 +23,9 @@ from modelgate.api.v1alpha1 import FINALIZER, parse_duration
 from modelgate.decide import ids
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.monitoring import DEFAULT_RETENTION
+from modelgate.decide.records import in_force, record_name, retained_until
 from modelgate.decide.records import keep as keep_record
-from modelgate.decide.records import record_name, retained_until
+from modelgate.decide.recovery import replay
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
 
@@ -75,15 +76,26 @@ async def release(body: Mapping[str, Any]) -> None:
     await kube.remove_finalizer(ns, name, list(meta.get("finalizers") or []), FINALIZER)
 
 
-async def retire(body: Mapping[str, Any], namespace: str | None, name: str) -> None:
+async def retire(
+    body: Mapping[str, Any],
+    namespace: str | None,
+    name: str,
+    records: Mapping[Any, Iterable[Mapping[str, Any]]],
+) -> None:
     """Remove the serving objects and record the retirement (the finalizer holds the object until
     then). A quarantined model's pods are kept for the policies' quarantineRetention: its Deployment
-    is deleted orphaning them, and its ModelRecord owns them until then."""
+    is deleted orphaning them, and its ModelRecord owns them until then. A rollback or quarantine in
+    the model's records (the `records` index) that its status never stored (decide/recovery.py) is
+    told of first, and such a quarantine keeps the pods too."""
     ns = namespace or ""
-    status = dict(body.get("status") or {})
+    model = str((body.get("spec") or {}).get("model", {}).get("name") or "")
+    recovered = replay(body, in_force(records.get((ns, model)) or ()), model)
+    for lost in recovered.decisions:
+        audit.record(body, lost)
+        metrics.DECISIONS.labels(action=lost.action).inc()
+    status = dict(recovered.status)
     serving = dict(status.get("servingRevision") or {})
     now = dt.datetime.now(dt.UTC)
-    model = str((body.get("spec") or {}).get("model", {}).get("name") or "")
     uid = body.get("metadata", {}).get("uid")
     decision_id = retirement_id(uid)
     kept = await _keep_quarantined(
