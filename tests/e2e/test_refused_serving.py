@@ -74,7 +74,9 @@ def test_a_refused_deployment_is_reported_once_retried_quietly_and_served_once_f
 
     # Retried with backoff (each attempt logged in one line), the refusal told once.
     def log() -> str:
-        return operator.log.read_bytes()[start:].decode(errors="replace")
+        """The operator's log lines about this namespace (others' tests share the operator)."""
+        text = operator.log.read_bytes()[start:].decode(errors="replace")
+        return "\n".join(line for line in text.splitlines() if ns in line)
 
     wait_until("a retry after a backoff", lambda: attempts(log(), ns) >= 4, timeout=60)
     told = wait_until("the Warning Event", lambda: events(kubectl, ns))

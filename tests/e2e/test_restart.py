@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,5 +62,47 @@ def test_a_restarted_operator_converges_without_duplicate_actions(
         assert after["status"]["history"] == before["status"]["history"]
         assert dep_after["metadata"]["resourceVersion"] == dep_before["metadata"]["resourceVersion"]
         assert "audit" not in (tmp_path / "second.log").read_text()
+    finally:
+        kubectl("delete", "governancepolicy", policy, "--ignore-not-found")
+
+
+def admitted_events(kubectl: Kubectl, ns: str) -> list[dict[str, Any]]:
+    items = kubectl.json("get", "events", "-n", ns)["items"]
+    return [
+        e for e in items if e["involvedObject"]["kind"] == "ModelDeployment" and e["reason"] == "Admitted"
+    ]
+
+
+def test_a_decision_a_stopped_operator_never_told_is_told_by_the_next_once(
+    cluster: Cluster, kubectl: Kubectl, x_namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """An operator killed between the status write and the Event leaves the decision in history,
+    untold (act/audit.py): the next process tells it, and only it."""
+    ns = x_namespace
+    policy = f"p-{uuid.uuid4().hex[:8]}"
+    kubectl.apply(m.policy(policy, ns, min_accuracy=None))
+    try:
+        args = ("--namespace", "x-*", "--webhook-port", "0")  # the session's operator serves the webhooks
+        with run_operator(cluster.kubeconfig, tmp_path / "first.log", *args):
+            m.approve(kubectl, m.approval("eb", ns, "fraud"))
+            m.deploy(kubectl, m.model_deployment("fraud", ns, approvals=("eb",)))
+            (told,) = wait_until("the Admitted Event", lambda: admitted_events(kubectl, ns))
+        name = told["metadata"]["name"]
+        kubectl("delete", "event", name, "-n", ns)  # as if the first had been killed before posting it
+        history = (kubectl.get("mdep", "fraud", ns) or {})["status"]["history"]
+        assert [(h["action"], h["decision"]) for h in history] == [("Admitted", name.split(".")[-1])]
+
+        with run_operator(cluster.kubeconfig, tmp_path / "second.log", *args) as second:
+            (again,) = wait_until("the Event told again", lambda: admitted_events(kubectl, ns))
+            assert again["metadata"]["name"] == name and again["type"] == "Normal"
+            lines = wait_until(
+                "the audit line told again",
+                lambda: [a for a in second.audit_lines() if a["object"]["namespace"] == ns],
+            )
+            assert [(a["action"], a["decision"], a.get("retold")) for a in lines] == [
+                ("Admitted", name.split(".")[-1], True)
+            ]
+            assert "modelgate_decisions_total{" not in second.metrics()  # told again, not decided again
+        assert (kubectl.get("mdep", "fraud", ns) or {})["status"]["history"] == history
     finally:
         kubectl("delete", "governancepolicy", policy, "--ignore-not-found")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,8 @@ class Cluster:
     written: dict[str, tuple[Any, str]] = field(default_factory=dict)
     """What each kind's last write wrote, and the resourceVersion it produced."""
     versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+    retold: list[str] = field(default_factory=list)
+    """The actions of the decisions a loop's first pass told again (act/audit.py `retell`)."""
 
     def next_rv(self) -> str:
         return str(next(self.versions))
@@ -121,12 +123,16 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Cluster:
     def record(body: Mapping[str, Any], decision: Decision) -> None:
         fake.writes.append(("Event", decision.action))
 
+    async def retell(body: Mapping[str, Any], decisions: Iterable[Decision]) -> None:
+        fake.retold.extend(d.action for d in decisions)
+
     monkeypatch.setattr(kube, "write_status", write_status)
     monkeypatch.setattr(kube, "write_owned", write_owned)
     monkeypatch.setattr(kube, "label_pods", label_pods)
     monkeypatch.setattr(kube, "quarantine_policy", quarantine_policy)
     monkeypatch.setattr(act_records, "write", write_records)
     monkeypatch.setattr(audit, "record", record)
+    monkeypatch.setattr(audit, "retell", retell)
     return fake
 
 
@@ -169,6 +175,22 @@ def test_a_pass_over_its_own_delivered_results_writes_nothing(cluster: Cluster) 
         cluster.writes.clear()
         run(cluster, loop)
         assert cluster.writes == []
+
+
+def test_the_first_pass_of_a_process_tells_the_recent_stored_decisions_again_and_later_ones_do_not(
+    cluster: Cluster,
+) -> None:
+    run(cluster, Watermarks())  # the first process: nothing stored to tell again
+    assert cluster.retold == []
+    cluster.deliver()
+    restarted = Watermarks()  # a new process (a restart, a new leader), a minute later
+    run(cluster, restarted, NOW + dt.timedelta(minutes=1))
+    assert cluster.retold == [c.ACTION_ADMITTED]
+    cluster.deliver()
+    run(cluster, restarted, NOW + dt.timedelta(minutes=1))
+    assert cluster.retold == [c.ACTION_ADMITTED]
+    run(cluster, Watermarks(), NOW + dt.timedelta(hours=1))  # an hour later: told by a process that ran on
+    assert cluster.retold == [c.ACTION_ADMITTED]
 
 
 @pytest.mark.parametrize("undelivered", ["status", "Deployment", "Service"])

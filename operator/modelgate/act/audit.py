@@ -13,7 +13,9 @@ so nothing is told of it. A status write that reached the API server but raised 
 is retried with the same decisions under the same ids (decide/ids.py): the Event is named after
 the id (a second create is refused as AlreadyExists), and a process writes one audit line per id.
 A line written again by the next process (a retirement retried after a crash) carries the same id,
-so a reader counts it once.
+so a reader counts it once. A process stopped between the status write and the telling leaves the
+decision untold: the next process's first pass over the model tells its recent decisions again
+(`retell`, decide/retell.py), and posts only the Events the API server does not hold.
 
 (Kopf's `kopf.event` needs the context variables of a Kopf handler, which would tie every
 reconcile loop to the watch event that started it, and that event's whole body.)
@@ -25,7 +27,7 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelgate.act import kube
@@ -68,6 +70,21 @@ def record(body: Mapping[str, Any], decision: Decision) -> None:
     """Post the Event and write the audit line for one decision, once per decision id."""
     if not first_time(decision.id):
         return
+    _write_line(body, decision)
+    kube.post_event(event(body, decision, dt.datetime.now(dt.UTC)))
+
+
+async def retell(body: Mapping[str, Any], decisions: Iterable[Decision]) -> None:
+    """Tell recent decisions again (decide/retell.py): post each one's Event unless the API server
+    already holds it, and write its audit line (marked `retold`) only when the Event was missing,
+    i.e. when the process that decided it was stopped before telling it."""
+    for decision in decisions:
+        told = decision.id and first_time(decision.id)
+        if told and await kube.create_event(event(body, decision, dt.datetime.now(dt.UTC))):
+            _write_line(body, decision, retold=True)
+
+
+def _write_line(body: Mapping[str, Any], decision: Decision, *, retold: bool = False) -> None:
     _configure()
     meta = body.get("metadata") or {}
     line = {
@@ -85,9 +102,9 @@ def record(body: Mapping[str, Any], decision: Decision) -> None:
             "generation": meta.get("generation"),
         },
         "evidence": decision.evidence,
+        **({"retold": True} if retold else {}),
     }
     _audit.info(json.dumps(line, sort_keys=True, default=str))
-    kube.post_event(event(body, decision, dt.datetime.now(dt.UTC)))
 
 
 def event(body: Mapping[str, Any], decision: Decision, now: dt.datetime) -> dict[str, Any]:

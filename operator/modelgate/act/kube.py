@@ -342,16 +342,18 @@ async def quarantine_policy(policy: Mapping[str, Any], present: bool, *, ensure_
     return await executors.run_in(executors.OBJECTS, _quarantine_policy, policy, present, ensure_only)
 
 
-def _create_event(event: Mapping[str, Any]) -> None:
+def _create_event(event: Mapping[str, Any]) -> bool:
+    """Whether the Event was created (False: it was already posted, or lost and logged)."""
     core: Any = kubernetes.client.CoreV1Api(client())
     try:
         core.create_namespaced_event(event["metadata"]["namespace"], event, _preload_content=False)
+        return True
     except ApiException as e:
-        if e.status == 409:  # named after its decision id: this decision's Event is already posted
-            return
-        _event_lost(event, e)
+        if e.status != 409:  # 409: named after its decision id, this decision's Event is already posted
+            _event_lost(event, e)
     except OSError as e:
         _event_lost(event, e)
+    return False
 
 
 def _event_lost(event: Mapping[str, Any], e: Exception) -> None:
@@ -365,3 +367,8 @@ def _event_lost(event: Mapping[str, Any], e: Exception) -> None:
 def post_event(event: Mapping[str, Any]) -> None:
     """Post an Event in the background (from the event loop); failures are logged, not raised."""
     executors.submit(executors.EVENTS, _create_event, event)
+
+
+async def create_event(event: Mapping[str, Any]) -> bool:
+    """Post an Event and wait: whether it was created (False when already there, or lost)."""
+    return await executors.run_in(executors.EVENTS, _create_event, event)

@@ -30,6 +30,7 @@ from modelgate.act import audit, kube
 from modelgate.act import records as act_records
 from modelgate.api import conditions as c
 from modelgate.config import OperatorConfig
+from modelgate.decide import retell
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.ids import decision_id
 from modelgate.decide.objects import APPLIED_HASH
@@ -70,6 +71,8 @@ class Watermarks:
         self.written_at = 0.0
         self.readings_seq = 0
         """The newest monitoring round already taken into account."""
+        self.retold = False
+        """Whether this loop told the model's recent decisions again (decide/retell.py)."""
         self.refusals: dict[str, Refusal] = {}
         """Kind -> the API server's refusal of the last write of that serving object."""
 
@@ -203,6 +206,9 @@ async def reconcile_once(
         metrics.CHECKS.labels(verdict=verdict).inc()
     svc.monitor.watch((ns, name), p.watch)
     metrics.PHASE.observe(ns, name, p.status.get("phase"))
+    if not loop.retold:  # this process's first pass: tell what a stopped one may not have told
+        loop.retold = True
+        await audit.retell(body, retell.recent((body.get("status") or {}).get("history") or [], now))
     if refused:
         # Raised last (run_loop backs off): a refusal lasts until the spec changes, and must hold
         # up neither a quarantine's pod labels and NetworkPolicy nor the monitoring of what serves.

@@ -25,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     model_validator,
 )
@@ -66,7 +67,8 @@ Reason = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern
 Uri = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=253)]
-Quantity = int | Annotated[str, StringConstraints(max_length=64, pattern=QUANTITY_PATTERN)]
+Quantity = StrictInt | Annotated[str, StringConstraints(max_length=64, pattern=QUANTITY_PATTERN)]
+"""A resource quantity: an integer or a string like 500m; not a boolean (pydantic alone reads True as 1)."""
 
 RiskLevel = Literal["minimal", "limited", "high"]
 RevisionId = Annotated[str, StringConstraints(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
