@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cluster_py(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MODELGATE_CLUSTER_DIR": str(state), "MODELGATE_CLUSTER_PORT_OFFSET": "3100"}
+    offset = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0")) + 950  # above the worker's
+    env = {**os.environ, "MODELGATE_CLUSTER_DIR": str(state), "MODELGATE_CLUSTER_PORT_OFFSET": str(offset)}
     return subprocess.run(
         [sys.executable, str(ROOT / "hack" / "cluster.py"), *args],
         env=env,

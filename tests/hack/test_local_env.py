@@ -18,13 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
+SCRATCH_OFFSET = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0")) + 900
+"""Above this test worker's control planes (tests/support/clusters.py, workers.py)."""
+
+
 @pytest.fixture
 def scratch(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment for a second control plane: its own state folder and ports (+3000)."""
+    """Environment for another control plane: its own state folder and ports."""
     env = {
         **os.environ,
         "MODELGATE_CLUSTER_DIR": str(tmp_path / "cluster"),
-        "MODELGATE_CLUSTER_PORT_OFFSET": "3000",
+        "MODELGATE_CLUSTER_PORT_OFFSET": str(SCRATCH_OFFSET),
     }
     yield env
     subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=env, capture_output=True)
@@ -47,12 +51,13 @@ def processes_mentioning(text: str) -> list[str]:
 
 def test_a_busy_port_is_named_in_one_line_and_nothing_starts(scratch: dict[str, str]) -> None:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 26443 + 3000))
+        s.bind(("127.0.0.1", 26443 + SCRATCH_OFFSET))
         s.listen()
         res = run("cluster.py", "up", env=scratch)
     assert res.returncode == 1
     errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
-    assert errors == [errors[0]] and "port 29443 (kube-apiserver)" in errors[0], res.stderr
+    busy = f"port {26443 + SCRATCH_OFFSET} (kube-apiserver)"
+    assert errors == [errors[0]] and busy in errors[0], res.stderr
     assert "MODELGATE_CLUSTER_PORT_OFFSET" in errors[0]
     assert not Path(scratch["MODELGATE_CLUSTER_DIR"]).exists()
 

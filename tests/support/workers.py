@@ -3,7 +3,7 @@ its own, so that its session operator, its cluster-scoped policies and its webho
 meet no other worker's.
 
 The integration tests spend most of their time waiting for a real API server, operator or
-Prometheus to act, not computing; `make test` runs them on three workers, each file on one worker
+Prometheus to act, not computing; `make test` runs them on four workers, each file on one worker
 (`--dist loadfile`: a module's own control plane and its module-scoped fixtures stay together).
 Worker gw0 keeps the default state directory and ports (it reuses a `make cluster-up` cluster);
 worker gwN adds N * SPACING to every port offset, and its state directories end in `-gwN`.
@@ -19,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 # Offsets of worker N's control planes: N * SPACING plus tests/support/clusters.py's OFFSETS
-# (up to 800). The largest, 2 * 2000 + 800, keeps kube-apiserver (26443 + offset) under the
-# kernel's ephemeral port range (32768 and up), where free ports are picked.
-SPACING = 2000
-WORKERS = 3
+# (up to 800) and tests/hack's scratch control planes (900, 950). The largest, 3 * 1500 + 950,
+# keeps kube-apiserver (26443 + offset) under the kernel's ephemeral port range (32768 and up),
+# where free ports are picked.
+SPACING = 1500
+WORKERS = 4
 
 
 def number() -> int:
