@@ -110,6 +110,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default="modelgate-seal-key",
         help="name of the Secret holding the HMAC key that seals approvals and evaluations",
     )
+    _add_webhook_arguments(p)
+    _add_leader_election_arguments(p)
+
+
+def _add_webhook_arguments(p: argparse.ArgumentParser) -> None:
+    env = os.environ.get
     p.add_argument(
         "--webhook-port",
         type=int,
@@ -153,6 +159,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "Use a CA dedicated to that certificate, not the cluster's user CA",
     )
 
+
+def _add_leader_election_arguments(p: argparse.ArgumentParser) -> None:
+    env = os.environ.get
     p.add_argument(
         "--leader-elect",
         action="store_true",

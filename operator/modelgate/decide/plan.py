@@ -32,12 +32,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelgate.api import conditions as c
-from modelgate.api.v1alpha1 import GovernancePolicy, ModelDeployment
+from modelgate.api.v1alpha1 import GovernancePolicy, MetricCheck, ModelDeployment
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.gates import subject_of
 from modelgate.decide.ids import identify
 from modelgate.decide.intervene import (
     Intervention,
+    Watching,
     advance,
     intervene,
     ref,
@@ -67,48 +68,16 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     old = dict(obs.body.get("status") or {})
     stamp = rfc3339(now)
     rejected = withdrawn_digests(obs)
-    serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
 
     # 1-2. The requested revision's gates; which revision serves (re-judged when it is another one).
-    verdict = judge(obs, now, requested, rejected.get(requested.digest))
-    rejudged = (
-        judge(obs, now, serving, None, requested=requested)
-        if not verdict.admitted
-        and serving is not None
-        and serving != requested
-        and serving.digest not in rejected
-        else None
-    )
-    choice = choose(
-        md, verdict, requested, serving, rejudged, old, rejected, stamp, evidence_of(obs, verdict.report)
-    )
+    verdict, choice = _judge_and_choose(obs, now, requested, old, rejected, stamp)
     quarantined_at, label_pods = _quarantine_in_force(old.get("quarantinedAt"), choice)
     if quarantined_at and recovery.quarantined:
         label_pods = True  # the lost pass never labelled the pods
 
     # 3-4. Monitoring of what serves traffic, and the intervention it may call for.
     checks = checks_for(md, obs.policies)
-    fresh_revision = choice.serving_raw is not old.get("servingRevision")
-    watching = advance(
-        checks,
-        _traffic(choice.target, choice.replicas, quarantined_at is not None),
-        [] if fresh_revision else list(old.get("metrics") or []),
-        obs.readings,
-        stamp,
-    )
-    step4 = intervene(
-        md,
-        obs.policies,
-        checks,
-        watching,
-        choice.target,
-        choice.serving_raw,
-        choice.rejected,
-        old.get("knownGood") or [],
-        _condition(old, c.DRIFTED),
-        stamp,
-        admissible=lambda raw: admissible(obs, now, raw, requested),
-    )
+    watching, step4 = _monitor(obs, now, requested, old, choice, checks, quarantined_at is not None, stamp)
     if step4.quarantined_at:
         quarantined_at, label_pods = step4.quarantined_at, True
     withdrawn = step4.rejected.get(requested.digest)
@@ -153,6 +122,66 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         label_pods=label_pods,
         verdicts=watching.verdicts,
     )
+
+
+def _judge_and_choose(
+    obs: Observed,
+    now: dt.datetime,
+    requested: Revision,
+    old: Mapping[str, Any],
+    rejected: dict[str, dict[str, Any]],
+    stamp: str,
+) -> tuple[Verdict, Choice]:
+    """Steps 1-2: the requested revision's gates, and which revision serves (the one serving now is
+    judged again when the requested one is not admitted)."""
+    md = obs.deployment
+    serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
+    verdict = judge(obs, now, requested, rejected.get(requested.digest))
+    rejudged = (
+        judge(obs, now, serving, None, requested=requested)
+        if not verdict.admitted
+        and serving is not None
+        and serving != requested
+        and serving.digest not in rejected
+        else None
+    )
+    evidence = evidence_of(obs, verdict.report)
+    return verdict, choose(md, verdict, requested, serving, rejudged, old, rejected, stamp, evidence)
+
+
+def _monitor(
+    obs: Observed,
+    now: dt.datetime,
+    requested: Revision,
+    old: Mapping[str, Any],
+    choice: Choice,
+    checks: Sequence[MetricCheck],
+    quarantined: bool,
+    stamp: str,
+) -> tuple[Watching, Intervention]:
+    """Steps 3-4: the monitoring counters of what serves traffic, and the intervention they call for."""
+    fresh_revision = choice.serving_raw is not old.get("servingRevision")
+    watching = advance(
+        checks,
+        _traffic(choice.target, choice.replicas, quarantined),
+        [] if fresh_revision else list(old.get("metrics") or []),
+        obs.readings,
+        stamp,
+    )
+    step4 = intervene(
+        obs.deployment,
+        obs.policies,
+        checks,
+        watching,
+        choice.target,
+        choice.serving_raw,
+        choice.rejected,
+        old.get("knownGood") or [],
+        _condition(old, c.DRIFTED),
+        stamp,
+        admissible=lambda raw: admissible(obs, now, raw, requested),
+    )
+    return watching, step4
 
 
 def withdrawn_digests(obs: Observed) -> dict[str, dict[str, Any]]:

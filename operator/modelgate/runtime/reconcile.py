@@ -37,7 +37,7 @@ from modelgate.decide.objects import APPLIED_HASH
 from modelgate.decide.plan import plan
 from modelgate.decide.records import updates_for
 from modelgate.decide.serving import Owner, quarantine_network_policy
-from modelgate.decide.types import Decision, Refusal
+from modelgate.decide.types import Decision, Observed, Plan, Refusal
 from modelgate.observe import metrics
 from modelgate.observe.monitor import Monitor
 from modelgate.observe.snapshot import first, relevant_digests, snapshot
@@ -120,6 +120,36 @@ async def reconcile_once(
     meta = body.get("metadata") or {}
     ns, name = str(meta.get("namespace")), str(meta.get("name"))
     readings = svc.monitor.take((ns, name), loop.readings_seq)
+    obs = _observe(body, indexes, svc, loop, readings)
+    model_records = list(indexes["records"].get((ns, obs.deployment.spec.model.name)) or ())
+    if not _caught_up(loop, body, obs, model_records):
+        return now + dt.timedelta(seconds=CATCH_UP)  # a watch event with our write will wake us
+    loop.min_rv.clear()
+    p = plan(obs, now)
+    refused = await _write(body, obs, p, loop, model_records)
+    await _quarantine(body, p)
+    if readings is not None:
+        loop.readings_seq = readings.seq
+    for verdict in p.verdicts:
+        metrics.CHECKS.labels(verdict=verdict).inc()
+    svc.monitor.watch((ns, name), p.watch)
+    metrics.PHASE.observe(ns, name, p.status.get("phase"))
+    if not loop.retold:  # this process's first pass: tell what a stopped one may not have told
+        loop.retold = True
+        await audit.retell(body, retell.recent((body.get("status") or {}).get("history") or [], now))
+    if refused:
+        # Raised last (run_loop backs off): a refusal lasts until the spec changes, and must hold
+        # up neither a quarantine's pod labels and NetworkPolicy nor the monitoring of what serves.
+        raise refused[0]
+    return p.requeue_at
+
+
+def _observe(
+    body: Mapping[str, Any], indexes: Mapping[str, Any], svc: Collaborators, loop: Watermarks, readings: Any
+) -> Observed:
+    """Gather: what wakes the model from now on, and the snapshot it is decided from."""
+    meta = body.get("metadata") or {}
+    ns, name = str(meta.get("namespace")), str(meta.get("name"))
     model = str((body["spec"].get("model") or {}).get("name") or "")
     svc.wakeups.set_refs(
         (ns, name),
@@ -127,7 +157,7 @@ async def reconcile_once(
         | {("ModelEvaluation", ns, r["name"]) for r in body["spec"].get("evaluations") or []}
         | {evidence_ref(ns, model, d) for d in relevant_digests(body)},
     )
-    obs = snapshot(
+    return snapshot(
         body,
         approvals=indexes["approvals"],
         evaluations=indexes["evaluations"],
@@ -142,26 +172,32 @@ async def reconcile_once(
         records=indexes["records"],
         refusals=dict(loop.refusals),
     )
-    model_records = list(indexes["records"].get((ns, obs.deployment.spec.model.name)) or ())
-    if not (
-        loop.caught_up(
-            "ModelRecord", {"metadata": {"resourceVersion": max(map(_rv, model_records), default=0)}}
-        )
+
+
+def _caught_up(
+    loop: Watermarks, body: Mapping[str, Any], obs: Observed, records: list[Mapping[str, Any]]
+) -> bool:
+    """Whether the watch has delivered every write of the previous pass (read-your-writes)."""
+    newest_record = {"metadata": {"resourceVersion": max(map(_rv, records), default=0)}}
+    return (
+        loop.caught_up("ModelRecord", newest_record)
         and loop.caught_up("status", body)
         and loop.caught_up("Deployment", obs.owned_deployment)
         and loop.caught_up("Service", obs.owned_service)
-    ):
-        return now + dt.timedelta(seconds=CATCH_UP)  # a watch event with our write will wake us
-    loop.min_rv.clear()
-    p = plan(obs, now)
+    )
+
+
+async def _write(
+    body: Mapping[str, Any], obs: Observed, p: Plan, loop: Watermarks, records: list[Mapping[str, Any]]
+) -> list[kube.Refused]:
+    """Act: the records, then the status and serving objects together, then tell of the decisions.
+    Raises what failed, except the serving objects the API server refused (returned)."""
+    meta = body.get("metadata") or {}
+    ns, name = str(meta.get("namespace")), str(meta.get("name"))
     # Records first: an intervention must outlive this ModelDeployment even if the status write fails.
+    rejected = p.status.get("rejectedDigests") or []
     updates = updates_for(
-        p.decisions,
-        p.status.get("rejectedDigests") or [],
-        obs.deployment.spec.model.name,
-        name,
-        meta.get("uid"),
-        model_records,
+        p.decisions, rejected, obs.deployment.spec.model.name, name, meta.get("uid"), records
     )
     if updates and (rv := await act_records.write(ns, updates)) is not None:
         loop.wrote("ModelRecord", rv)
@@ -186,34 +222,25 @@ async def reconcile_once(
         for d in p.decisions:
             audit.record(body, d)
             metrics.DECISIONS.labels(action=d.action).inc()
-    refused = [res for res in results if isinstance(res, kube.Refused)]
     for res in results:
         if isinstance(res, BaseException) and not isinstance(res, kube.Refused):
             raise res
+    return [res for res in results if isinstance(res, kube.Refused)]
+
+
+async def _quarantine(body: Mapping[str, Any], p: Plan) -> None:
+    """Cut ingress to the quarantined pods at the quarantine, restore it at the release, and while
+    the quarantine lasts put the NetworkPolicy back if someone removed it."""
+    meta = body.get("metadata") or {}
+    ns, name = str(meta.get("namespace")), str(meta.get("name"))
     if p.label_pods is not None:
         await kube.label_pods(ns, name, p.label_pods)
     if p.label_pods is not None or p.status.get("quarantinedAt"):
-        # Cut ingress to the quarantined pods at the quarantine, restore it at the release, and while
-        # the quarantine lasts put the NetworkPolicy back if someone removed it.
         owner = Owner(str(body.get("apiVersion")), str(body.get("kind")), name, ns, str(meta.get("uid")))
         present = p.label_pods is not False
         await kube.quarantine_policy(
             quarantine_network_policy(owner), present, ensure_only=p.label_pods is None
         )
-    if readings is not None:
-        loop.readings_seq = readings.seq
-    for verdict in p.verdicts:
-        metrics.CHECKS.labels(verdict=verdict).inc()
-    svc.monitor.watch((ns, name), p.watch)
-    metrics.PHASE.observe(ns, name, p.status.get("phase"))
-    if not loop.retold:  # this process's first pass: tell what a stopped one may not have told
-        loop.retold = True
-        await audit.retell(body, retell.recent((body.get("status") or {}).get("history") or [], now))
-    if refused:
-        # Raised last (run_loop backs off): a refusal lasts until the spec changes, and must hold
-        # up neither a quarantine's pod labels and NetworkPolicy nor the monitoring of what serves.
-        raise refused[0]
-    return p.requeue_at
 
 
 INDEXES = (
