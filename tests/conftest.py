@@ -35,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workers.configure()
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without the plugin
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: tests/support/workers.py's number of workers, one process against an external
     cluster."""

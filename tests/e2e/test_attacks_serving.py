@@ -239,6 +239,11 @@ def test_a_deployment_named_like_the_model_is_not_adopted_nor_overwritten(
 
 
 @pytest.mark.prometheus
+def quarantined_pods(kubectl: Kubectl, ns: str) -> list[str]:
+    pods = kubectl.json("get", "pods", "-n", ns, "-l", "modelgate.io/quarantined=true")["items"]
+    return [p["metadata"]["name"] for p in pods]
+
+
 def test_a_quarantined_model_gets_a_network_policy_the_deployer_cannot_remove(
     kubectl: Kubectl, team: str, policy_name: str, sim: Simulator, operator: OperatorProcess
 ) -> None:
@@ -262,5 +267,21 @@ def test_a_quarantined_model_gets_a_network_policy_the_deployer_cannot_remove(
         res = kubectl("delete", "networkpolicy", "fraud-quarantine", "-n", ns, *AS_DEPLOYER, check=False)
         assert "alice may not delete NetworkPolicy" in refused(res)
         assert kubectl.get("networkpolicy", "fraud-quarantine", ns) is not None
+
+        # A pod that dies is replaced by its ReplicaSet without the mark: the policy must reach the
+        # replacement too, or it would take traffic by its IP.
+        (first, *_) = quarantined_pods(kubectl, ns)
+        kubectl("delete", "pod", first, "-n", ns, "--wait=false")
+
+        def replaced_and_marked() -> bool:
+            pods = kubectl.json("get", "pods", "-n", ns, "-l", "modelgate.io/deployment=fraud")["items"]
+            live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+            return (
+                bool(live)
+                and first not in {p["metadata"]["name"] for p in live}
+                and all(p["metadata"]["labels"].get("modelgate.io/quarantined") == "true" for p in live)
+            )
+
+        wait_until("the replacement pod to be marked quarantined", replaced_and_marked, timeout=120)
     finally:
         kubectl("delete", "metrictemplate", template, "--ignore-not-found", "--wait=false")

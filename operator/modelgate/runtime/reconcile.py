@@ -230,17 +230,17 @@ async def _write(
 
 async def _quarantine(body: Mapping[str, Any], p: Plan) -> None:
     """Cut ingress to the quarantined pods at the quarantine, restore it at the release, and while
-    the quarantine lasts put the NetworkPolicy back if someone removed it."""
+    the quarantine lasts mark the pods made since (a pod that died is replaced unmarked by its
+    ReplicaSet, and the NetworkPolicy selects the mark) and put the NetworkPolicy back if someone
+    removed it. Only pods without the mark are written."""
+    if p.label_pods is None and not p.status.get("quarantinedAt"):
+        return
     meta = body.get("metadata") or {}
     ns, name = str(meta.get("namespace")), str(meta.get("name"))
-    if p.label_pods is not None:
-        await kube.label_pods(ns, name, p.label_pods)
-    if p.label_pods is not None or p.status.get("quarantinedAt"):
-        owner = Owner(str(body.get("apiVersion")), str(body.get("kind")), name, ns, str(meta.get("uid")))
-        present = p.label_pods is not False
-        await kube.quarantine_policy(
-            quarantine_network_policy(owner), present, ensure_only=p.label_pods is None
-        )
+    present = p.label_pods is not False
+    await kube.label_pods(ns, name, present)
+    owner = Owner(str(body.get("apiVersion")), str(body.get("kind")), name, ns, str(meta.get("uid")))
+    await kube.quarantine_policy(quarantine_network_policy(owner), present, ensure_only=p.label_pods is None)
 
 
 INDEXES = (
