@@ -245,3 +245,21 @@ def test_a_lasting_refusal_holds_up_neither_the_quarantine_network_policy_nor_th
         run(cluster, Watermarks())
 
     assert ("NetworkPolicy", True) in cluster.writes, cluster.writes
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "terminating"),
+    [
+        (403, '{"details": {"causes": [{"reason": "NamespaceTerminating"}]}}', True),
+        (403, '{"reason": "Forbidden", "message": "alice may not"}', False),
+        (422, '{"details": {"causes": [{"reason": "NamespaceTerminating"}]}}', False),
+        (403, None, False),
+    ],
+)
+def test_a_write_into_a_namespace_being_deleted_is_told_apart(
+    status: int, body: str | None, terminating: bool
+) -> None:
+    e = ApiException(status=status, reason="x")
+    e.body = body
+    assert kube.namespace_terminating(e) is terminating
+    assert not kube.namespace_terminating(ValueError("NamespaceTerminating"))

@@ -97,6 +97,12 @@ class NotOwned(Conflict):
     neither adopts nor overwrites it (retried with backoff until someone removes or renames it)."""
 
 
+def namespace_terminating(e: BaseException) -> bool:
+    """A write refused because its namespace is being deleted (403 NamespaceTerminating): the
+    model goes with the namespace, so there is nothing to report beyond a line."""
+    return isinstance(e, ApiException) and e.status == 403 and "NamespaceTerminating" in str(e.body or "")
+
+
 class Refused(Exception):
     """The API server refused a serving object as invalid (422): the spec asks for something the
     object's own validation does not admit. Retrying the same write cannot succeed; the loop reports
@@ -359,9 +365,11 @@ def _create_event(event: Mapping[str, Any]) -> bool:
 def _event_lost(event: Mapping[str, Any], e: Exception) -> None:
     # The decision stands and its audit line and history entry are written; only the Event is lost.
     obj = event["involvedObject"]
-    log.warning(
-        f"Could not post Event {event['reason']} for {obj['kind']} {obj['namespace']}/{obj['name']}: {e}"
-    )
+    what = f"Event {event['reason']} for {obj['kind']} {obj['namespace']}/{obj['name']}"
+    if namespace_terminating(e):
+        log.info(f"Could not post {what}: its namespace is being deleted")
+        return
+    log.warning(f"Could not post {what}: {e}")
 
 
 def post_event(event: Mapping[str, Any]) -> None:

@@ -320,9 +320,13 @@ async def run_loop(
             except pydantic.ValidationError as e:
                 log.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
                 delay = RESYNC
-            except Exception:
+            except Exception as e:
                 failures += 1
-                log.exception(f"Reconcile of ModelDeployment {namespace}/{name} failed; attempt={failures}")
+                what = f"ModelDeployment {namespace}/{name}"
+                if kube.namespace_terminating(e):
+                    log.info(f"Deferred {what}: its namespace is being deleted")
+                else:
+                    log.exception(f"Reconcile of {what} failed; attempt={failures}")
                 loop.min_rv.clear()
                 delay = min(60.0, 2.0**failures)
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
