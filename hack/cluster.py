@@ -8,8 +8,9 @@
                                    # kubeconfig path (stdout) and the webhook client CA (stderr)
     python hack/cluster.py stop|start|restart COMPONENT
                                    # one of etcd, kube-apiserver, kube-controller-manager,
-                                   # kube-scheduler, kwok, with the same flags and data (fault
-                                   # tests); start and restart return once it answers again
+                                   # kube-scheduler (or without "kube-"), kwok, with the same
+                                   # flags and data (fault tests); start and restart return once
+                                   # it answers again
 
 The binaries come from hack/build.sh (built from Go modules, cached). Certificates are made with
 `cryptography`. State lives in .cache/cluster/ (kubeconfig, PKI, etcd data, logs, pids).

@@ -193,9 +193,17 @@ def service_main(
     per_component = ["stop", "start", "restart"] if component else []
     p.add_argument("command", choices=["up", "down", "status", *per_component])
     if component:
-        p.add_argument("component", nargs="?", choices=components, help="for stop, start and restart")
+        short = {c.removeprefix("kube-"): c for c in components if c.startswith("kube-")}
+        p.add_argument(
+            "component",
+            nargs="?",
+            choices=[*components, *short],
+            help="for stop, start and restart (kube-apiserver or apiserver, and so on)",
+        )
     args = p.parse_args()
     command = args.command
+    if component and args.component:
+        args.component = short.get(args.component, args.component)
     if command in per_component and not args.component:
         p.error(f"{command} needs a component: one of {', '.join(components)}")
     try:

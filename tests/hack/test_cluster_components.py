@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -78,3 +80,20 @@ def test_start_of_a_component_never_started_here_says_so(tmp_path: Path) -> None
     assert res.returncode == 1
     [line] = error_lines(res)
     assert line.startswith("cluster: error: kwok was not started here (no command line in"), line
+
+
+@pytest.mark.parametrize(
+    ("short", "full"), [("apiserver", "kube-apiserver"), ("controller-manager", "kube-controller-manager")]
+)
+def test_a_component_may_be_named_without_its_kube_prefix(tmp_path: Path, short: str, full: str) -> None:
+    state = tmp_path / "cluster"
+    state.mkdir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (state / "pids.json").write_text(json.dumps({"etcd": gone.pid, full: gone.pid}))
+    res = cluster_py(state, "restart", short)
+    assert res.returncode == 1
+    assert error_lines(res) == [
+        f"cluster: error: {full} is not running (pid {gone.pid} has exited); "
+        f"start it with `python hack/cluster.py start {full}`"
+    ]
