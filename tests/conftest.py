@@ -99,6 +99,10 @@ def operator(cluster: Cluster, prometheus: Prometheus) -> Iterator[OperatorProce
             "--prometheus-url",
             prometheus.url,
             *webhook_client_ca_args(cluster),
+            # Tests remove or bend the webhook configurations on purpose (and put them back); the
+            # operator's own restoring of them (act/setup.py, at each check) must not race them.
+            "--webhook-cert-check-interval",
+            "86400",
         ) as op:
             wait_until("the admission webhooks to answer", lambda: webhooks_answer(cluster.kubectl))
             yield op

@@ -44,8 +44,7 @@ def stamping_away(kubectl: Kubectl) -> Iterator[Callable[[], None]]:
         saved["metadata"].pop(key, None)
 
     def restore() -> None:
-        kubectl("delete", "mutatingwebhookconfiguration", WEBHOOKS, "--ignore-not-found")
-        kubectl("create", "-f", "-", input=json.dumps(saved))
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(saved))
         wait_until("the stamping webhooks to answer again", lambda: webhooks_answer(kubectl))
 
     kubectl("delete", "mutatingwebhookconfiguration", WEBHOOKS)

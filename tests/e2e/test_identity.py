@@ -58,12 +58,11 @@ def saved_webhooks(kubectl: Kubectl) -> Iterator[dict[str, dict[str, Any]]]:
         for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration")
     }
     yield saved
-    for kind, obj in saved.items():
+    for obj in saved.values():
         restored = copy.deepcopy(obj)
         for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
             restored["metadata"].pop(key, None)
-        kubectl("delete", kind, WEBHOOKS, "--ignore-not-found")
-        kubectl("create", "-f", "-", input=json.dumps(restored))
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(restored))
 
 
 def test_approvals_record_their_true_approvers_and_the_model_serves(
