@@ -22,6 +22,7 @@ from modelgate.api.v1alpha1.common import (
     PrinterColumn,
     ResourceInfo,
     RiskLevel,
+    Seal,
     Text,
     Token,
     Uri,
@@ -29,8 +30,16 @@ from modelgate.api.v1alpha1.common import (
 )
 
 Role = Annotated[str, StringConstraints(min_length=1, max_length=63)]
-Seal = Annotated[str, StringConstraints(max_length=256)]
+AdmissionSeal = Annotated[str, StringConstraints(max_length=256)]
 Decision = Literal["approved", "rejected"]
+
+
+class EvidenceStatus(ApiModel):
+    """Written only by the operator."""
+
+    seal: Seal | None = None
+    """The operator's seal, binding the spec the admission webhook sealed to this object's name and
+    uid. The evidence counts only while a seal holds."""
 
 
 def _immutable(kind: str) -> ConfigDict:
@@ -75,9 +84,9 @@ class ModelApprovalSpec(ApiModel):
     approved_by: Identity | None = None
     """Written by the admission webhook from the authenticated user that created this object, like a
     CertificateSigningRequest's username; any value sent by the client is replaced."""
-    seal: Seal | None = None
-    """Written by the admission webhook: an HMAC over the spec and approvedBy, so the operator can
-    tell evidence that did not pass through the webhook."""
+    seal: AdmissionSeal | None = None
+    """Written by the admission webhook: a signature over the spec, approvedBy included, and the
+    time, so the operator can tell evidence that did not pass through the webhook."""
 
 
 class ModelApproval(KubeObject):
@@ -104,6 +113,8 @@ class ModelApproval(KubeObject):
     """Kind of the object: ModelApproval."""
     spec: ModelApprovalSpec
     """The decision, the artifact it is about and who made it."""
+    status: EvidenceStatus | None = None
+    """The operator's seal."""
 
 
 class Dataset(ApiModel):
@@ -137,9 +148,9 @@ class ModelEvaluationSpec(ApiModel):
     submitted_by: Identity | None = None
     """Written by the admission webhook from the authenticated user that created this object; any
     value sent by the client is replaced."""
-    seal: Seal | None = None
-    """Written by the admission webhook: an HMAC over the spec and submittedBy, so the operator can
-    tell evidence that did not pass through the webhook."""
+    seal: AdmissionSeal | None = None
+    """Written by the admission webhook: a signature over the spec, submittedBy included, and the
+    time, so the operator can tell evidence that did not pass through the webhook."""
 
 
 class ModelEvaluation(KubeObject):
@@ -166,3 +177,5 @@ class ModelEvaluation(KubeObject):
     """Kind of the object: ModelEvaluation."""
     spec: ModelEvaluationSpec
     """The artifact, the dataset and the measured metrics."""
+    status: EvidenceStatus | None = None
+    """The operator's seal."""
