@@ -23,9 +23,13 @@ from typing import Any
 
 import kubernetes
 import urllib3
+import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTClientObject
 from kubernetes.config.config_exception import ConfigException
+
+_UNREADABLE = (OSError, ConfigException, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError)
+"""What the kubeconfig loader raises for a file it cannot read or make sense of."""
 
 
 class CliError(Exception):
@@ -118,7 +122,7 @@ def _from_kubeconfig(path: Path, context: str | None, cfg: Any) -> str | None:
     """Configure `cfg` from the kubeconfig; the chosen context's namespace, if it names one."""
     try:
         contexts, current = kubernetes.config.list_kube_config_contexts(str(path))  # type: ignore[no-untyped-call]
-    except (OSError, ConfigException, ValueError, TypeError, AttributeError) as e:
+    except _UNREADABLE as e:
         raise CliError(f"kubeconfig {path} could not be read ({_first_line(e)}): fix or replace it") from e
     if context and context not in [c["name"] for c in contexts]:
         names = ", ".join(c["name"] for c in contexts) or "none"
@@ -129,7 +133,7 @@ def _from_kubeconfig(path: Path, context: str | None, cfg: Any) -> str | None:
         kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=str(path), context=context, client_configuration=cfg, persist_config=False
         )
-    except (OSError, ConfigException, ValueError, TypeError, AttributeError) as e:
+    except _UNREADABLE as e:
         raise CliError(f"kubeconfig {path} could not be used ({_first_line(e)}): fix or replace it") from e
     chosen = next((c for c in contexts if c["name"] == context), None) if context else current
     return ((chosen or {}).get("context") or {}).get("namespace")

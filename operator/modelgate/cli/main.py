@@ -23,6 +23,9 @@ import sys
 from collections.abc import Callable
 from typing import TextIO, TypeAlias
 
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
 from modelgate import config
 from modelgate.cli.approve import RISK_LEVELS, decide
 from modelgate.cli.explain import explain
@@ -76,7 +79,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run(config.from_args(args))
     command: Command = args.handler
-    return command(connect(args), args, sys.stdout)
+    session = connect(args)
+    try:
+        return command(session, args, sys.stdout)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+        raise api_error(e, "", session) from e
 
 
 def build_parser(prog: str, *, plugin: bool) -> argparse.ArgumentParser:

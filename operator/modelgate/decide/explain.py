@@ -167,7 +167,7 @@ def _reference(m: dict[str, str], gate: Gate, md: ModelDeployment, policies: Pol
     index = next((i for i, r in enumerate(refs) if r.name == m["name"]), 0)
     patch = json.dumps([{"op": "remove", "path": f"/spec/{field}/{index}"}], separators=(",", ":"))
     command = f"kubectl patch modeldeployment {md.name} -n {_ns(md)} --type json -p '{patch}'"
-    return command, f"{DEPLOYER} (or create {m['kind']} {m['name']})"
+    return command, f"{DEPLOYER}; or create {m['kind']} {m['name']}"
 
 
 def _no_policy(m: dict[str, str], gate: Gate, md: ModelDeployment, policies: Policies) -> tuple[str, str]:
