@@ -51,6 +51,13 @@ class Terminal:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
 
 
+def after_command(screen: str, typed: str) -> list[str]:
+    """The screen's non-empty lines after the command line (tmux wraps none at 200 columns)."""
+    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+    start = max(i for i, line in enumerate(lines) if line.endswith(typed))  # echoed early, then run
+    return lines[start + 1 :]
+
+
 @pytest.fixture
 def terminal(cluster: Cluster) -> Iterator[Terminal]:
     if not shutil.which("tmux"):
@@ -75,9 +82,8 @@ def test_wait_keeps_one_progress_line_up_to_date_until_ready(
     assert approved.returncode == 0, approved.stderr
 
     done = wait_until("wait to finish", lambda: terminal.shows("EXIT=", wait))
-    lines = [line for line in done.splitlines() if line.strip()]
-    assert lines[-1] == "EXIT=0", done
-    assert lines[-2] == f"ModelDeployment {namespace}/fraud is ready (phase Serving)", done
+    lines = after_command(done, wait)
+    assert lines[:2] == [f"ModelDeployment {namespace}/fraud is ready (phase Serving)", "EXIT=0"], done
     # the progress line was rewritten in place: no trace of the blocked state is left on screen
     assert "fraud: Blocked" not in done, done
 
@@ -91,6 +97,11 @@ def test_wait_on_a_terminal_exits_1_on_timeout_naming_what_blocks(
     terminal.type(wait)
 
     done = wait_until("wait to time out", lambda: terminal.shows("EXIT=", wait))
-    lines = [line for line in done.splitlines() if line.strip()]
-    assert lines[-1] == "EXIT=1", done
-    assert "timed out after 3s waiting for" in done and "to be serving: approval role=ethics-board" in done
+    lines = after_command(done, wait)
+    assert lines[-2] == "EXIT=1", done  # the last line is the shell's next prompt
+    assert lines[0].startswith("fraud: Blocked, gates 3/4, approval role=ethics-board"), done
+    error = "".join(lines[1:-2])  # the terminal wraps the long line
+    assert error.startswith(
+        f"timed out after 3s waiting for ModelDeployment {namespace}/fraud to be serving: "
+    ), done
+    assert "approval role=ethics-board" in error, done
