@@ -36,8 +36,11 @@ class Terminal:
         )
         return res.stdout
 
-    def type(self, line: str) -> None:
+    def start(self, command: str) -> str:
+        """Type `command` and have the shell print its exit status after it; the line typed."""
+        line = f"{command}; echo EXIT=$?"
         self.tmux("send-keys", "-t", "t", line, "Enter")
+        return line
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "t")
@@ -70,10 +73,9 @@ def terminal(cluster: Cluster) -> Iterator[Terminal]:
 def test_wait_keeps_one_progress_line_up_to_date_until_ready(
     cluster: Cluster, namespace: str, blocked_model: str, terminal: Terminal
 ) -> None:
-    wait = (
-        f"kubectl modelgate wait fraud -n {shlex.quote(namespace)} --for ready --timeout 120s; echo EXIT=$?"
+    wait = terminal.start(
+        f"kubectl modelgate wait fraud -n {shlex.quote(namespace)} --for ready --timeout 120s"
     )
-    terminal.type(wait)
     blocked = "fraud: Blocked, gates 3/4, approval role=ethics-board"
     screen = wait_until("the progress line to show the blocked model", lambda: terminal.shows(blocked, wait))
     assert "EXIT=" not in screen.replace(wait, "")
@@ -91,11 +93,9 @@ def test_wait_keeps_one_progress_line_up_to_date_until_ready(
 def test_wait_on_a_terminal_exits_1_on_timeout_naming_what_blocks(
     cluster: Cluster, namespace: str, blocked_model: str, terminal: Terminal
 ) -> None:
-    wait = (
-        f"kubectl modelgate wait fraud -n {shlex.quote(namespace)} --for serving --timeout 3s; echo EXIT=$?"
+    wait = terminal.start(
+        f"kubectl modelgate wait fraud -n {shlex.quote(namespace)} --for serving --timeout 3s"
     )
-    terminal.type(wait)
-
     done = wait_until("wait to time out", lambda: terminal.shows("EXIT=", wait))
     lines = after_command(done, wait)
     assert lines[-2] == "EXIT=1", done  # the last line is the shell's next prompt

@@ -117,25 +117,28 @@ def _cluster_command(sub: Sub, name: str, handler: Command, help: str, **kw: boo
     return c
 
 
-def _status(sub: Sub) -> None:
+def _model_command(
+    sub: Sub, name: str, handler: Command, help: str, outputs: list[str], *, many: bool = False
+) -> None:
+    """A command about one ModelDeployment (or, with `many`, all in the namespace) with -o."""
+    c = _cluster_command(sub, name, handler, help, all_namespaces=many)
+    if many:
+        c.add_argument("name", nargs="?", help="one ModelDeployment; default: all in the namespace")
+    else:
+        c.add_argument("name", help="the ModelDeployment")
+    c.add_argument("-o", "--output", choices=outputs, help="output format")
 
-    st = _cluster_command(
-        sub, "status", status, "print the governance status of ModelDeployments", all_namespaces=True
-    )
-    st.add_argument("name", nargs="?", help="one ModelDeployment; default: all in the namespace")
-    st.add_argument("-o", "--output", choices=["json", "yaml", "wide"], help="output format")
+
+def _status(sub: Sub) -> None:
+    help = "print the governance status of ModelDeployments"
+    _model_command(sub, "status", status, help, ["json", "yaml", "wide"], many=True)
 
 
 def _explain(sub: Sub) -> None:
-
-    ex = _cluster_command(
-        sub,
-        "explain",
-        explain,
-        "why a model is or is not serving: each missing piece, the command that supplies it, who may run it",
+    help = (
+        "why a model is or is not serving: each missing piece, the command that supplies it, who may run it"
     )
-    ex.add_argument("name", help="the ModelDeployment")
-    ex.add_argument("-o", "--output", choices=["json", "yaml"], help="output format")
+    _model_command(sub, "explain", explain, help, ["json", "yaml"])
 
 
 def _evidence_arguments(c: argparse.ArgumentParser, *, comment_required: bool) -> None:
@@ -146,7 +149,6 @@ def _evidence_arguments(c: argparse.ArgumentParser, *, comment_required: bool) -
 
 
 def _approve(sub: Sub) -> None:
-
     ap = _cluster_command(
         sub,
         "approve",
@@ -165,7 +167,6 @@ def _approve(sub: Sub) -> None:
 
 
 def _reject(sub: Sub) -> None:
-
     rj = _cluster_command(
         sub,
         "reject",
@@ -177,14 +178,11 @@ def _reject(sub: Sub) -> None:
 
 
 def _history(sub: Sub) -> None:
-
-    hi = _cluster_command(sub, "history", history, "the decisions the operator took about a model")
-    hi.add_argument("name", help="the ModelDeployment")
-    hi.add_argument("-o", "--output", choices=["json", "yaml", "wide"], help="output format")
+    help = "the decisions the operator took about a model"
+    _model_command(sub, "history", history, help, ["json", "yaml", "wide"])
 
 
 def _report(sub: Sub) -> None:
-
     rp = _cluster_command(
         sub,
         "report",
@@ -207,7 +205,6 @@ def _report_command(session: Session, args: argparse.Namespace, out: TextIO) -> 
 
 
 def _wait(sub: Sub) -> None:
-
     wt = _cluster_command(
         sub, "wait", wait, "wait until a model is admitted, serving, ready or blocked (exit 1 on timeout)"
     )
