@@ -29,7 +29,14 @@ def _subcommands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParse
 
 
 def _options(p: argparse.ArgumentParser) -> list[tuple[tuple[str, ...], object]]:
-    return [(tuple(a.option_strings), a.choices) for a in p._actions]
+    """Each option's flags and choices; a nested subcommand by its name and its own options."""
+    return [
+        (
+            tuple(a.option_strings),
+            {n: _options(sp) for n, sp in a.choices.items()} if isinstance(a.choices, dict) else a.choices,
+        )
+        for a in p._actions
+    ]
 
 
 def test_the_plugin_is_the_modelgate_parser_without_run() -> None:

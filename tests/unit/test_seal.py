@@ -9,13 +9,15 @@ import hmac
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelgate.decide import seal
 from modelgate.decide.seal import KeyRing, SealError, Signer, Trust, TrustedKey
 
 T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
-SIGNER = Signer.generate()
-OTHER = Signer.generate()
+SIGNER = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+OTHER = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))))
+"""Fixed keys: test ids name them, and every xdist worker must collect the same ids."""
 
 
 def trusted(*signers: Signer, retired: dict[str, dt.datetime] | None = None) -> Trust:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from kubernetes.client.exceptions import ApiException
@@ -26,13 +27,22 @@ from modelgate.decide.seal import SealError
 DEFAULT_NAMESPACE = "modelgate-system"
 
 
-def add_arguments(kp: argparse.ArgumentParser) -> None:
+def add_arguments(kp: argparse.ArgumentParser, connect: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The keys subcommands, each with kubectl's connection flags (`connect`); `-n` names the
+    operator's namespace."""
     ks = kp.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
-    ks.add_parser("list", help="the keys: id, created, retired, whether it signs new seals")
-    ks.add_parser("rotate", help="make a new key; new seals use it, old seals keep verifying")
-    rt = ks.add_parser("retire", help="retire a key (refused while live objects depend on it)")
-    rt.add_argument("key_id")
-    ks.add_parser("export-trust", help="print the trust file (the public keys) for `modelgate verify`")
+    for name, help in (
+        ("list", "the keys: id, created, retired, whether it signs new seals"),
+        ("rotate", "make a new key; new seals use it, old seals keep verifying"),
+        ("retire", "retire a key (refused while live objects depend on it)"),
+        ("export-trust", "print the trust file (the public keys) for `modelgate verify`"),
+    ):
+        c = ks.add_parser(
+            name, help=help, description=f"{help}. -n: the operator's namespace ({DEFAULT_NAMESPACE})"
+        )
+        connect(c)
+        if name == "retire":
+            c.add_argument("key_id", help="the key to retire (modelgate keys list shows them)")
 
 
 def run(session: Session, args: argparse.Namespace, out: TextIO) -> int:

@@ -52,8 +52,9 @@ def plugin_main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None, prog: str, *, plugin: bool) -> int:
-    args = build_parser(prog, plugin=plugin).parse_args(argv)
-    try:
+    args: argparse.Namespace | None = None
+    try:  # `run`'s defaults come from the environment: a bad one is a ConfigError here already
+        args = build_parser(prog, plugin=plugin).parse_args(argv)
         return _dispatch(args)
     except config.ConfigError as e:
         for line in str(e).splitlines():
@@ -65,7 +66,7 @@ def _run(argv: list[str] | None, prog: str, *, plugin: bool) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:
-        if args.command == "run":
+        if args is None or args.command == "run":
             raise  # the operator's own crash belongs in its log, with its traceback
         print(f"{prog}: error: {api_error(e, '')}", file=sys.stderr)
         return 1
@@ -217,10 +218,14 @@ def _wait(sub: Sub) -> None:
 
 
 def _keys(sub: Sub) -> None:
-    kp = _cluster_command(
-        sub, "keys", keys.run, "list, rotate and retire the operator's signing keys; export the trust file"
-    )
-    keys.add_arguments(kp)
+    help = "list, rotate and retire the operator's signing keys; export the trust file"
+    kp: argparse.ArgumentParser = sub.add_parser("keys", help=help, description=help)
+    keys.add_arguments(kp, _keys_command)
+
+
+def _keys_command(c: argparse.ArgumentParser) -> None:
+    add_connection_arguments(c)
+    c.set_defaults(handler=keys.run)
 
 
 def _revision(sub: Sub) -> None:
