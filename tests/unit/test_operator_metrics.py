@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from datetime import timedelta
 
+import pytest
+from prometheus_client import REGISTRY
+
+from modelgate.act import kube
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import MetricCheck
+from modelgate.config import OperatorConfig
+from modelgate.decide.monitoring import Target
 from modelgate.decide.plan import plan
 from modelgate.decide.types import Plan
 from modelgate.observe.metrics import ModelFacts, _AsyncioTasks, _Models, model_facts
+from modelgate.observe.monitor import Monitor
+from modelgate.observe.prometheus import QueryResult, Series
+from modelgate.runtime import reconcile
+from modelgate.runtime.loops import Loops
+from modelgate.runtime.reconcile import Collaborators
+from modelgate.runtime.wakeups import Wakeups
 from tests.unit.factories import (
+    DIGEST,
     NOW,
     PASSING,
     Story,
     approval,
+    body_of,
     metric,
     model,
     monitoring,
@@ -154,3 +169,60 @@ def test_the_collector_exports_each_model_with_its_labels_and_forgets_a_retired_
     assert after["modelgate_models"] == [({"phase": "Serving"}, 2)]
     assert "modelgate_model_blocked_since_timestamp_seconds" not in after
     assert len(after["modelgate_model_phase"]) == 2
+
+
+# --- the counters the alerts read ---------------------------------------------------------------------
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class AnswersByQuery:
+    """A MetricSource whose answer depends on the query: `psi` answers, `latency` times out."""
+
+    async def query(self, promql: str) -> QueryResult:
+        if promql.startswith("psi"):
+            return QueryResult("series", (Series({}, 0.1),))
+        return QueryResult("timeout", error="timed out after 5s")
+
+
+def test_each_prometheus_query_is_counted_by_its_result() -> None:
+    checks = tuple(MetricCheck.model_validate(metric(name)) for name in ("psi", "latency"))
+    target = Target("ns", "fraud", "fraud", "v1", DIGEST, dt.timedelta(seconds=30), checks)
+    monitor = Monitor(AnswersByQuery(), Wakeups(), dict)
+    monitor.watch(("ns", "fraud"), target)
+    before = {r: counted("modelgate_prometheus_queries_total", result=r) for r in ("ok", "timeout")}
+
+    asyncio.run(monitor._round(target.interval, {("ns", "fraud"): target}))
+
+    assert counted("modelgate_prometheus_queries_total", result="ok") == before["ok"] + 1
+    assert counted("modelgate_prometheus_queries_total", result="timeout") == before["timeout"] + 1
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (RuntimeError("the API server answered 500"), "failed"),
+        (kube.Conflict("the object has been modified"), "conflict"),
+    ],
+)
+def test_a_reconcile_pass_that_raises_is_counted_by_kind(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, kind: str
+) -> None:
+    wake, stopping = asyncio.Event(), asyncio.Event()
+
+    async def failing(*_: object) -> None:
+        stopping.set()  # one pass only
+        wake.set()
+        raise error
+
+    monkeypatch.setattr(reconcile, "reconcile_once", failing)
+    wakeups = Wakeups()
+    svc = Collaborators(OperatorConfig(), wakeups, Loops(wakeups), Monitor(None, wakeups, dict))
+    indexes = {"modeldeployments": {("ns", "fraud"): [body_of(model())]}}
+    before = counted("modelgate_reconcile_errors_total", error=kind)
+
+    asyncio.run(reconcile.run_loop(("ns", "fraud"), indexes, svc, wake, stopping))
+
+    assert counted("modelgate_reconcile_errors_total", error=kind) == before + 1
