@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,11 @@ def has_data(values: list[float]) -> bool:
     return any(math.isfinite(v) for v in values)
 
 
+def shows_data(prometheus: Prometheus, panels: list[Target], title: str) -> bool:
+    """Every target of the panel has a number somewhere in its time range."""
+    return all(has_data(run(prometheus, t)) for t in panels if t.panel == title)
+
+
 @pytest.fixture
 def scraped(operator: OperatorProcess, prometheus: Prometheus) -> Iterator[None]:
     """Prometheus scrapes the session operator's /metrics for the test, from before the test acts
@@ -161,9 +167,7 @@ def test_every_panel_and_rule_runs_against_prometheus_scraping_the_operator(
         run(prometheus, target)  # raises on a PromQL error
     for title in CORE:
         wait_until(
-            f"panel {title!r} to show data",
-            lambda title=title: all(has_data(run(prometheus, t)) for t in panels if t.panel == title),
-            timeout=180,
+            f"panel {title!r} to show data", partial(shows_data, prometheus, panels, title), timeout=180
         )
     gates = query(prometheus, f'modelgate_model_gate_failures{{namespace="{namespace}"}}')
     assert {(s["metric"]["name"], s["metric"]["reason"]) for s in gates} >= {("blocked", "ApprovalMissing")}

@@ -121,8 +121,8 @@ class _Models(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         facts = sorted(dict(self._facts).items())  # a copy: reconcile passes write meanwhile
         models = GaugeMetricFamily("modelgate_models", "ModelDeployments by phase", labels=["phase"])
-        for phase, n in sorted(Tally(f.phase for _, f in facts).items()):
-            models.add_metric([phase], n)
+        for in_phase, n in sorted(Tally(f.phase for _, f in facts).items()):
+            models.add_metric([in_phase], n)
         yield models
         model = ["namespace", "name"]
         phase = GaugeMetricFamily(
