@@ -124,50 +124,61 @@ class _Models(Collector):
         for in_phase, n in sorted(Tally(f.phase for _, f in facts).items()):
             models.add_metric([in_phase], n)
         yield models
-        model = ["namespace", "name"]
-        phase = GaugeMetricFamily(
-            "modelgate_model_phase", "1 for the phase each ModelDeployment is in", labels=[*model, "phase"]
-        )
-        blocked = GaugeMetricFamily(
-            "modelgate_model_blocked_since_timestamp_seconds",
-            "While a ModelDeployment is Blocked: the Unix time it stopped being admitted",
-            labels=model,
-        )
-        gates = GaugeMetricFamily(
-            "modelgate_model_gate_failures",
-            "Unsatisfied admission gates of each ModelDeployment, by reason",
-            labels=[*model, "reason"],
-        )
-        expiry = GaugeMetricFamily(
-            "modelgate_model_evidence_expiry_timestamp_seconds",
-            "The Unix time an admitted ModelDeployment's evidence next expires (an approval's "
-            "expiresAt, an evaluation's maxAge); absent when none expires",
-            labels=model,
-        )
-        readings = GaugeMetricFamily(
-            "modelgate_model_metric_value",
-            "The last conclusive reading of each monitoring check of a ModelDeployment",
-            labels=[*model, "metric"],
-        )
-        thresholds = GaugeMetricFamily(
-            "modelgate_model_metric_threshold",
-            "The thresholds (bound: min or max) each monitoring check of a serving ModelDeployment "
-            "is held to",
-            labels=[*model, "metric", "bound"],
-        )
+        families = {
+            key: GaugeMetricFamily(name, doc, labels=["namespace", "name", *labels])
+            for key, (name, doc, labels) in PER_MODEL.items()
+        }
         for (ns, name), f in facts:
-            phase.add_metric([ns, name, f.phase], 1)
-            if f.blocked_since is not None:
-                blocked.add_metric([ns, name], f.blocked_since)
-            for reason, n in sorted(f.gate_failures.items()):
-                gates.add_metric([ns, name, reason], n)
-            if f.evidence_expires_at is not None:
-                expiry.add_metric([ns, name], f.evidence_expires_at)
-            for metric, value in f.readings:
-                readings.add_metric([ns, name, metric], value)
-            for metric, bound, value in f.thresholds:
-                thresholds.add_metric([ns, name, metric, bound], value)
-        yield from (phase, blocked, gates, expiry, readings, thresholds)
+            for key, labels, value in _per_model(f):
+                families[key].add_metric([ns, name, *labels], value)
+        yield from families.values()
+
+
+PER_MODEL: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "phase": ("modelgate_model_phase", "1 for the phase each ModelDeployment is in", ("phase",)),
+    "blocked": (
+        "modelgate_model_blocked_since_timestamp_seconds",
+        "While a ModelDeployment is Blocked: the Unix time it stopped being admitted",
+        (),
+    ),
+    "gates": (
+        "modelgate_model_gate_failures",
+        "Unsatisfied admission gates of each ModelDeployment, by reason",
+        ("reason",),
+    ),
+    "expiry": (
+        "modelgate_model_evidence_expiry_timestamp_seconds",
+        "The Unix time an admitted ModelDeployment's evidence next expires (an approval's expiresAt, an "
+        "evaluation's maxAge); absent when none expires",
+        (),
+    ),
+    "readings": (
+        "modelgate_model_metric_value",
+        "The last conclusive reading of each monitoring check of a ModelDeployment",
+        ("metric",),
+    ),
+    "thresholds": (
+        "modelgate_model_metric_threshold",
+        "The thresholds (bound: min or max) each monitoring check of a serving ModelDeployment is held to",
+        ("metric", "bound"),
+    ),
+}
+"""The per-model gauges: key -> (name, help, labels after namespace and name)."""
+
+
+def _per_model(f: ModelFacts) -> Iterator[tuple[str, list[str], float]]:
+    """(PER_MODEL key, label values after namespace and name, value) of each sample of one model."""
+    yield "phase", [f.phase], 1
+    if f.blocked_since is not None:
+        yield "blocked", [], f.blocked_since
+    for reason, n in sorted(f.gate_failures.items()):
+        yield "gates", [reason], n
+    if f.evidence_expires_at is not None:
+        yield "expiry", [], f.evidence_expires_at
+    for metric, value in f.readings:
+        yield "readings", [metric], value
+    for metric, bound, threshold in f.thresholds:
+        yield "thresholds", [metric, bound], threshold
 
 
 MODELS = _Models()
