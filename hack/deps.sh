@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh Debian machine, and nothing when it is there:
-# the Python virtualenv (.venv, from pyproject.toml) and Debian's prometheus. Go must be installed
+# the Python virtualenv (.venv, from pyproject.toml), Debian's prometheus and tmux. Go must be installed
 # (>= the version in hack/versions.env); the control plane itself is built by hack/build.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +18,16 @@ if ! command -v prometheus >/dev/null && [ -z "${PROMETHEUS_BINARY:-}" ]; then
   timeout 600 apt-get update -qq >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
   timeout 600 apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
     || die "apt-get install prometheus failed"
+fi
+
+# tmux: the terminal tests of `kubectl modelgate wait` (tests/e2e/test_plugin_terminal.py).
+if ! command -v tmux >/dev/null; then
+  [ "$(id -u)" = 0 ] || die "tmux is not installed; run: sudo apt-get install tmux"
+  command -v apt-get >/dev/null || die "tmux is not installed and apt-get is not available; install tmux."
+  echo "modelgate deps: installing Debian's tmux" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 600 apt-get update -qq >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
+  timeout 600 apt-get install -y -qq --no-install-recommends tmux >/dev/null || die "apt-get install tmux failed"
 fi
 
 stamp="$ROOT/.venv/.installed"

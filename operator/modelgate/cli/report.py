@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import kubernetes
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from modelgate.api.v1alpha1 import GROUP, VERSION, GovernancePolicy
@@ -196,21 +197,13 @@ def _rev(r: Mapping[str, Any] | None) -> str:
     return f"{r['version']} {r['digest']} image {r['image']} since {r.get('admittedAt')}" if r else "none"
 
 
-def report(name: str | None, namespace: str, output: str, kubeconfig: str | None, out: TextIO) -> int:
-    try:
-        kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    except Exception:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    try:
-        models = gather(namespace, name)
-    except LookupError as e:
-        out.write(f"modelgate report: {e}\n")
-        return 1
-    except ApiException as e:
-        out.write(f"modelgate report: {e.status} {e.reason}: {e.body}\n")
-        return 1
+def report(name: str | None, namespace: str, output: str, out: TextIO) -> int:
+    """Connected by the caller (cli/kube.py); API errors and a missing model reach it as exceptions."""
+    models = gather(namespace, name)
     if output == "json":
         out.write(json.dumps(models, indent=2, default=str) + "\n")
+    elif output == "yaml":
+        out.write(yaml.safe_dump(json.loads(json.dumps(models, default=str)), sort_keys=False))
     else:
         render(models, out)
     return 0
