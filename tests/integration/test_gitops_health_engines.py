@@ -1,5 +1,5 @@
 """deploy/argocd/health.lua and modelgate's kstatus conditions, judged by the real engines (the
-runners hack/build-gitops.sh builds from gopher-lua and sigs.k8s.io/cli-utils) over the live objects
+gitops-health hack/build-gitops.sh builds from gopher-lua and sigs.k8s.io/cli-utils) over the live objects
 tests/e2e/test_gitops_health.py captured (tests/fixtures/phases/), variations of them no test drives
 (every phase, an unknown phase, inconclusive monitoring), and the two forms Argo CD is configured
 with, which must carry the script unchanged."""

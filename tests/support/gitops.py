@@ -1,6 +1,6 @@
-"""Argo CD's and kstatus' view of objects, computed by the real engines: the runners hack/build-gitops.sh
-builds from their Go modules (gopher-lua running deploy/argocd/health.lua as Argo CD does, and
-sigs.k8s.io/cli-utils' kstatus as Flux's healthChecks do)."""
+"""Argo CD's and kstatus' view of objects, computed by the real engines: gitops-health, which
+hack/build-gitops.sh builds from their Go modules (gopher-lua running deploy/argocd/health.lua as
+Argo CD does, and sigs.k8s.io/cli-utils' kstatus as Flux's healthChecks do)."""
 
 from __future__ import annotations
 
@@ -33,18 +33,20 @@ EXPECTED = {
 
 
 @cache
-def runners() -> Path:
-    """hack/build-gitops.sh's folder (a no-op when the build is cached)."""
+def runner() -> Path:
+    """hack/build-gitops.sh's gitops-health (a no-op when the build is cached)."""
     out = subprocess.run(["bash", str(ROOT / "hack" / "build-gitops.sh")], stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
-        raise AssertionError("hack/build-gitops.sh failed: the GitOps health runners could not be built")
+        raise AssertionError("hack/build-gitops.sh failed: gitops-health could not be built")
     return Path(out.stdout.strip().splitlines()[-1])
 
 
 def _run(args: Sequence[str], objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    res = subprocess.run(args, input=json.dumps(list(objects)), capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [str(runner()), *args], input=json.dumps(list(objects)), capture_output=True, text=True, timeout=60
+    )
     if res.returncode not in (0, 1) or not res.stdout.strip():
-        raise AssertionError(f"{Path(args[0]).name} failed ({res.returncode}): {res.stderr.strip()}")
+        raise AssertionError(f"gitops-health {args[0]} failed ({res.returncode}): {res.stderr.strip()}")
     out: list[dict[str, Any]] = json.loads(res.stdout)
     assert len(out) == len(objects), out
     return out
@@ -52,9 +54,9 @@ def _run(args: Sequence[str], objects: Sequence[dict[str, Any]]) -> list[dict[st
 
 def argocd_health(objects: Sequence[dict[str, Any]], script: Path = HEALTH_LUA) -> list[dict[str, Any]]:
     """Argo CD's {status, message} (or {error}) for each object, from the health script."""
-    return _run([str(runners() / "argocd-health"), str(script)], objects)
+    return _run(["argocd", str(script)], objects)
 
 
 def kstatus(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """kstatus' {status, message, conditions} (or {error}) for each object."""
-    return _run([str(runners() / "kstatus")], objects)
+    return _run(["kstatus"], objects)

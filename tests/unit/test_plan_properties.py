@@ -100,11 +100,12 @@ def test_intervention_happens_exactly_when_failures_in_a_row_reach_the_limit(
     assert {r["digest"] for r in story.status.get("rejectedDigests") or []} == withdrawn
 
 
+HISTORY = {"failure_limit": st.integers(min_value=1, max_value=3), "sequence": st.lists(reading, max_size=16)}
+"""A failure limit and a history of readings for v2, which serves."""
+
+
 @settings(max_examples=100, deadline=None)
-@given(
-    failure_limit=st.integers(min_value=1, max_value=3),
-    sequence=st.lists(reading, max_size=16),
-)
+@given(**HISTORY)
 def test_any_history_of_readings_settles_into_a_state_that_writes_nothing(
     failure_limit: int, sequence: list[tuple[str, Sample]]
 ) -> None:
@@ -129,10 +130,7 @@ def without_kstatus_conditions(status: dict[str, object]) -> dict[str, object]:
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    failure_limit=st.integers(min_value=1, max_value=3),
-    sequence=st.lists(reading, max_size=16),
-)
+@given(**HISTORY)
 def test_kstatus_conditions_never_cost_a_status_write_of_their_own(
     failure_limit: int, sequence: list[tuple[str, Sample]]
 ) -> None:

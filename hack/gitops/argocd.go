@@ -1,22 +1,16 @@
-// Command argocd-health runs an Argo CD resource health script (health.lua) over Kubernetes objects
-// the way Argo CD does (util/lua in argo-cd): gopher-lua with the standard libraries skipped and only
-// package, base and table opened, the object decoded into the global `obj`, a one-second deadline,
-// and the table the script returns read as {status, message}; a status outside Argo CD's health
-// codes becomes Unknown, as in Argo CD. (Argo CD also opens a reduced `os` library; the scripts this
-// project ships do not use it, so a script that passes here passes there.)
-//
-// Usage: argocd-health SCRIPT < objects.json
-// The input is one object, a JSON array of objects, or a List ({"items": [...]}); the output is a
-// JSON array with one {"status", "message"} or {"error"} per object, in order. Exit status 1 when
-// any object's script failed, 2 on bad usage or input.
 package main
+
+// Argo CD's way of running a resource health script (util/lua in argo-cd): gopher-lua with the
+// standard libraries skipped and only package, base and table opened, the object decoded into the
+// global `obj`, a one-second deadline, and the table the script returns read as {status, message};
+// a status outside Argo CD's health codes becomes Unknown, as in Argo CD. (Argo CD also opens a
+// reduced `os` library; the scripts this project ships do not use it, so a script that passes here
+// passes there.)
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -28,73 +22,9 @@ type healthStatus struct {
 	Message string `json:"message,omitempty"`
 }
 
-type result struct {
-	healthStatus
-	Error string `json:"error,omitempty"`
-}
-
 // validCodes are Argo CD's health status codes (gitops-engine pkg/health).
 var validCodes = map[string]bool{
 	"Unknown": true, "Progressing": true, "Suspended": true, "Healthy": true, "Degraded": true, "Missing": true,
-}
-
-func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: argocd-health SCRIPT < objects.json")
-		os.Exit(2)
-	}
-	script, err := os.ReadFile(os.Args[1])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "argocd-health: %v\n", err)
-		os.Exit(2)
-	}
-	objects, err := readObjects(os.Stdin)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "argocd-health: %v\n", err)
-		os.Exit(2)
-	}
-	results, failed := make([]result, 0, len(objects)), false
-	for _, obj := range objects {
-		hs, err := executeHealthLua(obj, string(script))
-		if err != nil {
-			results = append(results, result{Error: err.Error()})
-			failed = true
-			continue
-		}
-		results = append(results, result{healthStatus: *hs})
-	}
-	out, _ := json.Marshal(results)
-	fmt.Println(string(out))
-	if failed {
-		os.Exit(1)
-	}
-}
-
-// readObjects accepts one object, an array of objects or a List with items.
-func readObjects(r io.Reader) ([]map[string]any, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	var many []map[string]any
-	if json.Unmarshal(data, &many) == nil {
-		return many, nil
-	}
-	var one map[string]any
-	if err := json.Unmarshal(data, &one); err != nil {
-		return nil, fmt.Errorf("input is neither a JSON object nor an array of objects: %w", err)
-	}
-	if items, ok := one["items"].([]any); ok && one["kind"] != nil {
-		for _, it := range items {
-			m, ok := it.(map[string]any)
-			if !ok {
-				return nil, fmt.Errorf("a List item is not an object")
-			}
-			many = append(many, m)
-		}
-		return many, nil
-	}
-	return []map[string]any{one}, nil
 }
 
 // executeHealthLua runs the script as Argo CD's VM.ExecuteHealthLua does.
@@ -134,12 +64,14 @@ func executeHealthLua(obj map[string]any, script string) (*healthStatus, error) 
 	return hs, nil
 }
 
-// decodeValue turns decoded JSON into Lua values: arrays become 1-based tables, null becomes nil.
+// decodeValue turns an unstructured object into Lua values (as Argo CD's decodeValue): arrays become 1-based tables, null becomes nil.
 func decodeValue(l *lua.LState, value any) lua.LValue {
 	switch v := value.(type) {
 	case bool:
 		return lua.LBool(v)
 	case float64:
+		return lua.LNumber(v)
+	case int64:
 		return lua.LNumber(v)
 	case string:
 		return lua.LString(v)
