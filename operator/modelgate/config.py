@@ -32,8 +32,7 @@ class OperatorConfig:
     prometheus_url: str | None = None
     kubeconfig: str | None = None
     operator_namespace: str = "modelgate-system"
-    """Where the operator keeps its state (the seal key Secret)."""
-    seal_secret: str = "modelgate-seal-key"
+    """Where the operator keeps its state (the signing keys' Secret, the trust ConfigMap)."""
     webhook_port: int = 9443
     """Port of the admission webhook server; 0 disables the webhooks (and identity stamping)."""
     webhook_host: str = "127.0.0.1"
@@ -103,12 +102,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--operator-namespace",
         default=env("POD_NAMESPACE", "modelgate-system"),
-        help="namespace of the operator's own state (the seal key Secret)",
-    )
-    p.add_argument(
-        "--seal-secret",
-        default="modelgate-seal-key",
-        help="name of the Secret holding the HMAC key that seals approvals and evaluations",
+        help="namespace of the operator's own state (the signing keys' Secret, the trust ConfigMap)",
     )
     _add_webhook_arguments(p)
     _add_leader_election_arguments(p)
@@ -291,7 +285,6 @@ def from_args(ns: argparse.Namespace) -> OperatorConfig:
         prometheus_url=ns.prometheus_url,
         kubeconfig=ns.kubeconfig,
         operator_namespace=ns.operator_namespace,
-        seal_secret=ns.seal_secret,
         webhook_port=int(ns.webhook_port),
         webhook_host=ns.webhook_host,
         webhook_service=ns.webhook_service,

@@ -32,7 +32,7 @@ from tests.support.operator import OperatorProcess, run_operator
 pytestmark = pytest.mark.integration
 WEBHOOKS = "modelgate.io"
 DEPLOYER = ("--as=alice", "--as-group=deployers")
-SEAL_SECRET = ("modelgate-system", "modelgate-seal-key")
+SEAL_SECRET = ("modelgate-system", "modelgate-signing-keys")
 
 
 @pytest.fixture
@@ -176,12 +176,12 @@ def test_a_pod_posting_a_made_up_admission_review_gets_no_seal_while_the_api_ser
     m.approve(kubectl, m.approval("eb", namespace, "fraud"), user="bob")
     stored = kubectl.get("mapr", "eb", namespace)
     assert stored and stored["spec"]["approvedBy"]["username"] == "bob"
-    assert stored["spec"]["seal"].startswith("hmac-sha256:")
+    assert stored["spec"]["seal"].startswith("ed25519:")
 
 
 @contextmanager
 def seal_secret_removed(kubectl: Kubectl) -> Iterator[None]:
-    """Deletes the seal key Secret (a lost backup, a careless cleanup); restores it afterwards, so
+    """Deletes the signing key Secret (a lost backup, a careless cleanup); restores it afterwards, so
     that the session operator's seals and every later test are unaffected."""
     ns, name = SEAL_SECRET
     saved = kubectl.json("get", "secret", name, "-n", ns)
@@ -226,7 +226,7 @@ def test_with_the_seal_key_lost_and_sealed_approvals_around_the_operator_refuses
     assert code == 1, text[-3000:]
     lines = [ln for ln in text.splitlines() if ln.startswith("modelgate run:")]
     assert len(lines) == 1, text[-3000:]
-    assert f"seal key Secret {ns}/{name} is missing while" in lines[0], lines[0]
+    assert f"signing key Secret {ns}/{name} is missing while" in lines[0], lines[0]
     assert "modelapprovals" in lines[0] and "Restore the Secret from backup" in lines[0], lines[0]
     assert "Traceback" not in text, text[-3000:]
     assert kubectl.get("secret", name, ns), "the Secret was not restored for the other tests"

@@ -403,13 +403,13 @@ def test_kubectl_apply_of_deploy_manifest_alone_installs_everything(
     uninstall above, on the same control plane; the namespace is deleted first, its seal key
     Secret backed up and restored, as an operator's backup would: sealed evidence lives on)."""
     k = installed.kubectl
-    seal = k.get("secret", "modelgate-seal-key", NS)
-    assert seal is not None, "the operator made its seal key under the chart's Role"
+    seal = k.get("secret", "modelgate-signing-keys", NS)
+    assert seal is not None, "the operator made its signing key under the chart's Role"
     k("delete", "namespace", NS, "--timeout=120s")
     docs = [d for d in yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8")) if d]
     k("apply", "-f", str(MANIFEST))
     backup = {"apiVersion": "v1", "kind": "Secret", "type": seal["type"], "data": seal["data"]}
-    backup["metadata"] = {"name": "modelgate-seal-key", "namespace": NS}
+    backup["metadata"] = {"name": "modelgate-signing-keys", "namespace": NS}
     k("create", "-f", "-", input=json.dumps(backup))
     try:
         for d in docs:

@@ -77,7 +77,7 @@ def test_approvals_record_their_true_approvers_and_the_model_serves(
     assert eb and eb["spec"]["approvedBy"]["username"] == "bob"
     assert "ethics-board" in eb["spec"]["approvedBy"]["groups"]
     assert mr and mr["spec"]["approvedBy"]["username"] == "carol"
-    assert eb["spec"]["seal"].startswith("hmac-sha256:")
+    assert eb["spec"]["seal"].startswith("ed25519:")
     md = kubectl.get("mdep", "fraud", namespace)
     assert md and md["spec"]["digestSetBy"]["username"] == "alice"
     printed = kubectl("get", "mapr", "-n", namespace).stdout

@@ -58,7 +58,7 @@ def test_the_operator_requiring_the_client_ca_still_stamps_what_comes_through_th
     m.approve(kubectl, m.approval("eb", namespace, "fraud"), user="bob")
     stored = kubectl.get("mapr", "eb", namespace)
     assert stored and stored["spec"]["approvedBy"]["username"] == "bob"
-    assert stored["spec"]["seal"].startswith("hmac-sha256:")
+    assert stored["spec"]["seal"].startswith("ed25519:")
     assert "without --webhook-client-ca" not in operator.log.read_text()
 
 

@@ -172,8 +172,8 @@ def test_model_deployment_printer_columns_follow_the_spec() -> None:
     ("kind", "plural", "short_name", "scope", "has_status"),
     [
         ("ModelDeployment", "modeldeployments", "mdep", "Namespaced", True),
-        ("ModelApproval", "modelapprovals", "mapr", "Namespaced", False),
-        ("ModelEvaluation", "modelevaluations", "meval", "Namespaced", False),
+        ("ModelApproval", "modelapprovals", "mapr", "Namespaced", True),
+        ("ModelEvaluation", "modelevaluations", "meval", "Namespaced", True),
         ("GovernancePolicy", "governancepolicies", "gpol", "Cluster", True),
         ("MetricTemplate", "metrictemplates", "mtpl", "Cluster", False),
     ],

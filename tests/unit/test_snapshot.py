@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelgate.decide.seal import KeyRing, Signer
 from modelgate.observe.snapshot import IndexedEvidence, evidence_key, index_evidence, index_policy, snapshot
 from tests.unit.factories import NAMESPACE, make_approval, make_deployment, make_evaluation
 
-SEAL_KEY = b"k" * 32
+SEAL_KEY = KeyRing((Signer.generate(),))
 
 
 def wire(obj: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from modelgate.act.setup import seal_key_lost_message
+from modelgate.act.keys import seal_key_lost_message
 from modelgate.webhooks import certs
 
 Pair = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
@@ -129,13 +129,11 @@ def test_any_other_caller_is_refused_in_the_handshake(pki: dict[str, Path], who:
 
 
 def test_the_lost_seal_key_message_names_the_secret_the_count_and_the_ways_out() -> None:
-    msg = seal_key_lost_message(
-        "modelgate-system", "modelgate-seal-key", {"modelapprovals": 3, "modelevaluations": 0}
-    )
+    msg = seal_key_lost_message("modelgate-system", {"modelapprovals": 3, "modelevaluations": 0})
     assert "\n" not in msg
     assert msg.startswith(
-        "seal key Secret modelgate-system/modelgate-seal-key is missing while 3 sealed objects"
+        "signing key Secret modelgate-system/modelgate-signing-keys is missing while 3 sealed objects"
     )
     assert "(3 modelapprovals)" in msg
     assert "Restore the Secret from backup" in msg
-    assert "kubectl -n modelgate-system create secret generic modelgate-seal-key" in msg
+    assert "modelgate keys rotate -n modelgate-system" in msg

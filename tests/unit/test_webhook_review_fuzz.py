@@ -26,6 +26,8 @@ from kopf._core.engines import admission
 from kopf._core.reactor import inventory
 
 import modelgate.webhooks.handlers  # noqa: F401  (registers the admission handlers)
+from modelgate.act.keys import KeyStore
+from modelgate.decide.seal import KeyRing, Signer
 from modelgate.webhooks.review import MAX_BODY_BYTES, MAX_MESSAGE, Answer, answer
 from tests.support import schemas
 from tests.unit.factories import NAMESPACE, make_deployment
@@ -75,7 +77,7 @@ def engine() -> Callable[..., Any]:
         registry=kopf.get_default_registry(),
         insights=insights,
         memories=inventory.ResourceMemories(),
-        memobase=kopf.Memo(seal_key=b"k" * 32),
+        memobase=kopf.Memo(keys=KeyStore(lambda: None, "modelgate-system", KeyRing((Signer.generate(),)))),
         indices=indices(),
     )
 

@@ -1,7 +1,8 @@
 """The audit trail: every decision is a Kubernetes Event and one structured JSON log line.
 
-The log line carries the evidence (object names, uids, digests, approvers, metric values) so that
-an auditor can reconstruct a decision from logs alone; the Event carries the human summary that
+The log line is the decision's signed record (decide/trail.py: the same as its status.history
+entry) with the evidence beside it (object names, uids, digests, approvers, metric values), so that
+an auditor can reconstruct and check a decision from logs alone; the Event carries the human summary that
 `kubectl describe` shows. Both are emitted from the same `Decision` so they never disagree.
 
 Events are posted by modelgate's own client (act/kube.py), in the background: a decision never
@@ -31,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelgate.act import kube
+from modelgate.decide import trail
 from modelgate.decide.types import Decision
 
 COMPONENT = "modelgate"
@@ -87,13 +89,11 @@ async def retell(body: Mapping[str, Any], decisions: Iterable[Decision]) -> None
 def _write_line(body: Mapping[str, Any], decision: Decision, *, retold: bool = False) -> None:
     _configure()
     meta = body.get("metadata") or {}
+    record = decision.record or trail.record(decision, body, None)
     line = {
+        **record,
         "audit": True,
         "decision": decision.id or None,
-        "time": decision.time,
-        "action": decision.action,
-        "reason": decision.reason,
-        "message": decision.message,
         "object": {
             "kind": body.get("kind", "ModelDeployment"),
             "namespace": meta.get("namespace"),

@@ -220,19 +220,50 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
     return patch
 
 
-def _patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> str:
+def _patch_status(namespace: str, name: str, patch: Mapping[str, Any], plural: str = PLURAL) -> str:
     api: Any = kubernetes.client.CustomObjectsApi(client())
     res = api.patch_namespaced_custom_object_status(
         GROUP,
         VERSION,
         namespace,
-        PLURAL,
+        plural,
         name,
         {"status": dict(patch)},
         field_manager="modelgate",
         _preload_content=False,
     )
     return _resource_version(res)
+
+
+def _write_seal(plural: str, namespace: str, name: str, uid: str, seal: Mapping[str, Any]) -> bool:
+    """Patch status.seal of the object namespace/name if it is still the one with `uid` (a JSON
+    patch test: a seal never lands on an object re-created under the same name)."""
+    api: Any = kubernetes.client.CustomObjectsApi(client())
+    patch = [
+        {"op": "test", "path": "/metadata/uid", "value": uid},
+        {"op": "add", "path": "/status", "value": {"seal": dict(seal)}},
+    ]
+    try:
+        api.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            patch,
+            _content_type="application/json-patch+json",
+            _preload_content=False,
+        )
+    except ApiException as e:
+        if e.status in (404, 409, 422) or namespace_terminating(e):  # gone, or another object now
+            return False
+        raise
+    return True
+
+
+async def write_seal(plural: str, namespace: str, name: str, uid: str, seal: Mapping[str, Any]) -> bool:
+    """Write an approval's or evaluation's status seal; False when the object is gone or replaced."""
+    return await executors.run_in(executors.STATUS, _write_seal, plural, namespace, name, uid, seal)
 
 
 def _remove_finalizer(namespace: str, name: str, finalizers: list[str], finalizer: str, plural: str) -> None:

@@ -1,21 +1,11 @@
-"""Start-up writes: the seal key Secret and the webhook configurations.
+"""Start-up writes: the webhook configurations (the signing keys: act/keys.py).
 
-Both are create-or-update and safe to repeat: a restart finds the key it made before (so existing
-seals keep verifying) and re-points the webhooks at the running server.
-
-A new seal key is made only while no sealed object exists. A lost Secret with sealed approvals and
-evaluations still around is refused (`SealKeyLost`, one line naming the Secret, the count and the
-way out): a fresh key would silently invalidate every seal, and under `onRevocation: suspend` take
-every serving model down. There is deliberately no flag that makes a key anyway: a flag left in a
-Deployment manifest would turn this check off for every later loss. Making a new key by hand
-(`kubectl create secret`) is the knowing act, and the message says what it costs.
+Create-or-update and safe to repeat: a restart re-points the webhooks at the running server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,94 +13,8 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from modelgate.act.kube import client
-from modelgate.api.v1alpha1 import GROUP, VERSION
 
-KEY_FIELD = "key"
-SEALED_PLURALS = ("modelapprovals", "modelevaluations")
 REGISTER_ATTEMPTS = 5
-
-
-class SealKeyLost(RuntimeError):
-    """The seal key Secret is missing while sealed objects exist: the operator must not start."""
-
-
-def seal_key_lost_message(namespace: str, name: str, sealed: Mapping[str, int]) -> str:
-    """One line: which Secret is missing, how many sealed objects depend on it, what to do."""
-    counts = ", ".join(f"{n} {plural}" for plural, n in sealed.items() if n)
-    return (
-        f"seal key Secret {namespace}/{name} is missing while {sum(sealed.values())} sealed objects "
-        f"exist ({counts}); a new key would invalidate every seal. Restore the Secret from backup "
-        "and restart; or, knowing that every existing approval and evaluation then counts as "
-        f"unsealed and must be issued again, create a new key yourself: kubectl -n {namespace} "
-        f'create secret generic {name} --from-literal={KEY_FIELD}="$(openssl rand -hex 32)"'
-    )
-
-
-def _count_sealed() -> dict[str, int]:
-    """Sealed ModelApprovals and ModelEvaluations in the whole cluster (`spec.seal` set)."""
-    api: Any = kubernetes.client.CustomObjectsApi(client())
-    counts = {}
-    for plural in SEALED_PLURALS:
-        n, token = 0, None
-        while True:
-            page = api.list_cluster_custom_object(GROUP, VERSION, plural, limit=500, _continue=token)
-            n += sum(1 for o in page.get("items", []) if (o.get("spec") or {}).get("seal"))
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                break
-        counts[plural] = n
-    return counts
-
-
-def _seal_key(namespace: str, name: str) -> bytes:
-    core: Any = kubernetes.client.CoreV1Api(client())
-    try:
-        secret = core.read_namespaced_secret(name, namespace)
-        return base64.b64decode(secret.data[KEY_FIELD])
-    except ApiException as e:
-        if e.status != 404:
-            raise
-    try:
-        sealed = _count_sealed()
-    except ApiException as e:
-        if e.status != 403:
-            raise
-        raise SealKeyLost(
-            f"seal key Secret {namespace}/{name} is missing and the operator may not list "
-            f"{' and '.join(SEALED_PLURALS)} cluster-wide to check that no sealed object depends on it; "
-            "grant that (charts/modelgate/templates/rbac-operator.yaml) or restore the Secret from backup"
-        ) from None
-    if any(sealed.values()):
-        raise SealKeyLost(seal_key_lost_message(namespace, name, sealed))
-    key = secrets.token_bytes(32)
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": "modelgate"},
-        },
-        "data": {KEY_FIELD: base64.b64encode(key).decode()},
-    }
-    try:
-        core.create_namespaced_secret(namespace, body)
-    except ApiException as e:
-        if e.status == 409:  # another replica made it first: use theirs
-            return _seal_key(namespace, name)
-        if e.status == 404:
-            raise RuntimeError(
-                f"namespace {namespace} does not exist: create it, or pass --operator-namespace"
-            ) from e
-        raise
-    return key
-
-
-async def seal_key(namespace: str, name: str) -> bytes:
-    """The HMAC key from Secret namespace/name, created with 32 random bytes when absent and no
-    sealed object exists; raises SealKeyLost when it is absent and sealed objects exist."""
-    return await asyncio.to_thread(_seal_key, namespace, name)
 
 
 def _register(configs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:

@@ -109,6 +109,10 @@ EVALUATION_STALE: Final = "EvaluationStale"
 METRIC_NOT_REPORTED: Final = "MetricNotReported"
 METRIC_BELOW_MINIMUM: Final = "MetricBelowMinimum"
 METRIC_ABOVE_MAXIMUM: Final = "MetricAboveMaximum"
+SLICE_MISSING: Final = "SliceMissing"
+SLICE_BELOW_MINIMUM: Final = "SliceBelowMinimum"
+SLICE_ABOVE_MAXIMUM: Final = "SliceAboveMaximum"
+SLICE_GAP_EXCEEDED: Final = "SliceGapExceeded"
 EVALUATOR_NOT_AUTHORIZED: Final = "EvaluatorNotAuthorized"
 
 # Reasons: evidence integrity (shared by approvals and evaluations).

@@ -3,6 +3,7 @@
 modelgate run [--namespace NS ...] [--allow-no-policy] [--liveness-port P] [--metrics-port P]
 modelgate status [-n NS | -A] [NAME]
 modelgate revision -f MODELDEPLOYMENT.yaml [--policy POLICY.yaml ...]
+modelgate keys list|rotate|retire ID|export-trust [-n OPERATOR_NAMESPACE]
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ def _main(argv: list[str] | None) -> int:
         default=[],
         help="GovernancePolicy manifests in force (their operationalFields); default: replicas, resources",
     )
+    from modelgate.cli import keys
+
+    keys.add_arguments(sub)
     args = p.parse_args(argv)
+    if args.command == "keys":
+        return keys.run(args, sys.stdout, sys.stderr)
     if args.command == "revision":
         from modelgate.cli.revision import revision
 

@@ -113,7 +113,7 @@ def _start_refusal(exc: BaseException) -> str | None:
     """The message of a start-up refusal (a lost seal key, an unreadable webhook CA, a webhook port
     held by a server of another CA) somewhere in the exception's chain: Kopf wraps a failed startup
     handler in its own error, and that is no reason for a traceback."""
-    from modelgate.act.setup import SealKeyLost
+    from modelgate.act.keys import SealKeyLost
     from modelgate.webhooks.certs import CertSecretInvalid
     from modelgate.webhooks.tls import PortTaken
 

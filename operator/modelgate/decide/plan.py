@@ -33,6 +33,7 @@ from typing import Any
 
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import GovernancePolicy, MetricCheck, ModelDeployment
+from modelgate.decide import trail
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.gates import subject_of
 from modelgate.decide.ids import identify
@@ -99,7 +100,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         old.get("history") or [],
     )
     situation = _situation(obs, requested, verdict, choice, step4, objects, quarantined_at, refused)
-    decisions = (*recovery.decisions, *decisions)
+    decisions = trail.sign((*recovery.decisions, *decisions), obs.body, obs.signer)
     status = build_status(
         obs,
         now,

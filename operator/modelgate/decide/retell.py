@@ -63,6 +63,7 @@ def recent(
                 revision=entry.get("revision"),
                 warning=action in WARNINGS,
                 id=str(entry["decision"]),
+                record=dict(entry) if entry.get("seal") else None,
             )
         )
     return tuple(out)

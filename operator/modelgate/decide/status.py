@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from modelgate.api import conditions as c
+from modelgate.decide import trail
 from modelgate.decide.conditions import merge_conditions
 from modelgate.decide.intervene import Intervention, Watching
 from modelgate.decide.phase import Situation, conditions
@@ -43,19 +44,11 @@ def build_status(
         and not any(g["digest"] == requested.digest for g in known_good)
     ):
         known_good = [*known_good, dict(serving_raw)][-KNOWN_GOOD_LIMIT:]
-    history = list(old.get("history") or [])
-    for d in decisions:
-        entry: dict[str, Any] = {
-            "time": d.time,
-            "action": d.action,
-            "reason": d.reason,
-            "message": d.message[:4000],
-        }
-        if d.revision:
-            entry["revision"] = dict(d.revision)
-        if d.id:
-            entry["decision"] = d.id
-        history.append(entry)
+    history = [
+        *(old.get("history") or []),
+        *(dict(d.record or trail.record(d, obs.body, None)) for d in decisions),
+    ]
+    dropped = int(old.get("historyDropped") or 0) + max(0, len(history) - c.HISTORY_LIMIT)
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": phase,
@@ -66,6 +59,8 @@ def build_status(
         ],
         "history": history[-c.HISTORY_LIMIT :],
     }
+    if dropped:
+        status["historyDropped"] = dropped
     if serving_raw and situation.target is not None:
         status["servingRevision"] = serving_raw
     if known_good:

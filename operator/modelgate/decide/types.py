@@ -10,6 +10,7 @@ from typing import Any
 
 from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeployment, ModelEvaluation
 from modelgate.decide.monitoring import Readings, Target
+from modelgate.decide.seal import Signer
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Observed:
     time}): they outlive the ModelDeployment, so a delete and re-create lifts nothing."""
     refusals: Mapping[str, Refusal] = field(default_factory=dict)
     """Kind (Deployment, Service) -> the API server's refusal of the last write of it, if refused."""
+    signer: Signer | None = None
+    """The operator's current key: decision records are sealed with it (None: unsealed)."""
 
     def seal_ok(self, evidence: ModelApproval | ModelEvaluation) -> bool:
         return self.seal_valid is None or self.seal_valid.get((evidence.kind, evidence.name), False)
@@ -70,6 +73,9 @@ class Decision:
     warning: bool = False
     id: str = ""
     """Stable across a retry of the same decision (decide/ids.py); empty until identified."""
+    record: Mapping[str, Any] | None = None
+    """The decision as history and the audit log keep it, sealed (decide/trail.py); None until
+    the plan made it."""
 
 
 @dataclass(frozen=True)

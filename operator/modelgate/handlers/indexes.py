@@ -7,6 +7,7 @@ same event, so a woken loop reads the new state.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from typing import Any
@@ -15,8 +16,12 @@ import kopf
 import pydantic
 from kubernetes.client.exceptions import ApiException
 
+from modelgate.act import keys
+from modelgate.act import kube as act_kube
+from modelgate.act.keys import KeyStore
 from modelgate.act.policy_status import write_policy_status
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
+from modelgate.decide import seal
 from modelgate.decide.policy import policy_status
 from modelgate.decide.serving import (
     LABEL_DEPLOYMENT,
@@ -26,9 +31,11 @@ from modelgate.decide.serving import (
     without_version,
 )
 from modelgate.observe.snapshot import evidence_key, first, index_evidence, index_policy
+from modelgate.runtime.leading import Leadership
 from modelgate.runtime.wakeups import Wakeups
 
 OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
+log = logging.getLogger("modelgate.seals")
 
 
 def _raw(body: kopf.Body) -> dict[str, Any]:
@@ -63,7 +70,11 @@ async def evidence(
     or not; parsed and seal-checked once per event, every ModelDeployment deciding on that digest
     reads the result."""
     raw = _raw(body)
-    return {(namespace, *evidence_key(raw)): index_evidence(raw, memo.get("seal_key"))}
+    store: KeyStore | None = memo.get("keys")
+    if store is not None:
+        for kid in seal.key_ids(raw) - set(store.keys.trust.keys):  # a key rotated in meanwhile
+            await asyncio.to_thread(store.knows, kid)
+    return {(namespace, *evidence_key(raw)): index_evidence(raw, store.keys if store else None)}
 
 
 @kopf.index(GROUP, VERSION, "governancepolicies", id="policies")
@@ -142,6 +153,7 @@ async def wake_approval(namespace: str | None, name: str, body: kopf.Body, memo:
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_ref("ModelApproval", namespace or "", name)
     wakeups.poke_evidence(namespace or "", *evidence_key(body))
+    await bind_seal(_raw(body), memo)
 
 
 @kopf.on.event(GROUP, VERSION, "modelevaluations", id="wake-evaluation")
@@ -151,6 +163,51 @@ async def wake_evaluation(
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_ref("ModelEvaluation", namespace or "", name)
     wakeups.poke_evidence(namespace or "", *evidence_key(body))
+    await bind_seal(_raw(body), memo)
+
+
+PLURALS = {"ModelApproval": "modelapprovals", "ModelEvaluation": "modelevaluations"}
+REBOUND = {
+    "admission": "sealed %s %s/%s with key %s",
+    "legacy": "re-sealed %s %s/%s with key %s: its HMAC seal from before the signatures verifies",
+    "rotation": "re-sealed %s %s/%s with key %s, the current one (it was sealed with key %s)",
+}
+
+
+async def bind_seal(raw: dict[str, Any], memo: kopf.Memo) -> None:
+    """The leader writes the status seal of evidence whose admission seal holds (binding it to the
+    object's name and uid), re-seals what an HMAC or an older key sealed; followers write nothing."""
+    store: KeyStore | None = memo.get("keys")
+    leadership: Leadership = memo["leadership"]
+    if store is None or not leadership.leading or (raw.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    keys = store.keys
+    state = seal.evidence(raw, keys)
+    if state.rebind is None or keys.signer is None:
+        return
+    meta = raw["metadata"]
+    sealed = seal.bind(keys.signer, raw, dt.datetime.now(dt.UTC))
+    try:
+        if not await act_kube.write_seal(
+            PLURALS[str(raw.get("kind"))], meta["namespace"], meta["name"], meta["uid"], sealed
+        ):
+            return
+    except (ApiException, act_kube.Fenced) as e:  # the next event (or the start-up sweep) retries
+        log.warning("could not seal %s %s/%s: %s", raw.get("kind"), meta["namespace"], meta["name"], e)
+        return
+    args = [raw.get("kind"), meta["namespace"], meta["name"], keys.signer.key_id]
+    if state.rebind == "rotation":
+        args.append(state.key_id)
+    log.info(REBOUND[state.rebind], *args)
+
+
+async def seal_all(memo: kopf.Memo) -> None:
+    """At the start of leading: seal what arrived while nobody led, and re-seal what an HMAC sealed
+    before the signatures (only where it verifies; each one logged). One list per kind, read as
+    stored: a seal signs the spec exactly as the API server holds it."""
+    for plural in PLURALS.values():
+        for raw in await asyncio.to_thread(keys.stored, act_kube.client(), plural):
+            await bind_seal(dict(raw), memo)
 
 
 @kopf.on.event(GROUP, VERSION, "governancepolicies", id="wake-policy")

@@ -10,8 +10,8 @@ from typing import Any
 import kopf
 import kubernetes
 
+from modelgate.act import keys
 from modelgate.act import kube as act_kube
-from modelgate.act import setup
 from modelgate.api.v1alpha1 import MetricTemplate
 from modelgate.config import OperatorConfig
 from modelgate.observe.kube import load_kube_config
@@ -66,9 +66,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     settings.networking.connect_timeout = 10
     cfg: OperatorConfig = memo["config"]
     try:
-        memo["seal_key"] = await setup.seal_key(cfg.operator_namespace, cfg.seal_secret)
-    except setup.SealKeyLost as e:
+        found = await asyncio.to_thread(keys.ensure, act_kube.client(), cfg.operator_namespace)
+    except keys.SealKeyLost as e:
         raise kopf.PermanentError(str(e)) from e  # `modelgate run` exits with this one line
+    memo["keys"] = keys.KeyStore(act_kube.client, cfg.operator_namespace, found)
+    memo["keys_task"] = asyncio.create_task(_refresh_keys(memo["keys"]), name="modelgate-keys")
     source = PrometheusSource(PrometheusConfig.from_env(cfg.prometheus_url)) if cfg.prometheus_url else None
     templates: dict[str, MetricTemplate] = memo["templates"]
     memo["monitor"] = Monitor(source, memo["wakeups"], lambda: templates)  # the leader runs it
@@ -77,14 +79,25 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     await _lead(memo, kwargs)
 
 
+async def _refresh_keys(store: keys.KeyStore) -> None:
+    """Re-read the keys every REFRESH seconds: a rotation reaches every replica without a restart."""
+    while True:
+        await asyncio.sleep(keys.REFRESH)
+        try:
+            await asyncio.to_thread(store.reload)
+        except Exception as e:  # the API server away: keep the keys known, try again
+            keys.log.warning("could not read the signing keys: %s", e)
+
+
 async def _lead(memo: kopf.Memo, indices: dict[str, Any]) -> None:
     """Lead from now on (no --leader-elect), or start the elector (runtime/leader.py)."""
-    from modelgate.handlers.indexes import write_policy_statuses
+    from modelgate.handlers.indexes import seal_all, write_policy_statuses
 
     cfg: OperatorConfig = memo["config"]
     leadership: Leadership = memo["leadership"]
     leadership.bind(Collaborators.of(memo), memo["stop_operator"])
     leadership.on_lead.append(lambda: write_policy_statuses(memo, indices["policies"]))
+    leadership.on_lead.append(lambda: seal_all(memo))
     if not cfg.leader_elect:
         await leadership.started()
         return
@@ -108,12 +121,14 @@ async def _serve_webhooks(
 
 
 @kopf.on.cleanup(id="stop-webhook-certs")
-async def stop_webhook_certs(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("webhook_cert_task")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+async def stop_background(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the webhook certificate's renewal and the keys' refresh."""
+    for name in ("webhook_cert_task", "keys_task"):
+        task = memo.get(name)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @kopf.on.cleanup(id="stop-leading")

@@ -39,7 +39,8 @@ class IndexedEvidence:
     obj: ModelApproval | ModelEvaluation | None
     """The parsed object; None when it does not parse."""
     sealed: bool | None
-    """Whether its seal verifies; None when no seal key is known (sealing not enforced)."""
+    """Whether its seals let it count (decide/seal.py `evidence`); None when no key is known
+    (sealing not enforced)."""
     kind: str = ""
     name: str = ""
 
@@ -59,12 +60,11 @@ def _parse(cls: type[T], raw: Mapping[str, Any] | None) -> T | None:
         return None
 
 
-def index_evidence(raw: Mapping[str, Any], seal_key: bytes | None) -> IndexedEvidence:
-    """Parse an approval or evaluation and verify its seal, once per watch event."""
+def index_evidence(raw: Mapping[str, Any], keys: seal.KeyRing | None) -> IndexedEvidence:
+    """Parse an approval or evaluation and check its seals, once per watch event."""
     sealed = None
-    if seal_key is not None:
-        ns = str((raw.get("metadata") or {}).get("namespace") or "")
-        sealed = seal.verify(seal_key, str(raw.get("kind")), ns, raw.get("spec") or {})
+    if keys is not None:
+        sealed = seal.evidence(raw, keys).counts
     kind = str(raw.get("kind"))
     parsed = _parse(ModelApproval, raw) if kind == "ModelApproval" else _parse(ModelEvaluation, raw)
     name = str((raw.get("metadata") or {}).get("name") or "")
@@ -133,6 +133,7 @@ def snapshot(
     readings: Readings | None = None,
     records: Mapping[Any, Any] | None = None,
     refusals: Mapping[str, Refusal] | None = None,
+    signer: seal.Signer | None = None,
 ) -> Observed:
     """Raises pydantic.ValidationError when the ModelDeployment itself does not parse. `approvals` and
     `evaluations` are the by-name indexes (does a referenced object exist, and under which key), the
@@ -174,4 +175,5 @@ def snapshot(
         readings=readings,
         records=in_force((records or {}).get((ns, md.spec.model.name)) or ()),
         refusals=refusals or {},
+        signer=signer,
     )

@@ -28,6 +28,7 @@ import pydantic
 
 from modelgate.act import audit, kube
 from modelgate.act import records as act_records
+from modelgate.act.keys import KeyStore
 from modelgate.api import conditions as c
 from modelgate.config import OperatorConfig
 from modelgate.decide import retell
@@ -103,10 +104,12 @@ class Collaborators:
     wakeups: Wakeups
     loops: Loops
     monitor: Monitor
+    keys: KeyStore | None = None
+    """The signing keys: decision records are sealed with the current one."""
 
     @classmethod
     def of(cls, memo: Mapping[str, Any]) -> Collaborators:
-        return cls(memo["config"], memo["wakeups"], memo["loops"], memo["monitor"])
+        return cls(memo["config"], memo["wakeups"], memo["loops"], memo["monitor"], memo.get("keys"))
 
 
 async def reconcile_once(
@@ -171,6 +174,7 @@ def _observe(
         readings=readings,
         records=indexes["records"],
         refusals=dict(loop.refusals),
+        signer=svc.keys.keys.signer if svc.keys is not None else None,
     )
 
 

@@ -3,8 +3,9 @@
 Identities come from the authenticated request (`userInfo`), never from what the client wrote,
 the way the API server fills a CertificateSigningRequest's username:
 - ModelApproval `spec.approvedBy` and ModelEvaluation `spec.submittedBy` are set on CREATE and
-  sealed (an HMAC over the stamped spec, see decide/seal.py); on UPDATE the stored values are put
-  back, so neither can be changed after creation.
+  sealed (the admission seal: an Ed25519 signature over the stamped spec and the time, see
+  decide/seal.py; the operator binds it to the object's name and uid once created); on UPDATE
+  the stored values are put back, so neither can be changed after creation.
 - Evidence covers one revision (`spec.model.revision`, decide/revision.py). When a client creates
   evidence without one, the webhook fills it in from the ModelDeployment(s) in the namespace that
   request this model name, version and digest, before sealing (so the seal covers it): the approver
@@ -38,6 +39,7 @@ not an object is likewise left to the schema check.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -155,7 +157,10 @@ def _stamp(
         model["revision"] = revision_for(ns, model, indexes)
         filled["model"] = model
     spec = {**dict(written), **filled, field: identity(userinfo)}
-    spec["seal"] = seal.compute(memo["seal_key"], kind, ns, spec)
+    signer = memo["keys"].keys.signer
+    if signer is None:  # every replica holds a key from its start: the Secret was emptied by hand
+        raise kopf.AdmissionError("modelgate holds no signing key: see `modelgate keys list`", code=503)
+    spec["seal"] = seal.admission_seal(signer, kind, ns, spec, dt.datetime.now(dt.UTC))
     _set_spec_fields(patch, {**filled, field: spec[field], "seal": spec["seal"]})
 
 

@@ -156,6 +156,39 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=min(seconds, MAX_DURATION.total_seconds()))
 
 
+KeyId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class SealCovers(ApiModel):
+    """The object a seal belongs to: a seal copied onto another object names the wrong one."""
+
+    kind: Annotated[str, StringConstraints(max_length=63)]
+    """Kind of the sealed object."""
+    namespace: Annotated[str, StringConstraints(max_length=63)]
+    """Namespace of the sealed object."""
+    name: Annotated[str, StringConstraints(max_length=253)] | None = None
+    """Name of the sealed object."""
+    uid: Annotated[str, StringConstraints(max_length=128)] | None = None
+    """UID of the sealed object."""
+
+
+class Seal(ApiModel):
+    """An Ed25519 signature by one of the operator's keys over what it covers and the spec without
+    spec.seal, in canonical JSON. Check it with `modelgate verify` and the trust file."""
+
+    algorithm: Literal["Ed25519"]
+    """Signature algorithm: Ed25519."""
+    key_id: KeyId
+    """Id of the signing key: the first 16 hex digits of the SHA-256 of its public key, as listed
+    in the ConfigMap modelgate-trust."""
+    signed_at: AwareDatetime
+    """When the seal was made."""
+    covers: SealCovers
+    """The object the seal belongs to."""
+    signature: Annotated[str, StringConstraints(max_length=128)]
+    """The signature, base64."""
+
+
 class Identity(ApiModel):
     """A Kubernetes user as the API server authenticated it (the request's userInfo)."""
 

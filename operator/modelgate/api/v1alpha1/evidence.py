@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
 
 from modelgate.api.v1alpha1.common import (
     AGE_COLUMN,
@@ -22,15 +22,25 @@ from modelgate.api.v1alpha1.common import (
     PrinterColumn,
     ResourceInfo,
     RiskLevel,
+    Seal,
     Text,
     Token,
     Uri,
     cel,
+    check_unique,
 )
 
 Role = Annotated[str, StringConstraints(min_length=1, max_length=63)]
-Seal = Annotated[str, StringConstraints(max_length=256)]
+AdmissionSeal = Annotated[str, StringConstraints(max_length=256)]
 Decision = Literal["approved", "rejected"]
+
+
+class EvidenceStatus(ApiModel):
+    """Written only by the operator."""
+
+    seal: Seal | None = None
+    """The operator's seal, binding the spec the admission webhook sealed to this object's name and
+    uid. The evidence counts only while a seal holds."""
 
 
 def _immutable(kind: str) -> ConfigDict:
@@ -75,9 +85,9 @@ class ModelApprovalSpec(ApiModel):
     approved_by: Identity | None = None
     """Written by the admission webhook from the authenticated user that created this object, like a
     CertificateSigningRequest's username; any value sent by the client is replaced."""
-    seal: Seal | None = None
-    """Written by the admission webhook: an HMAC over the spec and approvedBy, so the operator can
-    tell evidence that did not pass through the webhook."""
+    seal: AdmissionSeal | None = None
+    """Written by the admission webhook: a signature over the spec, approvedBy included, and the
+    time, so the operator can tell evidence that did not pass through the webhook."""
 
 
 class ModelApproval(KubeObject):
@@ -104,6 +114,8 @@ class ModelApproval(KubeObject):
     """Kind of the object: ModelApproval."""
     spec: ModelApprovalSpec
     """The decision, the artifact it is about and who made it."""
+    status: EvidenceStatus | None = None
+    """The operator's seal."""
 
 
 class Dataset(ApiModel):
@@ -115,6 +127,26 @@ class Dataset(ApiModel):
     """Where the dataset is stored."""
     digest: Digest | None = None
     """Content digest of the dataset ("sha256:" followed by 64 lowercase hex digits), when known."""
+
+
+MAX_SLICES = 256
+
+
+class EvaluationSlice(ApiModel):
+    """The metrics measured on one slice of the dataset: one group the model affects."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    """Free text naming the group, for example age=18-25 or region=EU. Unique in the list."""
+    size: int = Field(ge=0)
+    """How many examples the slice had. Policies may ignore slices smaller than minSize."""
+    metrics: dict[str, float] = Field(min_length=1, max_length=64)
+    """Metrics measured on the slice, by name, for example accuracy: 0.91, recall: 0.84."""
+
+
+SLICES_UNIQUE = cel(
+    "self.all(s, self.exists_one(t, t.name == s.name))",
+    "slice names must be unique",
+)
 
 
 class ModelEvaluationSpec(ApiModel):
@@ -132,14 +164,27 @@ class ModelEvaluationSpec(ApiModel):
     them by name."""
     evaluated_at: AwareDatetime
     """When the evaluation ran (RFC 3339). Policies with maxAge reject older evaluations."""
+    slices: list[EvaluationSlice] | None = Field(
+        None, max_length=MAX_SLICES, json_schema_extra={"x-kubernetes-validations": [SLICES_UNIQUE]}
+    )
+    """The same metrics measured per slice of the dataset (at most 256 slices, unique names), for
+    fairness requirements: a policy may require named slices, bound every slice and bound the gap
+    between the best and the worst slice (GovernancePolicy spec.evaluations[].slices)."""
+
+    @field_validator("slices")
+    @classmethod
+    def _unique_slices(cls, slices: list[EvaluationSlice] | None) -> list[EvaluationSlice] | None:
+        check_unique((s.name for s in slices or []), "slice name")
+        return slices
+
     report_uri: Uri | None = None
     """Where the full evaluation report can be read."""
     submitted_by: Identity | None = None
     """Written by the admission webhook from the authenticated user that created this object; any
     value sent by the client is replaced."""
-    seal: Seal | None = None
-    """Written by the admission webhook: an HMAC over the spec and submittedBy, so the operator can
-    tell evidence that did not pass through the webhook."""
+    seal: AdmissionSeal | None = None
+    """Written by the admission webhook: a signature over the spec, submittedBy included, and the
+    time, so the operator can tell evidence that did not pass through the webhook."""
 
 
 class ModelEvaluation(KubeObject):
@@ -166,3 +211,5 @@ class ModelEvaluation(KubeObject):
     """Kind of the object: ModelEvaluation."""
     spec: ModelEvaluationSpec
     """The artifact, the dataset and the measured metrics."""
+    status: EvidenceStatus | None = None
+    """The operator's seal."""

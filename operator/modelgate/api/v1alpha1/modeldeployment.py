@@ -23,6 +23,7 @@ from modelgate.api.v1alpha1.common import (
     ResourceInfo,
     RevisionId,
     RiskLevel,
+    Seal,
     Text,
     Token,
     Uri,
@@ -255,6 +256,12 @@ class HistoryEntry(ApiModel):
     decision: DecisionId | None = None
     """The decision's id: its Event is named `<name>.<id>`, and its audit line and ModelRecord entry
     carry it. A decision retried after a failed write keeps its id, so it is recorded once."""
+    evidence_digest: Annotated[str, StringConstraints(max_length=80)] | None = None
+    """sha256 of the decision's evidence in canonical JSON: the audit line with the same decision id
+    carries the evidence itself (names, uids, digests, approvers, readings)."""
+    seal: Seal | None = None
+    """The operator's seal over this entry (everything but the seal), covering this ModelDeployment:
+    the same signed record as the decision's audit line. `modelgate verify` checks it."""
 
 
 class RejectedDigest(ApiModel):
@@ -298,6 +305,8 @@ class ModelDeploymentStatus(ApiModel):
     """The last reading of each monitoring metric."""
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     """The newest decisions, oldest first, at most 50; older ones remain in events and the audit log."""
+    history_dropped: int | None = Field(None, ge=0)
+    """How many older decisions left history to keep it at 50; each remains in the audit log."""
     rejected_digests: list[RejectedDigest] = Field(default_factory=list, max_length=50)
     """Digests withdrawn after drift; they are not admitted again without new evidence."""
     quarantined_at: AwareDatetime | None = None
