@@ -4,6 +4,8 @@ modelgate run [--namespace NS ...] [--allow-no-policy] [--liveness-port P] [--me
 modelgate status [-n NS | -A] [NAME]
 modelgate revision -f MODELDEPLOYMENT.yaml [--policy POLICY.yaml ...]
 modelgate keys list|rotate|retire ID|export-trust [-n OPERATOR_NAMESPACE]
+modelgate report -n NS NAME --bundle FILE   # the signed evidence bundle
+modelgate verify FILE --trust TRUST.json    # offline: no cluster access
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ def _main(argv: list[str] | None) -> int:
     rp.add_argument("-n", "--namespace", default="default")
     rp.add_argument("-o", "--output", choices=["text", "json"], default="text")
     rp.add_argument("--kubeconfig", default=None)
+    rp.add_argument("--bundle", metavar="FILE", help="write the signed evidence bundle of NAME to FILE")
+    rp.add_argument(
+        "--operator-namespace",
+        default="modelgate-system",
+        help="where the operator's signing keys are (--bundle; default: %(default)s)",
+    )
+    vp = sub.add_parser("verify", help="check an evidence bundle against a trust file, offline")
+    vp.add_argument("file", help="the bundle (modelgate report --bundle)")
+    vp.add_argument("--trust", required=True, help="the trust file (modelgate keys export-trust)")
     rv = sub.add_parser(
         "revision",
         help="print the revision id a ModelDeployment manifest asks for (what evidence names in "
@@ -66,6 +77,22 @@ def _main(argv: list[str] | None) -> int:
         from modelgate.cli.run import run
 
         return run(config.from_args(args))
+    if args.command == "verify":
+        from modelgate.cli.verify import verify
+
+        return verify(args.file, args.trust, sys.stdout, sys.stderr)
+    if args.command == "report" and args.bundle:
+        from modelgate.cli.bundle import write_bundle
+
+        return write_bundle(
+            args.namespace,
+            args.name,
+            args.bundle,
+            args.operator_namespace,
+            args.kubeconfig,
+            sys.stdout,
+            sys.stderr,
+        )
     if args.command == "report":
         from modelgate.cli.report import report
 
