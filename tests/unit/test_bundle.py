@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from modelgate.cli import verify as cli_verify
-from modelgate.decide import bundle, seal, trail, verify
+from modelgate.decide import bundle, seal, trail
 from modelgate.decide.seal import Signer, Trust, TrustedKey
 
 NS = "fraud-prod"
@@ -113,7 +113,8 @@ def model_deployment(signer: Signer) -> dict[str, Any]:
                 "requirement": "evaluation accuracy (policy p)",
                 "satisfied": True,
                 "reason": "EvaluationsPassed",
-                "message": "ModelEvaluation ev (dataset fraud-holdout-2026q3, evaluated at x) reports accuracy 0.93",
+                "message": "ModelEvaluation ev (dataset fraud-holdout-2026q3, evaluated at x) reports "
+                "accuracy 0.93",
             },
         ],
         "history": history,
