@@ -43,6 +43,12 @@ def offline(tmp_path: Path) -> dict[str, str]:
     return {"KUBECONFIG": str(tmp_path / "nowhere" / "kubeconfig"), "HOME": str(tmp_path / "home")}
 
 
+def verify_file(tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """`modelgate verify` of tmp_path/name against tmp_path/trust.json, with no cluster reachable."""
+    trust = str(tmp_path / "trust.json")
+    return cli("verify", str(tmp_path / name), "--trust", trust, env=offline(tmp_path))
+
+
 def phase(kubectl: Kubectl, ns: str) -> str | None:
     return ((kubectl.get("mdep", "fraud", ns) or {}).get("status") or {}).get("phase")
 
@@ -109,9 +115,7 @@ def test_a_real_bundle_verifies_offline_and_every_edit_of_it_fails(
     actions = [r["action"] for r in doc["history"]["records"]]
     assert actions.count("Admitted") == 2, actions
 
-    ok = cli(
-        "verify", str(tmp_path / "fraud.json"), "--trust", str(tmp_path / "trust.json"), env=offline(tmp_path)
-    )
+    ok = verify_file(tmp_path, "fraud.json")
     assert ok.returncode == 0, ok.stderr
     assert f"fraud v2 {m.digest('fraud-v2')}: ModelDeployment {namespace}/fraud" in ok.stdout
     assert "was approved by bob (ethics-board) at" in ok.stdout
@@ -132,13 +136,7 @@ def test_a_real_bundle_verifies_offline_and_every_edit_of_it_fails(
         (("history", "records", 0, "message"), "history record 1"),
     ):
         (tmp_path / "tampered.json").write_text(json.dumps(edited(doc, path)))
-        res = cli(
-            "verify",
-            str(tmp_path / "tampered.json"),
-            "--trust",
-            str(tmp_path / "trust.json"),
-            env=offline(tmp_path),
-        )
+        res = verify_file(tmp_path, "tampered.json")
         assert res.returncode == 1 and res.stdout == "", res.stdout
         assert f"  BROKEN {broken}" in res.stderr and "BROKEN bundle seal" in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
@@ -155,13 +153,7 @@ def test_a_seal_replayed_onto_another_approval_fails_even_in_a_well_signed_bundl
     v2["status"]["seal"] = v1["status"]["seal"]
     resealed = bundle.sign(current_signer(kubectl), forged, dt.datetime.now(dt.UTC))
     (tmp_path / "forged.json").write_text(json.dumps(resealed))
-    res = cli(
-        "verify",
-        str(tmp_path / "forged.json"),
-        "--trust",
-        str(tmp_path / "trust.json"),
-        env=offline(tmp_path),
-    )
+    res = verify_file(tmp_path, "forged.json")
     assert res.returncode == 1
     (line,) = [ln for ln in res.stderr.splitlines() if "v2-eb: status seal" in ln]
     assert f"covers ModelApproval {namespace}/v1-eb (uid {v1['metadata']['uid']})" in line
@@ -235,7 +227,5 @@ def test_a_deleted_models_final_bundle_is_in_the_audit_log_with_its_signed_retir
     assert retired_line and retired_line[-1]["seal"] == retired["seal"]
     assert line["bundle"]["modelDeployment"]["metadata"]["deletionTimestamp"]
     (tmp_path / "final.json").write_text(json.dumps(line["bundle"]))
-    res = cli(
-        "verify", str(tmp_path / "final.json"), "--trust", str(tmp_path / "trust.json"), env=offline(tmp_path)
-    )
+    res = verify_file(tmp_path, "final.json")
     assert res.returncode == 0 and "Retired: Retired ModelDeployment fraud" in res.stdout, res.stderr

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from modelgate.decide import bundle, seal
-from tests.e2e.test_bundle import OPERATOR_NS, cli, export_trust, make_bundle, offline, serving_version
+from tests.e2e.test_bundle import OPERATOR_NS, cli, export_trust, make_bundle, serving_version, verify_file
 from tests.support import manifests as m
 from tests.support.kube import Cluster, Kubectl, create_test_namespace, wait_until
 from tests.support.operator import OperatorProcess
@@ -112,25 +112,20 @@ def test_rotation_reaches_the_running_operator_and_retirement_waits_for_the_re_s
         export_trust(cluster, tmp_path / "trust.json")
         trust = json.loads((tmp_path / "trust.json").read_text())
         assert trust["keys"][old]["retiredAt"] and "retiredAt" not in trust["keys"][new]
-
-        def verify(name: str) -> Any:
-            trust_file = str(tmp_path / "trust.json")
-            return cli("verify", str(tmp_path / name), "--trust", trust_file, env=offline(tmp_path))
-
-        res = verify("before.json")
+        res = verify_file(tmp_path, "before.json")
         assert res.returncode == 0, res.stderr  # sealed before the retirement: still holds
 
         unsealed = {k: v for k, v in before.items() if k != "seal"}
         late = bundle.sign(old_signer, unsealed, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
         (tmp_path / "late.json").write_text(json.dumps(late))
-        res = verify("late.json")
+        res = verify_file(tmp_path, "late.json")
         assert res.returncode == 1
         assert f"BROKEN bundle seal: sealed with key {old} at " in res.stderr
         assert f"that key was retired at {trust['keys'][old]['retiredAt']}" in res.stderr
 
         after = make_bundle(cluster, ns, tmp_path / "after.json")
         assert after["seal"]["keyId"] == new
-        res = verify("after.json")
+        res = verify_file(tmp_path, "after.json")
         assert res.returncode == 0, res.stderr
     finally:
         kubectl("delete", "governancepolicy", policy, "--ignore-not-found", "--wait=false")

@@ -35,6 +35,15 @@ def _message(e: ApiException) -> str:
         return str(e.reason)
 
 
+def _said(e: Exception, path: str) -> str:
+    """One line for people about what stopped the bundle."""
+    if isinstance(e, ApiException):
+        return f"the API server answered {e.status} {e.reason}: {_message(e)}"
+    if isinstance(e, OSError):
+        return f"cannot write {path}: {e.strerror or e}"
+    return str(e)
+
+
 def current_signer(client: Any, operator_namespace: str) -> Signer:
     """The key new seals use, from the operator's Secret (an admin's read)."""
     where = f"Secret {operator_namespace}/{keys.SECRET}"
@@ -76,14 +85,8 @@ def write_bundle(
         now = dt.datetime.now(dt.UTC)
         doc = bundle.sign(signer, gather(client, namespace, name, now, MADE_BY), now)
         Path(path).write_text(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    except (BundleCommandError, KubeError, LookupError, SealError) as e:
-        err.write(f"modelgate report: {e}\n")
-        return 1
-    except ApiException as e:
-        err.write(f"modelgate report: the API server answered {e.status} {e.reason}: {_message(e)}\n")
-        return 1
-    except OSError as e:
-        err.write(f"modelgate report: cannot write {path}: {e.strerror or e}\n")
+    except (BundleCommandError, KubeError, LookupError, SealError, ApiException, OSError) as e:
+        err.write(f"modelgate report: {_said(e, path)}\n")
         return 1
     out.write(
         f"wrote the evidence bundle of ModelDeployment {namespace}/{name} to {path}: "

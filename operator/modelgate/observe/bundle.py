@@ -38,7 +38,8 @@ def in_force(api_client: Any, namespace: str, model: dict[str, Any]) -> list[dic
     blocks what it selects)."""
     custom: Any = kubernetes.client.CustomObjectsApi(api_client)
     raws = {str(p["metadata"]["name"]): p for p in _items(custom, "governancepolicies")}
-    labels = kubernetes.client.CoreV1Api(api_client).read_namespace(namespace).metadata.labels or {}
+    core: Any = kubernetes.client.CoreV1Api(api_client)
+    labels = core.read_namespace(namespace).metadata.labels or {}
     risk = str(((model.get("spec") or {}).get("card") or {}).get("riskLevel") or "")
     chosen = select_policies([read_policy(p) for p in raws.values()], labels, risk)
     return [raws[p.name] for p in chosen if p.name in raws]
