@@ -2,6 +2,7 @@
 
 modelgate run [--namespace NS ...] [--allow-no-policy] [--liveness-port P] [--metrics-port P]
 modelgate status [-n NS | -A] [NAME]
+modelgate report [-n NS] [NAME] [-o json] [--html FILE [--prometheus URL]]
 modelgate revision -f MODELDEPLOYMENT.yaml [--policy POLICY.yaml ...]
 modelgate keys list|rotate|retire ID|export-trust [-n OPERATOR_NAMESPACE]
 """
@@ -9,6 +10,7 @@ modelgate keys list|rotate|retire ID|export-trust [-n OPERATOR_NAMESPACE]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from modelgate import config
@@ -40,6 +42,13 @@ def _main(argv: list[str] | None) -> int:
     rp.add_argument("-n", "--namespace", default="default")
     rp.add_argument("-o", "--output", choices=["text", "json"], default="text")
     rp.add_argument("--kubeconfig", default=None)
+    rp.add_argument("--html", metavar="FILE", help="write one model's report as a static HTML page")
+    rp.add_argument(
+        "--prometheus",
+        metavar="URL",
+        default=os.environ.get("PROMETHEUS_URL"),
+        help="Prometheus for --html's metric charts (default: $PROMETHEUS_URL)",
+    )
     rv = sub.add_parser(
         "revision",
         help="print the revision id a ModelDeployment manifest asks for (what evidence names in "
@@ -69,7 +78,9 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "report":
         from modelgate.cli.report import report
 
-        return report(args.name, args.namespace, args.output, args.kubeconfig, sys.stdout)
+        return report(
+            args.name, args.namespace, args.output, args.kubeconfig, sys.stdout, args.html, args.prometheus
+        )
     from modelgate.cli.status import status
 
     return status(args.name, None if args.all_namespaces else args.namespace, args.kubeconfig, sys.stdout)

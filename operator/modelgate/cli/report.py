@@ -3,6 +3,7 @@
     modelgate report -n fraud-prod                  # every ModelDeployment in the namespace
     modelgate report -n fraud-prod fraud-detector   # one
     modelgate report -n fraud-prod -o json          # machine-readable, same content
+    modelgate report -n fraud-prod fraud-detector --html report.html   # one page, with charts
 
 For each model: the artifact and its card, the policies in force, the evidence it references
 (approvals with their stamped approvers and seals, evaluations with their values), every gate,
@@ -17,9 +18,11 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import kubernetes
+import pydantic
 from kubernetes.client.exceptions import ApiException
 
-from modelgate.api.v1alpha1 import GROUP, VERSION, GovernancePolicy
+from modelgate.api.v1alpha1 import GROUP, VERSION, GovernancePolicy, ModelDeployment
+from modelgate.decide.monitoring import checks_for
 from modelgate.decide.policy import select_policies
 
 
@@ -45,6 +48,10 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
         labels = core.read_namespace(namespace).metadata.labels or {}
     except ApiException:
         policies, labels = [], {}
+    try:
+        templates = {t["metadata"]["name"]: t["spec"] for t in _list(custom, "metrictemplates")}
+    except ApiException:
+        templates = {}
     events = core.list_namespaced_event(namespace, field_selector="involvedObject.kind=ModelDeployment").items
     out = []
     for md in mdeps:
@@ -55,6 +62,7 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
                 "name": meta["name"],
                 "namespace": namespace,
                 "uid": meta["uid"],
+                "created": meta.get("creationTimestamp"),
                 "model": spec["model"],
                 "card": spec["card"],
                 "digestSetBy": spec.get("digestSetBy"),
@@ -70,6 +78,12 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
                 "evaluations": [
                     _evaluation(r["name"], evaluations.get(r["name"])) for r in spec.get("evaluations") or []
                 ],
+                "evaluationRequirements": [
+                    {"policy": p.name, **r.model_dump(by_alias=True, exclude_none=True)}
+                    for p in in_force
+                    for r in p.spec.evaluations
+                ],
+                **_monitoring(md, in_force, templates),
                 "gates": st.get("gates") or [],
                 "servingRevision": st.get("servingRevision"),
                 "lastKnownGood": st.get("lastKnownGood"),
@@ -78,6 +92,7 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
                 "quarantinedAt": st.get("quarantinedAt"),
                 "metrics": st.get("metrics") or [],
                 "history": st.get("history") or [],
+                "historyDropped": st.get("historyDropped"),
                 "events": [
                     {
                         "time": str(e.last_timestamp or e.event_time or e.metadata.creation_timestamp),
@@ -91,6 +106,30 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _monitoring(
+    md: Mapping[str, Any], in_force: list[GovernancePolicy], templates: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The checks the model runs (its own tightened by the policies', as the operator runs them) and
+    the MetricTemplates they use."""
+    try:
+        parsed = ModelDeployment.model_validate(
+            {k: md[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+        )
+    except pydantic.ValidationError:
+        return {"monitoring": [], "templates": {}}
+    checks = [c.model_dump(by_alias=True, exclude_none=True) for c in checks_for(parsed, in_force)]
+    used = {str(c["templateRef"]["name"]) for c in checks if c.get("templateRef")}
+    return {"monitoring": checks, "templates": {n: templates[n] for n in sorted(used) if n in templates}}
+
+
+def _seal(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Who sealed the evidence and when (its status seal, which the operator writes)."""
+    seal = (obj.get("status") or {}).get("seal")
+    return (
+        {"keyId": seal.get("keyId"), "signedAt": seal.get("signedAt")} if isinstance(seal, Mapping) else None
+    )
 
 
 def _approval(name: str, obj: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -109,6 +148,7 @@ def _approval(name: str, obj: Mapping[str, Any] | None) -> dict[str, Any]:
         "expiresAt": spec.get("expiresAt"),
         "comment": spec.get("comment"),
         "sealed": bool(spec.get("seal")),
+        "seal": _seal(obj),
     }
 
 
@@ -127,6 +167,7 @@ def _evaluation(name: str, obj: Mapping[str, Any] | None) -> dict[str, Any]:
         "submittedBy": spec.get("submittedBy"),
         "reportUri": spec.get("reportUri"),
         "sealed": bool(spec.get("seal")),
+        "seal": _seal(obj),
     }
 
 
@@ -196,7 +237,23 @@ def _rev(r: Mapping[str, Any] | None) -> str:
     return f"{r['version']} {r['digest']} image {r['image']} since {r.get('admittedAt')}" if r else "none"
 
 
-def report(name: str | None, namespace: str, output: str, kubeconfig: str | None, out: TextIO) -> int:
+def report(
+    name: str | None,
+    namespace: str,
+    output: str,
+    kubeconfig: str | None,
+    out: TextIO,
+    html: str | None = None,
+    prometheus: str | None = None,
+) -> int:
+    from modelgate.cli import htmlreport
+
+    problem = htmlreport.check_url(prometheus) if html else None
+    if html and not name:
+        problem = "--html writes one model's page: name the ModelDeployment"
+    if problem:
+        out.write(f"modelgate report: {problem}\n")
+        return 2
     try:
         kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     except Exception:
@@ -209,6 +266,12 @@ def report(name: str | None, namespace: str, output: str, kubeconfig: str | None
     except ApiException as e:
         out.write(f"modelgate report: {e.status} {e.reason}: {e.body}\n")
         return 1
+    if html:
+        try:
+            return htmlreport.write(models[0], html, prometheus, out)
+        except ValueError as e:  # the MODELGATE_PROMETHEUS_* settings
+            out.write(f"modelgate report: {e}\n")
+            return 2
     if output == "json":
         out.write(json.dumps(models, indent=2, default=str) + "\n")
     else:
