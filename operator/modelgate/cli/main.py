@@ -46,7 +46,7 @@ def _main(argv: list[str] | None) -> int:
     rp.add_argument(
         "--prometheus",
         metavar="URL",
-        default=os.environ.get("PROMETHEUS_URL"),
+        default=os.environ.get("PROMETHEUS_URL") or None,
         help="Prometheus for --html's metric charts (default: $PROMETHEUS_URL)",
     )
     rv = sub.add_parser(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Final
 
+from modelgate.api import conditions as cond
 from modelgate.cli import svg
 
 PHASE_CLASS: Final = {
@@ -50,7 +51,7 @@ code, .mono { font-family: "DejaVu Sans Mono", "Liberation Mono", Menlo, Consola
   overflow-wrap: anywhere; }
 .muted { color: #56606b; }
 .pill { display: inline-block; padding: 1px 10px; border-radius: 10px; font-size: 13px; font-weight: bold;
-  vertical-align: middle; border: 1px solid; }
+  vertical-align: middle; border: 1px solid; white-space: nowrap; }
 .ok { color: #1e6b3a; background: #e5f4ea; border-color: #9fd1b0; }
 .bad { color: #9b1c1c; background: #fbe9e9; border-color: #e6a5a5; }
 .warn { color: #8a4b00; background: #fdf1e1; border-color: #e9c18a; }
@@ -60,7 +61,7 @@ dl.facts dt { color: #56606b; }
 dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; }
 th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid #e1e5e9;
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
 th { background: #f3f5f7; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; color: #3b444d; }
 ul.checklist { list-style: none; padding: 0; margin: 0; }
 ul.checklist li { padding: 6px 8px 6px 34px; position: relative; border-bottom: 1px solid #e1e5e9; }
@@ -85,8 +86,8 @@ ol.timeline li { position: relative; padding: 4px 0 10px 16px;
   break-inside: avoid; page-break-inside: avoid; }
 ol.timeline li::before { content: ""; position: absolute; left: -8px; top: 9px; width: 11px; height: 11px;
   border-radius: 50%; background: #fff; border: 2px solid #56606b; }
-ol.timeline li.bad::before { border-color: #9b1c1c; background: #fbe9e9; }
-ol.timeline li.ok::before { border-color: #1e6b3a; background: #e5f4ea; }
+ol.timeline li.alarm::before { border-color: #9b1c1c; background: #fbe9e9; }
+ol.timeline li.good::before { border-color: #1e6b3a; background: #e5f4ea; }
 ol.timeline .when { font-weight: bold; }
 .seal { font-size: 12px; }
 footer { margin-top: 30px; padding-top: 8px; border-top: 1px solid #c9d0d6; font-size: 12px; color: #56606b; }
@@ -98,9 +99,18 @@ footer { margin-top: 30px; padding-top: 8px; border-top: 1px solid #c9d0d6; font
 }
 """
 BAD_ACTIONS: Final = frozenset(
-    {"Blocked", "CheckFailed", "RolledBack", "Quarantined", "Drifted", "Suspended"}
+    {
+        cond.ACTION_BLOCKED,
+        cond.ACTION_SUSPENDED,
+        cond.ACTION_DRIFT_DETECTED,
+        cond.ACTION_ROLLED_BACK,
+        cond.ACTION_QUARANTINED,
+        cond.ACTION_CHECK_FAILED,
+        cond.ACTION_TAMPER_REVERTED,
+    }
 )
-GOOD_ACTIONS: Final = frozenset({"Admitted", "KnownGood", "Serving"})
+"""Decisions marked red on the timeline; the admissions and passes green; the rest neutral."""
+GOOD_ACTIONS: Final = frozenset({cond.ACTION_ADMITTED, cond.ACTION_RELEASED, cond.ACTION_CHECK_PASSED})
 
 
 @dataclass(frozen=True)
@@ -351,9 +361,14 @@ def _reading(m: Mapping[str, Any], name: str) -> str:
     status = str(r.get("status"))
     cls = {"Pass": "ok", "Fail": "bad"}.get(status, "warn")
     return (
-        f'<span class="pill {cls}">{e(status)}</span> value {e(r.get("value"))}, '
+        f'<span class="pill {cls}">{e(status)}</span> value {e(_exact(r.get("value")))}, '
         f"{e(r.get('consecutiveFailures', 0))} consecutive failures, at {e(r.get('checkedAt'))}"
     )
+
+
+def _exact(value: Any) -> Any:
+    """A reading as precise as anyone compares it by hand (the JSON report has every digit)."""
+    return f"{value:.6g}" if isinstance(value, float) else value
 
 
 def monitoring(m: Mapping[str, Any], panels: Sequence[Panel]) -> str:
@@ -394,7 +409,7 @@ def timeline(m: Mapping[str, Any]) -> str:
     items = []
     for h in m.get("history") or []:
         action = str(h.get("action"))
-        cls = "bad" if action in BAD_ACTIONS else "ok" if action in GOOD_ACTIONS else ""
+        cls = "alarm" if action in BAD_ACTIONS else "good" if action in GOOD_ACTIONS else ""
         version = (h.get("revision") or {}).get("version")
         items.append(
             f'<li class="{cls}"><span class="when">{e(h.get("time"))}</span> <strong>{e(action)}</strong>'

@@ -22,6 +22,8 @@ HEIGHT: Final = 220
 LEFT, RIGHT, TOP, BOTTOM = 60, 16, 12, 30
 COLOURS: Final = ("#1f5fbf", "#2e8b57", "#8e44ad", "#b35c00", "#555555")
 THRESHOLD: Final = "#b03a2e"
+SECONDS_UNDER: Final = 3600.0
+"""Time ticks show seconds on charts shorter than this (a young model), minutes otherwise."""
 DOTS_UP_TO: Final = 40
 """Series with at most this many points also get a dot per point."""
 
@@ -105,9 +107,9 @@ def number(v: float) -> str:
     return f"{v:.4g}"
 
 
-def clock(t: float, with_date: bool = False) -> str:
+def clock(t: float, with_date: bool = False, seconds: bool = False) -> str:
     when = dt.datetime.fromtimestamp(t, dt.UTC)
-    return when.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M")
+    return when.strftime(("%Y-%m-%d " if with_date else "") + ("%H:%M:%S" if seconds else "%H:%M"))
 
 
 def _text(x: float, y: float, text: str, anchor: str = "start", cls: str = "tick") -> str:
@@ -121,10 +123,11 @@ def _axes(s: Scale) -> list[str]:
         y = s.y(v)
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         out.append(_text(LEFT - 6, y + 4, number(v), "end"))
+    short = s.t1 - s.t0 < SECONDS_UNDER
     for i in range(5):
         t = s.t0 + (s.t1 - s.t0) * i / 4
         anchor = "start" if i == 0 else "end" if i == 4 else "middle"
-        out.append(_text(s.x(t), HEIGHT - 10, clock(t, with_date=i == 0), anchor))
+        out.append(_text(s.x(t), HEIGHT - 10, clock(t, with_date=i == 0, seconds=short), anchor))
     return out
 
 
