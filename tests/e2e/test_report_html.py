@@ -14,7 +14,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 from tests.conftest import Prometheus
 from tests.support import browser
 from tests.support import manifests as m
+from tests.support.browser import Dom
 from tests.support.kube import Cluster, Kubectl, create_test_namespace, wait_until
 from tests.support.operator import OperatorProcess
 from tests.support.simulator import Simulator, simulator
@@ -36,24 +36,6 @@ COMMENT = "Reviewed the fairness report. <script>console.error('pwned')</script>
 class Served:
     namespace: str
     status: dict[str, Any]
-
-
-class Dom(HTMLParser):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-    @property
-    def words(self) -> str:
-        return " ".join(" ".join(self.text).split())
 
 
 def cli(cluster: Cluster, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

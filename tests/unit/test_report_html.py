@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from modelgate.cli import page, svg
 from modelgate.cli.htmlreport import check_url
 from modelgate.observe.ranges import CheckQuery, _matrix, _mine, check_query, window
+from tests.support.browser import Dom
 
 NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
 T0 = (NOW - dt.timedelta(days=1)).timestamp()
@@ -124,29 +124,13 @@ def panel(points: tuple[tuple[float, float], ...] = ((T0 + 60, 0.1), (T0 + 180, 
     return page.Panel("psi", "MetricTemplate psi", "max(psi)", chart(points))
 
 
-class Elements(HTMLParser):
-    """Every start tag and its attributes, and the text, as a browser's parser sees them."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
 def render(m: dict[str, Any] | None = None, panels: list[page.Panel] | None = None) -> str:
     return page.render(m or model(), [panel()] if panels is None else panels, NOW, "http://prom:9090")
 
 
 def test_hostile_values_are_shown_as_text_and_never_become_elements() -> None:
     html = render()
-    parsed = Elements(html)
+    parsed = Dom(html)
     names = {t for t, _ in parsed.tags}
     assert "script" not in names and "img" not in names, names
     assert "<script" not in html.lower() and "<img" not in html.lower()
@@ -157,7 +141,7 @@ def test_hostile_values_are_shown_as_text_and_never_become_elements() -> None:
 
 def test_the_page_fetches_nothing_no_src_href_or_url_in_css() -> None:
     html = render()
-    for tag, attrs in Elements(html).tags:
+    for tag, attrs in Dom(html).tags:
         assert not {"src", "href", "srcset", "action", "data", "background"} & set(attrs), (tag, attrs)
         assert (
             tag not in {"link", "iframe", "object", "embed", "base", "form", "meta"}
