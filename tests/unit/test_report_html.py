@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from modelgate.cli import page, svg
-from modelgate.cli.htmlreport import check_url
-from modelgate.observe.ranges import CheckQuery, _matrix, _mine, check_query, window
+from modelgate.cli.htmlreport import NO_URL, _panel, check_url
+from modelgate.observe.ranges import CheckQuery, History, RangeResult, _matrix, _mine, check_query, window
 from tests.support.browser import Dom
 
 NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
@@ -314,3 +314,55 @@ def test_an_inline_check_is_rendered_escaped_and_a_missing_template_is_a_reason(
 )
 def test_prometheus_url_must_be_http(url: str, ok: bool) -> None:
     assert (check_url(url) is None) is ok
+
+
+class FakeHistory:
+    """A HistorySource answering every range query with one fixed result."""
+
+    def __init__(self, result: RangeResult) -> None:
+        self.result = result
+        self.asked: list[tuple[CheckQuery, float]] = []
+
+    def history(self, ask: CheckQuery, start: dt.datetime, end: dt.datetime, step: float) -> RangeResult:
+        self.asked.append((ask, step))
+        return self.result
+
+
+PSI = {"name": "psi", "templateRef": {"name": "psi"}, "max": 0.25}
+
+
+def test_a_panel_draws_each_version_of_the_model_against_the_check_threshold() -> None:
+    series = (History({"version": "v1"}, ((T0, 0.1), (T0 + 120, 0.2))), History({"version": "v2"}, ()))
+    fake = FakeHistory(RangeResult("series", series))
+    p = _panel(model(), PSI, fake, NOW)
+    assert p.no_data is None and p.chart.max == 0.25
+    assert [line.label for line in p.chart.lines] == ["version v1"]  # a series without samples is left out
+    assert fake.asked[0][0] == CheckQuery(
+        "max by (namespace, model, version) (psi)", {"namespace": "fraud-prod", "model": "fraud"}
+    )
+    assert fake.asked[0][1] == 120.0  # the model is older than a day: the whole day, 720 steps
+
+
+@pytest.mark.parametrize(
+    ("result", "why"),
+    [
+        (
+            RangeResult("series", ()),
+            "Prometheus has no samples for namespace=fraud-prod, model=fraud in this window",
+        ),
+        (
+            RangeResult("unreachable", error="cannot connect to http://p: refused"),
+            "Prometheus unreachable: cannot connect to http://p: refused",
+        ),
+        (RangeResult("query-error", error="parse error"), "Prometheus query-error: parse error"),
+    ],
+)
+def test_a_panel_without_samples_says_why(result: RangeResult, why: str) -> None:
+    assert _panel(model(), PSI, FakeHistory(result), NOW).no_data == why
+
+
+def test_a_panel_without_prometheus_or_template_says_so_without_asking() -> None:
+    assert _panel(model(), PSI, None, NOW).no_data == NO_URL
+    fake = FakeHistory(RangeResult("series", ()))
+    missing = {"name": "lat", "templateRef": {"name": "gone"}, "max": 1.0}
+    assert _panel(model(), missing, fake, NOW).no_data == "MetricTemplate gone not found" and fake.asked == []

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from modelgate.cli import page, svg
 from modelgate.observe.prometheus import PrometheusConfig
-from modelgate.observe.ranges import CheckQuery, RangeSource, check_query, window
+from modelgate.observe.ranges import CheckQuery, HistorySource, RangeSource, check_query, window
 
 NO_URL = "no Prometheus URL given: pass --prometheus URL or set PROMETHEUS_URL"
 
@@ -47,7 +47,7 @@ def _label(labels: Mapping[str, str], version_label: str, i: int) -> str:
 
 
 def _panel(
-    m: Mapping[str, Any], check: Mapping[str, Any], source: RangeSource | None, now: dt.datetime
+    m: Mapping[str, Any], check: Mapping[str, Any], source: HistorySource | None, now: dt.datetime
 ) -> page.Panel:
     model = m["model"]
     version = (m.get("servingRevision") or {}).get("version") or model["version"]

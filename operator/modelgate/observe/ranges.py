@@ -16,7 +16,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from modelgate.observe.prometheus import PrometheusSource
 from modelgate.observe.promql import PromQLTemplateError, render_inline
@@ -97,6 +97,12 @@ def _mine(series: Sequence[History], identity: Mapping[str, str] | None) -> tupl
     if identity is None:
         return tuple(series)
     return tuple(s for s in series if all(s.labels.get(k) == v for k, v in identity.items()))
+
+
+class HistorySource(Protocol):
+    """Anything that answers a check's range query (a fake in unit tests). Never raises."""
+
+    def history(self, ask: CheckQuery, start: dt.datetime, end: dt.datetime, step: float) -> RangeResult: ...
 
 
 class RangeSource(PrometheusSource):
