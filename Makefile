@@ -12,9 +12,10 @@ help: ## List the targets
 deps: ## Install the virtualenv and Debian's prometheus if missing
 	@bash hack/deps.sh
 
-build: ## Build the local control plane and Helm from upstream Go modules (cached)
+build: ## Build the local control plane, Helm and gitops-health (Argo CD health, kstatus) from upstream Go modules (cached)
 	@bash hack/build.sh >/dev/null
 	@bash hack/build-helm.sh >/dev/null
+	@bash hack/build-gitops.sh >/dev/null
 
 helm: ## Build Helm from its Go module (cached) and print its path
 	@bash hack/build-helm.sh

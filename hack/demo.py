@@ -312,6 +312,20 @@ def main(argv: list[str]) -> int:
         )
     )
 
+    say(
+        "Fairness: alice applies v3, approved and 0.96 accurate overall, but 0.88 for region=LATAM "
+        "against 0.97 for region=EU; the policy's maxGap is 0.05"
+    )
+    apply_as(EX / "06-fairness" / "modeldeployment.yaml", "alice", ("fraud-team",))
+    supply_evidence(EX / "06-fairness")
+    wait_phase("Blocked", "v3", reason="SliceGapExceeded")
+    conditions("fraud-detector", "Evaluated", "Admitted")
+    print(
+        kubectl(
+            "get", "deploy", "fraud-detector", "-n", NS, "-o", "jsonpath=   still serving: {..env[1].value}\n"
+        )
+    )
+
     say("Quarantine: fraud-screener says onDrift: quarantine; it serves, then drifts")
     apply_as(EX / "05-quarantine" / "modeldeployment.yaml", "alice", ("fraud-team",))
     supply_evidence(EX / "05-quarantine")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh Debian machine, and nothing when it is there:
-# the Python virtualenv (.venv, from pyproject.toml) and Debian's prometheus and chromium. Go must be installed
+# the Python virtualenv (.venv, from pyproject.toml), Debian's prometheus and tmux. Go must be installed
 # (>= the version in hack/versions.env); the control plane itself is built by hack/build.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,19 +10,34 @@ command -v python3 >/dev/null || die "python3 is not installed; install Python >
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required, found $(python3 -V)."
 command -v go >/dev/null || die "Go is not installed; install Go >= 1.26 (apt-get install golang-go, or https://go.dev/dl)."
 
-# Debian packages the tests need: prometheus (the real server) and chromium (the HTML report is
-# rendered in a real browser, tests/e2e/test_report_html.py). Installed only when missing.
-missing=()
-command -v prometheus >/dev/null || [ -n "${PROMETHEUS_BINARY:-}" ] || missing+=(prometheus)
-command -v chromium >/dev/null || missing+=(chromium)
-if [ "${#missing[@]}" -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "${missing[*]} not installed; run: sudo apt-get install ${missing[*]}"
-  command -v apt-get >/dev/null || die "${missing[*]} not installed and apt-get is not available; install them (Prometheus >= 2.40, or set PROMETHEUS_BINARY)."
-  echo "modelgate deps: installing Debian's ${missing[*]}" >&2
+if ! command -v prometheus >/dev/null && [ -z "${PROMETHEUS_BINARY:-}" ]; then
+  [ "$(id -u)" = 0 ] || die "prometheus is not installed; run: sudo apt-get install prometheus"
+  command -v apt-get >/dev/null || die "prometheus is not installed and apt-get is not available; install Prometheus >= 2.40 and set PROMETHEUS_BINARY."
+  echo "modelgate deps: installing Debian's prometheus" >&2
   export DEBIAN_FRONTEND=noninteractive
   timeout 600 apt-get update -qq >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
-  timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
+  timeout 600 apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || die "apt-get install prometheus failed"
+fi
+
+# tmux: the terminal tests of `kubectl modelgate wait` (tests/e2e/test_plugin_terminal.py).
+if ! command -v tmux >/dev/null; then
+  [ "$(id -u)" = 0 ] || die "tmux is not installed; run: sudo apt-get install tmux"
+  command -v apt-get >/dev/null || die "tmux is not installed and apt-get is not available; install tmux."
+  echo "modelgate deps: installing Debian's tmux" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 600 apt-get update -qq >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
+  timeout 600 apt-get install -y -qq --no-install-recommends tmux >/dev/null || die "apt-get install tmux failed"
+fi
+
+# chromium: the HTML report is rendered in a real browser (tests/e2e/test_report_html.py).
+if ! command -v chromium >/dev/null; then
+  [ "$(id -u)" = 0 ] || die "chromium is not installed; run: sudo apt-get install chromium"
+  command -v apt-get >/dev/null || die "chromium is not installed and apt-get is not available; install chromium."
+  echo "modelgate deps: installing Debian's chromium" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 600 apt-get update -qq >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
+  timeout 900 apt-get install -y -qq --no-install-recommends chromium >/dev/null || die "apt-get install chromium failed"
 fi
 
 stamp="$ROOT/.venv/.installed"

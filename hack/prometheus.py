@@ -72,6 +72,21 @@ def binary() -> str:
     return found
 
 
+def promtool() -> str:
+    """promtool (rule checks and unit tests): $PROMTOOL_BINARY, the one beside the prometheus
+    binary in use (Debian's package installs both), or on PATH."""
+    found = os.environ.get("PROMTOOL_BINARY")
+    if not found:
+        beside = Path(binary()).with_name("promtool")
+        found = str(beside) if beside.is_file() else shutil.which("promtool")
+    if not found:
+        raise HackError(
+            "promtool is not installed; install it with `apt-get install prometheus` "
+            "(Debian/Ubuntu) or set PROMTOOL_BINARY"
+        )
+    return found
+
+
 def url() -> str:
     return f"http://127.0.0.1:{PORT}"
 

@@ -80,4 +80,4 @@ def test_status_prints_a_table_and_one_model_in_detail(
 def test_report_for_a_missing_model_says_so_and_fails(cluster: Cluster, namespace: str) -> None:
     res = cli(cluster, "report", "-n", namespace, "nope")
     assert res.returncode == 1
-    assert f"ModelDeployment {namespace}/nope not found" in res.stdout
+    assert f"ModelDeployment {namespace}/nope not found" in res.stderr and not res.stdout

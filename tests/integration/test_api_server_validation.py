@@ -459,6 +459,42 @@ BAD_MANIFESTS: list[tuple[str, str, Mutation, tuple[Fragment, ...]]] = [
         _set("spec.labels", {"model": "model-name"}),
         ("spec.labels.model", "should match"),
     ),
+    (
+        "evaluation-slices-duplicate-name",
+        "ModelEvaluation",
+        _set(
+            "spec.slices",
+            [
+                {"name": "region=EU", "size": 10, "metrics": {"accuracy": 0.9}},
+                {"name": "region=EU", "size": 20, "metrics": {"accuracy": 0.8}},
+            ],
+        ),
+        ("spec.slices", "slice names must be unique"),
+    ),
+    (
+        "evaluation-slice-negative-size",
+        "ModelEvaluation",
+        _set("spec.slices", [{"name": "region=EU", "size": -1, "metrics": {"accuracy": 0.9}}]),
+        ("spec.slices[0].size", "should be greater than or equal to 0"),
+    ),
+    (
+        "evaluation-too-many-slices",
+        "ModelEvaluation",
+        _set("spec.slices", [{"name": f"s{i}", "size": 1, "metrics": {"a": 1.0}} for i in range(257)]),
+        ("spec.slices", "must have at most 256 items"),
+    ),
+    (
+        "policy-slice-min-above-max",
+        "GovernancePolicy",
+        _set("spec.evaluations.0.slices", {"min": 0.9, "max": 0.5}),
+        ("spec.evaluations[0].slices.min", "min must be less than or equal to max"),
+    ),
+    (
+        "policy-slice-negative-gap",
+        "GovernancePolicy",
+        _set("spec.evaluations.0.slices", {"maxGap": -0.1}),
+        ("spec.evaluations[0].slices.maxGap", "should be greater than or equal to 0"),
+    ),
 ]
 
 

@@ -148,6 +148,7 @@ def test_the_operator_reads_secrets_only_in_its_namespace_and_touches_only_its_w
     ns_rules = roles[("Role", "modelgate-operator")]["rules"]
     assert {(r["apiGroups"][0], r["resources"][0]): sorted(r["verbs"]) for r in ns_rules} == {
         ("", "secrets"): ["create", "get", "update"],
+        ("", "configmaps"): ["create", "get", "patch"],  # modelgate-trust: the public keys
         ("coordination.k8s.io", "leases"): ["create", "get", "update"],
     }
 

@@ -18,7 +18,7 @@ EVERYTHING = (
     "--api-versions",
     "cert-manager.io/v1",
     "--set",
-    "certManager.enabled=true,serviceMonitor.enabled=true,prometheusRule.enabled=true",
+    "certManager.enabled=true,serviceMonitor.enabled=true,prometheusRule.enabled=true,grafanaDashboard.enabled=true",
     "--set",
     "networkPolicy.enabled=true,networkPolicy.controlPlaneCIDRs[0]=10.0.0.0/28,networkPolicy.nodeCIDRs[0]=10.1.0.0/16",
 )

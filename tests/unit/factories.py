@@ -701,13 +701,17 @@ class Story:
 
 def check_status(status: Mapping[str, Any], *, generation: int) -> None:
     """What every status written must be: schema-valid (the CRD's own model, extra fields refused),
-    plain JSON without NaN, kstatus-compatible (Ready present, observedGeneration current)."""
+    plain JSON without NaN, kstatus-compatible (Ready present, observedGeneration current, at most one
+    of Reconciling and Stalled)."""
     ModelDeploymentStatus.model_validate(status)
     json.dumps(status, allow_nan=False)
     assert status["observedGeneration"] == generation
     types = [x["type"] for x in status["conditions"]]
     assert c.READY in types and len(types) == len(set(types))
     assert all(x["observedGeneration"] == generation for x in status["conditions"])
+    # kstatus' abnormal-true conditions: at most one of them, and only while True.
+    kstatus = [x for x in status["conditions"] if x["type"] in (c.RECONCILING, c.STALLED)]
+    assert len(kstatus) <= 1 and all(x["status"] == c.TRUE for x in kstatus), kstatus
     assert len(status.get("history") or []) <= c.HISTORY_LIMIT
 
 

@@ -172,3 +172,49 @@ def test_plan_lists_each_distinct_query_once_with_its_readers() -> None:
     batch = MonitoringBatch.plan({"psi": tpl, "psi-copy": same_query}, reqs)
     assert batch.queries == (PSI,)
     assert [r.key.deployment for r in batch.readers[PSI]] == ["a", "b"]
+
+
+BY_REGION = 'sum by (namespace, model, version, region) (modelgate_prediction_psi{job="models"})'
+
+
+def test_a_template_grouped_by_slice_reads_the_worst_slice_and_names_it() -> None:
+    from modelgate.decide.drift import verdict
+
+    answer = QueryResult(
+        "series",
+        (
+            series(0.05, region="EU", **ident("a")),
+            series(0.31, region="LATAM", **ident("a")),
+            series(0.12, region="US", **ident("a")),
+            series(0.02, region="EU", **ident("b")),
+            series(0.04, region="US", **ident("b")),
+        ),
+    )
+    tpl = template("psi-by-region", BY_REGION, {"slice": "region"})
+    result = run(FakeSource({BY_REGION: answer}), [tpl], [request(d, uses("psi-by-region")) for d in "ab"])
+    a, b = result.samples[CheckKey("prod", "a", "psi")], result.samples[CheckKey("prod", "b", "psi")]
+    assert (a.value, a.slice) == (0.31, "region=LATAM")
+    assert verdict(a, None, 0.25).message == "value 0.31 on slice region=LATAM is above the maximum 0.25"
+    assert (b.value, b.slice) == (0.04, "region=US")  # the closest to its threshold, all passing
+    assert verdict(b, None, 0.25).message == "value 0.04 (worst slice region=US) is within value <= 0.25"
+
+
+def test_slices_against_a_minimum_pick_the_lowest_and_a_doubled_slice_is_ambiguous() -> None:
+    low = {"name": "acc", "templateRef": {"name": "acc"}, "min": 0.9}
+    answer = QueryResult(
+        "series", (series(0.95, region="EU", **ident("a")), series(0.88, region="US", **ident("a")))
+    )
+    tpl = template("acc", BY_REGION, {"slice": "region"})
+    sample = run(FakeSource({BY_REGION: answer}), [tpl], [request("a", low)]).samples[
+        CheckKey("prod", "a", "acc")
+    ]
+    assert (sample.value, sample.slice) == (0.88, "region=US")
+    doubled = QueryResult(
+        "series", (series(0.9, region="EU", **ident("a")), series(0.8, region="EU", **ident("a")))
+    )
+    sample = run(FakeSource({BY_REGION: doubled}), [tpl], [request("a", low)]).samples[
+        CheckKey("prod", "a", "acc")
+    ]
+    assert sample.error == "multiple-series" and "region='EU'" in sample.detail
+    none = run(FakeSource({BY_REGION: QueryResult("series")}), [tpl], [request("a", low)])
+    assert none.samples[CheckKey("prod", "a", "acc")].error == "empty"

@@ -60,14 +60,15 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
 
 
 @pytest.mark.parametrize(
-    ("situation", "ready", "reason", "phase"),
+    ("situation", "ready", "reason", "phase", "kstatus"),
     [
-        pytest.param(SERVING, c.TRUE, c.SERVING_READY, c.PHASE_SERVING, id="serving"),
+        pytest.param(SERVING, c.TRUE, c.SERVING_READY, c.PHASE_SERVING, None, id="serving"),
         pytest.param(
             replace(SERVING, ready=False),
             c.FALSE,
             c.ROLLOUT_IN_PROGRESS,
             c.PHASE_PROGRESSING,
+            c.RECONCILING,
             id="rolling out",
         ),
         pytest.param(
@@ -75,6 +76,7 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.TRUE,
             c.SERVING_READY,
             c.PHASE_DEGRADED,
+            None,
             id="failing below limit",
         ),
         pytest.param(
@@ -82,6 +84,7 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.TRUE,
             c.SERVING_READY,
             c.PHASE_DEGRADED,
+            None,
             id="drifted, alert only",
         ),
         pytest.param(
@@ -89,6 +92,7 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.UNKNOWN,
             c.METRICS_INCONCLUSIVE,
             c.PHASE_DEGRADED,
+            None,
             id="inconclusive",
         ),
         pytest.param(
@@ -96,6 +100,7 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.FALSE,
             c.ROLLOUT_IN_PROGRESS,
             c.PHASE_PROGRESSING,
+            c.RECONCILING,
             id="inconclusive while rolling out",
         ),
         pytest.param(
@@ -103,6 +108,7 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.FALSE,
             c.QUARANTINED_REASON,
             c.PHASE_QUARANTINED,
+            c.STALLED,
             id="quarantined",
         ),
         pytest.param(
@@ -110,6 +116,7 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.FALSE,
             c.ROLLED_BACK,
             c.PHASE_ROLLED_BACK,
+            c.STALLED,
             id="rolled back",
         ),
         pytest.param(
@@ -119,14 +126,16 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.FALSE,
             c.QUARANTINED_REASON,
             c.PHASE_QUARANTINED,
+            c.STALLED,
             id="quarantine outranks rollback",
         ),
-        pytest.param(BLOCKED, c.TRUE, c.APPROVAL_REVOKED, c.PHASE_DEGRADED, id="revoked, kept serving"),
+        pytest.param(BLOCKED, c.TRUE, c.APPROVAL_REVOKED, c.PHASE_DEGRADED, None, id="revoked, kept serving"),
         pytest.param(
             replace(BLOCKED, ready=False),
             c.FALSE,
             c.APPROVAL_REVOKED,
             c.PHASE_DEGRADED,
+            None,
             id="revoked, kept, not ready",
         ),
         pytest.param(
@@ -134,6 +143,7 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.FALSE,
             c.APPROVAL_REVOKED,
             c.PHASE_BLOCKED,
+            c.STALLED,
             id="revoked, suspended",
         ),
         pytest.param(
@@ -141,6 +151,7 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.FALSE,
             c.NOT_ADMITTED,
             c.PHASE_BLOCKED,
+            c.RECONCILING,
             id="new revision blocked",
         ),
         pytest.param(
@@ -148,33 +159,43 @@ def by_type(conds: list[Cond]) -> dict[str, Cond]:
             c.FALSE,
             c.NOT_ADMITTED,
             c.PHASE_BLOCKED,
+            c.RECONCILING,
             id="nothing serves",
+        ),
+        pytest.param(
+            replace(SERVING, refused="Deployment fraud was refused by the API server: spec.replicas"),
+            c.FALSE,
+            c.SERVING_OBJECT_INVALID,
+            c.PHASE_DEGRADED,
+            c.STALLED,
+            id="serving objects refused",
         ),
     ],
 )
-def test_ready_and_phase_summarize_the_situation(
-    situation: Situation, ready: str, reason: str, phase: str
+def test_ready_phase_and_kstatus_conditions_summarize_the_situation(
+    situation: Situation, ready: str, reason: str, phase: str, kstatus: str | None
 ) -> None:
+    """`kstatus`: the one of Reconciling (kstatus InProgress) and Stalled (kstatus Failed) present,
+    True, with Ready's reason and message; None: neither (kstatus reads Ready)."""
     conds, got_phase = conditions(situation)
 
-    assert (by_type(conds)[c.READY].status, by_type(conds)[c.READY].reason, got_phase) == (
-        ready,
-        reason,
-        phase,
-    )
+    got = by_type(conds)
+    assert (got[c.READY].status, got[c.READY].reason, got_phase) == (ready, reason, phase)
+    extra = [x for x in conds if x.type in (c.RECONCILING, c.STALLED)]
+    assert [x.type for x in extra] == ([kstatus] if kstatus else [])
+    for x in extra:
+        assert (x.status, x.reason, x.message) == (c.TRUE, got[c.READY].reason, got[c.READY].message)
 
 
-def test_every_condition_type_is_present_with_ready_first() -> None:
-    for situation in (SERVING, BLOCKED, replace(SERVING, quarantined_since="t")):
+def test_every_domain_condition_type_is_present_with_ready_first_and_kstatus_ones_last() -> None:
+    domain = [c.READY, c.APPROVED, c.EVALUATED, c.ADMITTED, c.DRIFTED, c.QUARANTINED]
+    for situation, kstatus in (
+        (SERVING, []),
+        (replace(BLOCKED, requested=V2), [c.RECONCILING]),
+        (replace(SERVING, quarantined_since="t"), [c.STALLED]),
+    ):
         conds, _ = conditions(situation)
-        assert [x.type for x in conds] == [
-            c.READY,
-            c.APPROVED,
-            c.EVALUATED,
-            c.ADMITTED,
-            c.DRIFTED,
-            c.QUARANTINED,
-        ]
+        assert [x.type for x in conds] == domain + kstatus
 
 
 def test_blocked_new_revision_says_which_revision_keeps_serving() -> None:

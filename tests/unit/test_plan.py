@@ -779,6 +779,12 @@ def test_history_keeps_the_newest_entries_only() -> None:
     assert len(p.status["history"]) == c.HISTORY_LIMIT
     assert p.status["history"][0]["message"] == "1"
     assert p.status["history"][-1]["action"] == c.ACTION_ADMITTED
+    assert p.status["historyDropped"] == 1  # each dropped entry stays in the audit log
+
+    story.status = {**p.status}
+    story.change(model(serving={"replicas": 2}))
+    again = story.run()
+    assert again.status["historyDropped"] == 1 + len(again.decisions)
 
 
 def test_spec_change_is_acknowledged_in_observed_generation() -> None:

@@ -100,11 +100,12 @@ def test_intervention_happens_exactly_when_failures_in_a_row_reach_the_limit(
     assert {r["digest"] for r in story.status.get("rejectedDigests") or []} == withdrawn
 
 
+HISTORY = {"failure_limit": st.integers(min_value=1, max_value=3), "sequence": st.lists(reading, max_size=16)}
+"""A failure limit and a history of readings for v2, which serves."""
+
+
 @settings(max_examples=100, deadline=None)
-@given(
-    failure_limit=st.integers(min_value=1, max_value=3),
-    sequence=st.lists(reading, max_size=16),
-)
+@given(**HISTORY)
 def test_any_history_of_readings_settles_into_a_state_that_writes_nothing(
     failure_limit: int, sequence: list[tuple[str, Sample]]
 ) -> None:
@@ -118,3 +119,26 @@ def test_any_history_of_readings_settles_into_a_state_that_writes_nothing(
     assert actions(again) == []
     assert again.status == settled
     assert (again.deployment, again.service, again.label_pods) == (None, None, None)
+
+
+def without_kstatus_conditions(status: dict[str, object]) -> dict[str, object]:
+    out = copy.deepcopy(status)
+    conditions = out.get("conditions")
+    assert isinstance(conditions, list)
+    out["conditions"] = [x for x in conditions if x["type"] not in (c.RECONCILING, c.STALLED)]
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(**HISTORY)
+def test_kstatus_conditions_never_cost_a_status_write_of_their_own(
+    failure_limit: int, sequence: list[tuple[str, Sample]]
+) -> None:
+    """Reconciling and Stalled follow Ready and the phase: whenever a plan's status differs from the
+    one stored before it, it differs without them too, so they add no write to any history."""
+    story = serving_v2(failure_limit, 2)
+    for _, sample in sequence:
+        before = copy.deepcopy(story.status)
+        after = story.read(sample).status
+        if after != before:
+            assert without_kstatus_conditions(after) != without_kstatus_conditions(before)

@@ -17,7 +17,15 @@ ADMITTED: Final = "Admitted"
 READY: Final = "Ready"
 DRIFTED: Final = "Drifted"
 QUARANTINED: Final = "Quarantined"
-CONDITION_TYPES: Final = (APPROVED, EVALUATED, ADMITTED, READY, DRIFTED, QUARANTINED)
+# kstatus' abnormal-true conditions (sigs.k8s.io/cli-utils pkg/kstatus), present only while True:
+# what Flux's healthChecks and `kubectl wait` read besides Ready. decide/phase.py `progress` sets them.
+RECONCILING: Final = "Reconciling"
+"""The operator is still working toward the requested revision: rolling it out, or waiting for its
+evidence (phase Progressing or Blocked). kstatus: InProgress."""
+STALLED: Final = "Stalled"
+"""The requested revision will not serve without someone acting: rolled back, quarantined,
+suspended after its evidence was withdrawn, or refused by the API server. kstatus: Failed."""
+CONDITION_TYPES: Final = (APPROVED, EVALUATED, ADMITTED, READY, DRIFTED, QUARANTINED, RECONCILING, STALLED)
 
 # Condition statuses.
 TRUE: Final = "True"
@@ -101,6 +109,10 @@ EVALUATION_STALE: Final = "EvaluationStale"
 METRIC_NOT_REPORTED: Final = "MetricNotReported"
 METRIC_BELOW_MINIMUM: Final = "MetricBelowMinimum"
 METRIC_ABOVE_MAXIMUM: Final = "MetricAboveMaximum"
+SLICE_MISSING: Final = "SliceMissing"
+SLICE_BELOW_MINIMUM: Final = "SliceBelowMinimum"
+SLICE_ABOVE_MAXIMUM: Final = "SliceAboveMaximum"
+SLICE_GAP_EXCEEDED: Final = "SliceGapExceeded"
 EVALUATOR_NOT_AUTHORIZED: Final = "EvaluatorNotAuthorized"
 
 # Reasons: evidence integrity (shared by approvals and evaluations).

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from urllib.parse import urlparse
 
 from modelgate.cli import page, svg
+from modelgate.cli.kube import CliError
 from modelgate.observe.prometheus import PrometheusConfig
 from modelgate.observe.ranges import CheckQuery, HistorySource, RangeSource, check_query, window
 
@@ -93,11 +94,13 @@ def panels(m: Mapping[str, Any], prometheus: str | None, now: dt.datetime) -> li
 
 def write(m: Mapping[str, Any], path: str, prometheus: str | None, out: TextIO) -> int:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    text = page.render(m, panels(m, prometheus, now), now, prometheus)
+    try:
+        text = page.render(m, panels(m, prometheus, now), now, prometheus)
+    except ValueError as e:  # MODELGATE_PROMETHEUS_* settings that do not go together
+        raise CliError(str(e), 2) from e
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as e:
-        out.write(f"modelgate report: cannot write {path}: {e.strerror or e}\n")
-        return 1
-    out.write(f"modelgate report: wrote {path} ({len(text.encode())} bytes)\n")
+        raise CliError(f"cannot write {path}: {e.strerror or e}") from e
+    out.write(f"wrote {path} ({len(text.encode())} bytes)\n")
     return 0

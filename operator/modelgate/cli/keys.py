@@ -5,8 +5,9 @@
     modelgate keys retire ID                  # refuses while live objects depend on ID
     modelgate keys export-trust > trust.json  # the public keys, for `modelgate verify`
 
-`export-trust` reads only the ConfigMap modelgate-trust (the auditor role may); `list` also reads
-which keys the Secret holds; `rotate` and `retire` write both (an admin's rights).
+`-n` names the operator's namespace (default modelgate-system). `export-trust` reads only the
+ConfigMap modelgate-trust (the auditor role may); `list` also reads which keys the Secret holds;
+`rotate` and `retire` write both (an admin's rights).
 """
 
 from __future__ import annotations
@@ -14,69 +15,55 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from kubernetes.client.exceptions import ApiException
 
 from modelgate.act import keys
+from modelgate.cli.kube import CliError, Session, api_error
 from modelgate.decide.seal import SealError
 
 DEFAULT_NAMESPACE = "modelgate-system"
 
 
-def add_arguments(sub: Any) -> None:
-    kp = sub.add_parser(
-        "keys", help="list, rotate and retire the operator's signing keys; export the trust file"
-    )
-    kp.add_argument(
-        "-n", "--namespace", default=DEFAULT_NAMESPACE, help="the operator's namespace (default: %(default)s)"
-    )
-    kp.add_argument("--kubeconfig", default=None)
-    kp.add_argument("--context", default=None)
-    ks = kp.add_subparsers(dest="keys_command", required=True)
-    ks.add_parser("list", help="the keys: id, created, retired, whether it signs new seals")
-    ks.add_parser("rotate", help="make a new key; new seals use it, old seals keep verifying")
-    rt = ks.add_parser("retire", help="retire a key (refused while live objects depend on it)")
-    rt.add_argument("key_id")
-    ks.add_parser("export-trust", help="print the trust file (the public keys) for `modelgate verify`")
-
-
-def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from modelgate.cli.kubeapi import KubeError, api_client
-
-    try:
-        client = api_client(args.kubeconfig, args.context)
-        return _run(args, client, out)
-    except keys.KeyCommandError as e:
-        err.write(f"modelgate keys {args.keys_command}: {e}\n")
-        return 1
-    except (KubeError, SealError) as e:
-        err.write(f"modelgate keys {args.keys_command}: {e}\n")
-        return 1
-    except ApiException as e:
-        err.write(f"modelgate keys {args.keys_command}: {_api_error(e, args.namespace)}\n")
-        return 1
-
-
-def _api_error(e: ApiException, namespace: str) -> str:
-    if e.status == 403:
-        return (
-            f"forbidden: {_message(e)} (rotate and retire need the rights of an admin of namespace "
-            f"{namespace}; export-trust needs get on ConfigMap {keys.CONFIGMAP})"
+def add_arguments(kp: argparse.ArgumentParser, connect: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The keys subcommands, each with kubectl's connection flags (`connect`); `-n` names the
+    operator's namespace."""
+    ks = kp.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
+    for name, help in (
+        ("list", "the keys: id, created, retired, whether it signs new seals"),
+        ("rotate", "make a new key; new seals use it, old seals keep verifying"),
+        ("retire", "retire a key (refused while live objects depend on it)"),
+        ("export-trust", "print the trust file (the public keys) for `modelgate verify`"),
+    ):
+        c = ks.add_parser(
+            name, help=help, description=f"{help}. -n: the operator's namespace ({DEFAULT_NAMESPACE})"
         )
-    return f"the API server answered {e.status} {e.reason}: {_message(e)}"
+        connect(c)
+        if name == "retire":
+            c.add_argument("key_id", help="the key to retire (modelgate keys list shows them)")
 
 
-def _message(e: ApiException) -> str:
+def run(session: Session, args: argparse.Namespace, out: TextIO) -> int:
+    namespace = args.namespace or DEFAULT_NAMESPACE
     try:
-        return str(json.loads(e.body or "{}").get("message") or e.reason)
-    except (ValueError, AttributeError):
-        return str(e.reason)
+        return _run(args.keys_command, getattr(args, "key_id", ""), session.api, namespace, out)
+    except (keys.KeyCommandError, SealError) as e:
+        raise CliError(f"keys {args.keys_command}: {e}") from e
+    except ApiException as e:
+        if e.status == 403:
+            raise CliError(
+                f"keys {args.keys_command}: forbidden (403): rotate and retire need an admin's rights in "
+                f"namespace {namespace}; export-trust needs get on ConfigMap {keys.CONFIGMAP} (the "
+                "modelgate-auditor role)"
+            ) from e
+        raise api_error(e, "", session) from e
 
 
-def _run(args: argparse.Namespace, client: Any, out: TextIO) -> int:
-    ns, now = args.namespace, dt.datetime.now(dt.UTC)
-    if args.keys_command == "export-trust":
+def _run(command: str, key_id: str, client: Any, ns: str, out: TextIO) -> int:
+    now = dt.datetime.now(dt.UTC)
+    if command == "export-trust":
         trust = keys.read_published(client, ns)
         if not trust.keys:
             raise keys.KeyCommandError(
@@ -84,15 +71,15 @@ def _run(args: argparse.Namespace, client: Any, out: TextIO) -> int:
             )
         out.write(json.dumps(trust.to_json(), indent=2, sort_keys=True) + "\n")
         return 0
-    if args.keys_command == "rotate":
+    if command == "rotate":
         signer = keys.rotate(client, ns, now)
         out.write(
             f"key {signer.key_id} made; new seals use it once the operator has read it (within "
             f"{int(keys.REFRESH)} s), and it re-seals the live approvals and evaluations with it\n"
         )
         return 0
-    if args.keys_command == "retire":
-        gone = keys.retire(client, ns, args.key_id, now)
+    if command == "retire":
+        gone = keys.retire(client, ns, key_id, now)
         out.write(f"key {gone.key_id} retired at {now:%Y-%m-%dT%H:%M:%SZ}\n")
         return 0
     held = keys.read(client, ns)

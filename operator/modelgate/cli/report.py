@@ -19,9 +19,11 @@ from typing import Any, TextIO
 
 import kubernetes
 import pydantic
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from modelgate.api.v1alpha1 import GROUP, VERSION, GovernancePolicy, ModelDeployment
+from modelgate.cli.kube import CliError
 from modelgate.decide.monitoring import checks_for
 from modelgate.decide.policy import select_policies
 
@@ -241,39 +243,25 @@ def report(
     name: str | None,
     namespace: str,
     output: str,
-    kubeconfig: str | None,
     out: TextIO,
     html: str | None = None,
     prometheus: str | None = None,
 ) -> int:
+    """Connected by the caller (cli/kube.py); API errors and a missing model reach it as exceptions."""
     from modelgate.cli import htmlreport
 
-    problem = htmlreport.check_url(prometheus) if html else None
     if html and not name:
-        problem = "--html writes one model's page: name the ModelDeployment"
+        raise CliError("--html writes one model's page: name the ModelDeployment", 2)
+    problem = htmlreport.check_url(prometheus) if html else None
     if problem:
-        out.write(f"modelgate report: {problem}\n")
-        return 2
-    try:
-        kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    except Exception:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    try:
-        models = gather(namespace, name)
-    except LookupError as e:
-        out.write(f"modelgate report: {e}\n")
-        return 1
-    except ApiException as e:
-        out.write(f"modelgate report: {e.status} {e.reason}: {e.body}\n")
-        return 1
+        raise CliError(problem, 2)
+    models = gather(namespace, name)
     if html:
-        try:
-            return htmlreport.write(models[0], html, prometheus, out)
-        except ValueError as e:  # the MODELGATE_PROMETHEUS_* settings
-            out.write(f"modelgate report: {e}\n")
-            return 2
+        return htmlreport.write(models[0], html, prometheus, out)
     if output == "json":
         out.write(json.dumps(models, indent=2, default=str) + "\n")
+    elif output == "yaml":
+        out.write(yaml.safe_dump(json.loads(json.dumps(models, default=str)), sort_keys=False))
     else:
         render(models, out)
     return 0

@@ -1,18 +1,32 @@
 """`modelgate status`: what a cluster admin asks first — is it serving, and if not, what is missing?
 
-modelgate status -n fraud-prod                 # one line per ModelDeployment
+modelgate status -n fraud-prod                 # one line per ModelDeployment (-o wide: and why)
 modelgate status -n fraud-prod fraud-detector  # conditions, unsatisfied gates, revisions, history
+modelgate status -A -o yaml                    # the objects, as kubectl prints them
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
-
 from modelgate.api.v1alpha1 import GROUP, VERSION
+from modelgate.cli.kube import CliError, Session, api_error
+from modelgate.cli.output import as_list, dump, table
+
+PLURAL = "modeldeployments"
+
+
+def get_model(session: Session, name: str) -> dict[str, Any]:
+    """The ModelDeployment `name` in the session's namespace; errors become CliError lines."""
+    try:
+        obj: dict[str, Any] = session.custom.get_namespaced_custom_object(
+            GROUP, VERSION, session.namespace, PLURAL, name
+        )
+    except Exception as e:
+        raise api_error(e, f"ModelDeployment {session.namespace}/{name}", session) from e
+    return obj
 
 
 def _cond(obj: Mapping[str, Any], ctype: str) -> str:
@@ -26,26 +40,38 @@ def _rev(r: Mapping[str, Any] | None) -> str:
     return f"{r['version']} ({r['digest'][:19]}…) since {r.get('admittedAt', '?')}" if r else "none"
 
 
-def render_table(items: list[Mapping[str, Any]], out: TextIO) -> None:
-    rows = [("NAMESPACE", "NAME", "MODEL", "VERSION", "PHASE", "APPROVED", "READY", "SERVING")]
+def _why(obj: Mapping[str, Any]) -> str:
+    """-o wide's REASON: the first unsatisfied gate, else the Ready condition's reason."""
+    st = obj.get("status") or {}
+    failing = [g for g in st.get("gates") or [] if not g.get("satisfied")]
+    if failing:
+        return f"{failing[0].get('reason', '')}: {failing[0].get('requirement', '')}"
+    for c in st.get("conditions") or []:
+        if c.get("type") == "Ready":
+            return str(c.get("reason", "-"))
+    return "-"
+
+
+def render_table(items: Sequence[Mapping[str, Any]], out: TextIO, wide: bool = False) -> None:
+    header = ("NAMESPACE", "NAME", "MODEL", "VERSION", "PHASE", "APPROVED", "READY", "SERVING")
+    rows: list[tuple[str, ...]] = [(*header, "DIGEST", "REASON") if wide else header]
     for o in items:
         st, spec = o.get("status") or {}, o["spec"]
         serving = (st.get("servingRevision") or {}).get("version", "-")
-        rows.append(
-            (
-                o["metadata"]["namespace"],
-                o["metadata"]["name"],
-                spec["model"]["name"],
-                spec["model"]["version"],
-                st.get("phase", "-"),
-                _cond(o, "Approved"),
-                _cond(o, "Ready"),
-                serving,
-            )
+        row: tuple[str, ...] = (
+            o["metadata"]["namespace"],
+            o["metadata"]["name"],
+            spec["model"]["name"],
+            spec["model"]["version"],
+            st.get("phase", "-"),
+            _cond(o, "Approved"),
+            _cond(o, "Ready"),
+            serving,
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        out.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
+        if wide:
+            row += (spec["model"]["digest"][:19] + "…", _why(o))
+        rows.append(row)
+    table(rows, out)
 
 
 def render_one(o: Mapping[str, Any], out: TextIO) -> None:
@@ -78,27 +104,33 @@ def render_one(o: Mapping[str, Any], out: TextIO) -> None:
             )
 
 
-def status(name: str | None, namespace: str | None, kubeconfig: str | None, out: TextIO) -> int:
-    try:
-        kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    except Exception:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    api: Any = kubernetes.client.CustomObjectsApi()
-    try:
-        if name:
-            if not namespace:
-                out.write("modelgate status: a name needs a namespace (-n)\n")
-                return 2
-            render_one(
-                api.get_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", name), out
-            )
-            return 0
-        if namespace:
-            items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments")["items"]
+def status(session: Session, args: argparse.Namespace, out: TextIO) -> int:
+    if args.name:
+        if args.all_namespaces:
+            raise CliError("a name needs one namespace: drop -A, or give -n", code=2)
+        obj = get_model(session, args.name)
+        if args.output in ("json", "yaml"):
+            dump(obj, args.output, out)
         else:
-            items = api.list_cluster_custom_object(GROUP, VERSION, "modeldeployments")["items"]
-    except ApiException as e:
-        out.write(f"modelgate status: {e.status} {e.reason}\n")
-        return 1
-    render_table(items, out)
+            render_one(obj, out)
+        return 0
+    items = list_models(session, None if args.all_namespaces else session.namespace)
+    if args.output in ("json", "yaml"):
+        dump(as_list(items), args.output, out)
+    elif not items:
+        where = "any namespace" if args.all_namespaces else f"namespace {session.namespace}"
+        out.write(f"No ModelDeployments in {where}.\n")
+    else:
+        render_table(items, out, wide=args.output == "wide")
     return 0
+
+
+def list_models(session: Session, namespace: str | None) -> list[dict[str, Any]]:
+    try:
+        if namespace:
+            res = session.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        else:
+            res = session.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+    except Exception as e:
+        raise api_error(e, "", session) from e
+    return list(res["items"])

@@ -78,14 +78,16 @@ class Sample:
     error: SampleError | None = None
     detail: str = ""
     query: str = ""
+    slice: str = ""
+    """The slice the value was read on (label=value), when the query groups by slice: the worst one."""
 
     def __post_init__(self) -> None:
         if (self.value is None) == (self.error is None):
             raise ValueError("a Sample has exactly one of value and error")
 
     @classmethod
-    def of(cls, value: float, query: str = "") -> Sample:
-        return cls(value=float(value), query=query)
+    def of(cls, value: float, query: str = "", slice: str = "") -> Sample:
+        return cls(value=float(value), query=query, slice=slice)
 
     @classmethod
     def failed(cls, error: SampleError, detail: str = "", query: str = "") -> Sample:
@@ -125,20 +127,24 @@ def verdict(sample: Sample, min: float | None, max: float | None) -> Verdict:
         return Verdict(r.METRIC_INCONCLUSIVE, NOT_A_NUMBER, "the query returned NaN")
     if math.isinf(value):
         return Verdict(r.METRIC_INCONCLUSIVE, INFINITE_VALUE, f"the query returned {value:+}")
+    on = f" on slice {sample.slice}" if sample.slice else ""
     if min is not None and value < min:
         return Verdict(
             r.METRIC_FAIL,
             r.METRIC_BELOW_MINIMUM,
-            f"value {number(value)} is below the minimum {number(min)}",
+            f"value {number(value)}{on} is below the minimum {number(min)}",
         )
     if max is not None and value > max:
         return Verdict(
             r.METRIC_FAIL,
             r.METRIC_ABOVE_MAXIMUM,
-            f"value {number(value)} is above the maximum {number(max)}",
+            f"value {number(value)}{on} is above the maximum {number(max)}",
         )
+    worst = f" (worst slice {sample.slice})" if sample.slice else ""
     return Verdict(
-        r.METRIC_PASS, WITHIN_THRESHOLDS, f"value {number(value)} is within {describe_bounds(min, max)}"
+        r.METRIC_PASS,
+        WITHIN_THRESHOLDS,
+        f"value {number(value)}{worst} is within {describe_bounds(min, max)}",
     )
 
 

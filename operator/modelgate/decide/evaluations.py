@@ -14,7 +14,8 @@ creationTimestamp (a client cannot make an old measurement young by dating it la
 Of the evaluations that count, the newest per dataset (by evaluatedAt, then by name) decides, and
 every dataset's newest must meet min <= value <= max: a newer measurement supersedes an older one
 even when the older one looked better, so the result cannot be improved by submitting or
-referencing an old favourable evaluation, nor by measuring on another dataset.
+referencing an old favourable evaluation, nor by measuring on another dataset. A requirement with
+`slices` also holds that evaluation to its slices (decide/fairness.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from modelgate.decide.evidence import (
     sealed,
     timestamp,
 )
+from modelgate.decide.fairness import check_slices, describe_slices
 
 
 def describe_requirement(req: EvaluationRequirement) -> str:
@@ -58,6 +60,8 @@ def describe_requirement(req: EvaluationRequirement) -> str:
         text += f" on dataset {req.dataset}"
     if req.max_age is not None:
         text += f", at most {req.max_age} old"
+    if req.slices is not None:
+        text += f", {describe_slices(req.slices)}"
     return text
 
 
@@ -197,7 +201,11 @@ def _threshold(evaluation: ModelEvaluation, req: EvaluationRequirement) -> tuple
         return r.METRIC_BELOW_MINIMUM, f"{reports}, below the minimum {_num(req.min)}"
     if req.max is not None and value > req.max:
         return r.METRIC_ABOVE_MAXIMUM, f"{reports}, above the maximum {_num(req.max)}"
-    return r.EVALUATIONS_PASSED, f"{reports}, meeting {describe_requirement(req)}"
+    met = f"{reports}, meeting {describe_requirement(req)}"
+    if req.slices is None:
+        return r.EVALUATIONS_PASSED, met
+    reason, slices = check_slices(evaluation.name, evaluation.spec.slices or [], req.metric, req.slices)
+    return reason, f"{met}; {slices}"
 
 
 def _measured_at(evaluation: ModelEvaluation) -> datetime:

@@ -1,7 +1,9 @@
 """The conditions and phase of a ModelDeployment, from what a plan decided. Pure.
 
 Ready summarizes the rest (Flux's kstatus convention): True only when the requested revision is
-admitted, rolled out, and neither drifted, rolled back, quarantined nor inconclusive.
+admitted, rolled out, and neither drifted, rolled back, quarantined nor inconclusive. kstatus' own
+abnormal-true conditions, Reconciling and Stalled, follow from Ready and the phase alone (`progress`),
+so they change only when those do and never cost a status write of their own.
 """
 
 from __future__ import annotations
@@ -111,7 +113,26 @@ def conditions(s: Situation) -> tuple[list[Cond], str]:
         if s.quarantined_since
         else Cond(c.QUARANTINED, c.FALSE, c.NOT_QUARANTINED, "the model is not quarantined")
     )
-    return [ready, approved, evaluated, admitted, drifted, quarantined], phase
+    return [ready, approved, evaluated, admitted, drifted, quarantined, *progress(ready, phase)], phase
+
+
+def progress(ready: Cond, phase: str) -> list[Cond]:
+    """kstatus' Reconciling or Stalled (or neither), present only while True as kstatus' abnormal-true
+    polarity has it. Stalled (kstatus Failed): the requested revision will not serve until someone
+    acts (a new approval after a rollback, quarantine or suspension; a spec the API server accepts).
+    Reconciling (kstatus InProgress): a rollout, or gates waiting for evidence, the normal way to
+    Serving. Neither: Serving, or Degraded while it serves (kstatus reads Ready: Current when True,
+    InProgress when monitoring is inconclusive). Both carry Ready's reason and message."""
+    stalled = (
+        ready.reason == c.SERVING_OBJECT_INVALID
+        or phase in (c.PHASE_ROLLED_BACK, c.PHASE_QUARANTINED)
+        or (phase == c.PHASE_BLOCKED and ready.reason == c.APPROVAL_REVOKED)
+    )
+    if stalled:
+        return [Cond(c.STALLED, c.TRUE, ready.reason, ready.message)]
+    if phase in (c.PHASE_PROGRESSING, c.PHASE_BLOCKED):
+        return [Cond(c.RECONCILING, c.TRUE, ready.reason, ready.message)]
+    return []
 
 
 def _ready(s: Situation) -> tuple[Cond, str]:

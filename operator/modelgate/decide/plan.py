@@ -122,6 +122,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         watch=_watch(md, _traffic(step4.target, choice.replicas, quarantined_at is not None), checks),
         label_pods=label_pods,
         verdicts=watching.verdicts,
+        evidence_expires_at=verdict.report.next_change if verdict.admitted else None,
     )
 
 

@@ -95,3 +95,7 @@ class Plan:
     """Label the serving pods quarantined (True) or release them (False); None: leave them."""
     verdicts: tuple[str, ...] = ()
     """The verdict of every check taken into account by this plan (for the operator's metrics)."""
+    evidence_expires_at: dt.datetime | None = None
+    """When the admitted revision's verdict next changes by itself (an approval expiring, an
+    evaluation going stale); None when it is not admitted or nothing it rests on expires. For the
+    operator's metrics: an alert warns before a serving model loses its evidence."""

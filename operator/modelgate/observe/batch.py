@@ -22,6 +22,7 @@ With N models on T templates that is T queries per interval instead of N*T (see 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ class _Identity(NamedTuple):
 
     names: tuple[str, str, str]
     values: tuple[str, str, str]
+    slice: str | None = None
+    """The label that splits a model's result by slice (MetricTemplate spec.labels.slice)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class _Reader:
     key: CheckKey
     identity: _Identity | None
     """None for an inline query: the whole result belongs to this check."""
+    bounds: tuple[float | None, float | None] = (None, None)
+    """The check's min and max: which slice is the worst."""
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,12 @@ class MonitoringBatch:
                     continue
                 labels: MetricLabels = template.spec.labels
                 identity = _Identity(
-                    (labels.namespace, labels.model, labels.version), (req.namespace, req.model, req.version)
+                    (labels.namespace, labels.model, labels.version),
+                    (req.namespace, req.model, req.version),
+                    labels.slice,
                 )
-                readers[template.spec.query].append(_Reader(req.key, identity))
+                bounds = (check.min, check.max)
+                readers[template.spec.query].append(_Reader(req.key, identity, bounds))
             elif check.query is not None:
                 try:
                     query = render_inline(check.query, req.namespace, req.model, req.version)
@@ -132,8 +140,43 @@ class MonitoringBatch:
                     if names not in indexes:
                         indexes[names] = _index(result.series, names)
                     matched = indexes[names].get(reader.identity.values, [])
-                    samples[reader.key] = _matched(matched, reader.identity, query)
+                    if reader.identity.slice is None:
+                        samples[reader.key] = _matched(matched, reader.identity, query)
+                    else:
+                        samples[reader.key] = _worst_slice(matched, reader.identity, reader.bounds, query)
         return samples
+
+
+def _worst_slice(
+    series: Sequence[Series], identity: _Identity, bounds: tuple[float | None, float | None], query: str
+) -> Sample:
+    """The reading of a model whose result is split by slice: the slice furthest past (or closest
+    to) its threshold, named; two series of one slice are ambiguous."""
+    label = str(identity.slice)
+    by_slice: dict[str, list[Series]] = defaultdict(list)
+    for s in series:
+        by_slice[s.labels.get(label, "")].append(s)
+    if not series:
+        return _matched(series, identity, query)
+    doubled = [v for v, ss in by_slice.items() if len(ss) > 1]
+    if doubled:
+        return Sample.failed(
+            "multiple-series", f"{len(by_slice[doubled[0]])} series for {label}={doubled[0]!r}", query
+        )
+    low, high = bounds
+    finite = [(v, ss[0].value) for v, ss in by_slice.items() if math.isfinite(ss[0].value)]
+    if not finite:
+        name, only = next(iter(by_slice.items()))
+        return Sample.of(only[0].value, query, f"{label}={name}")
+
+    def excess(item: tuple[str, float]) -> float:
+        value = item[1]
+        return max(
+            value - high if high is not None else -math.inf, low - value if low is not None else -math.inf
+        )
+
+    name, value = max(sorted(finite), key=excess)
+    return Sample.of(value, query, f"{label}={name}")
 
 
 @dataclass(frozen=True)

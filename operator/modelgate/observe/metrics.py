@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from modelgate.api.conditions import ADMITTED, FALSE, PHASE_BLOCKED
+from modelgate.api.v1alpha1 import MetricCheck
 
 DECISIONS = Counter("modelgate_decisions", "Decisions recorded, by action", ["action"])
 RECONCILE_SECONDS = Histogram(
@@ -24,27 +30,159 @@ LEADER = Gauge(
 )
 
 
-class _Phases(Collector):
-    """modelgate_models{phase}: how many ModelDeployments are in each phase right now."""
+QUERIES = Counter(
+    "modelgate_prometheus_queries",
+    "Prometheus queries made by the monitor, by result: ok, query-error, timeout, unreachable or bad-answer",
+    ["result"],
+)
+RECONCILE_ERRORS = Counter(
+    "modelgate_reconcile_errors",
+    "Reconcile passes that ended in an error, by kind: conflict (a write raced another), refused "
+    "(the API server refused a serving object), invalid (the object could not be parsed), failed "
+    "(anything else; the operator log has the traceback)",
+    ["error"],
+)
+for _result in ("ok", "query-error", "timeout", "unreachable", "bad-answer"):
+    QUERIES.labels(result=_result)  # a zero from the start: rate() and alerts see the series
+for _error in ("conflict", "refused", "invalid", "failed"):
+    RECONCILE_ERRORS.labels(error=_error)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the operator exports about one ModelDeployment, from the status its last pass stored."""
+
+    phase: str
+    blocked_since: float | None = None
+    """Unix time the model stopped being admitted (the Admitted condition's last flip), while Blocked."""
+    gate_failures: Mapping[str, int] = field(default_factory=dict)
+    """Unsatisfied gates by reason."""
+    evidence_expires_at: float | None = None
+    """Unix time the admitted revision's evidence next expires or goes stale."""
+    readings: tuple[tuple[str, float], ...] = ()
+    """(metric, value) of the last conclusive reading of each monitoring check."""
+    thresholds: tuple[tuple[str, str, float], ...] = ()
+    """(metric, bound: min or max, value) of each check that serving traffic is held to."""
+
+
+def model_facts(
+    status: Mapping[str, Any], checks: Iterable[MetricCheck], evidence_expires_at: dt.datetime | None
+) -> ModelFacts:
+    """The exported facts of a model, from a plan's status, the checks it monitors and when its
+    evidence expires: nothing that needs another API request."""
+    phase = str(status.get("phase"))
+    admitted = next((c for c in status.get("conditions") or [] if c.get("type") == ADMITTED), None)
+    since = None
+    if phase == PHASE_BLOCKED and admitted and admitted.get("status") == FALSE:
+        since = _unix(admitted.get("lastTransitionTime"))
+    gates = status.get("gates") or []
+    return ModelFacts(
+        phase=phase,
+        blocked_since=since,
+        gate_failures=dict(Tally(str(g.get("reason")) for g in gates if not g.get("satisfied"))),
+        evidence_expires_at=evidence_expires_at.timestamp() if evidence_expires_at else None,
+        readings=tuple(
+            (str(m["name"]), float(m["value"]))
+            for m in status.get("metrics") or []
+            if isinstance(m.get("value"), int | float)
+        ),
+        thresholds=tuple(
+            (check.name, bound, value)
+            for check in checks
+            for bound, value in (("min", check.min), ("max", check.max))
+            if value is not None
+        ),
+    )
+
+
+def _unix(text: object) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+class _Models(Collector):
+    """The ModelDeployments this replica reconciles, as gauges computed at scrape time from the facts
+    each reconcile pass left (only the leader reconciles: the other replicas export none).
+
+    modelgate_models{phase} counts them; the per-model series carry namespace and name, for alerts
+    that say which model (kube-state-metrics' style: one series per object, value 1 for its phase)."""
 
     def __init__(self) -> None:
-        self._phase: dict[tuple[str, str], str] = {}
+        self._facts: dict[tuple[str, str], ModelFacts] = {}
 
-    def observe(self, namespace: str, name: str, phase: object) -> None:
-        self._phase[(namespace, name)] = str(phase)
+    def observe(self, namespace: str, name: str, facts: ModelFacts) -> None:
+        self._facts[(namespace, name)] = facts
 
     def forget(self, namespace: str, name: str) -> None:
-        self._phase.pop((namespace, name), None)
+        self._facts.pop((namespace, name), None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        g = GaugeMetricFamily("modelgate_models", "ModelDeployments by phase", labels=["phase"])
-        for phase, n in sorted(Tally(self._phase.values()).items()):
-            g.add_metric([phase], n)
-        yield g
+        facts = sorted(dict(self._facts).items())  # a copy: reconcile passes write meanwhile
+        models = GaugeMetricFamily("modelgate_models", "ModelDeployments by phase", labels=["phase"])
+        for in_phase, n in sorted(Tally(f.phase for _, f in facts).items()):
+            models.add_metric([in_phase], n)
+        yield models
+        families = {
+            key: GaugeMetricFamily(name, doc, labels=["namespace", "name", *labels])
+            for key, (name, doc, labels) in PER_MODEL.items()
+        }
+        for (ns, name), f in facts:
+            for key, labels, value in _per_model(f):
+                families[key].add_metric([ns, name, *labels], value)
+        yield from families.values()
 
 
-PHASE = _Phases()
-REGISTRY.register(PHASE)
+PER_MODEL: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "phase": ("modelgate_model_phase", "1 for the phase each ModelDeployment is in", ("phase",)),
+    "blocked": (
+        "modelgate_model_blocked_since_timestamp_seconds",
+        "While a ModelDeployment is Blocked: the Unix time it stopped being admitted",
+        (),
+    ),
+    "gates": (
+        "modelgate_model_gate_failures",
+        "Unsatisfied admission gates of each ModelDeployment, by reason",
+        ("reason",),
+    ),
+    "expiry": (
+        "modelgate_model_evidence_expiry_timestamp_seconds",
+        "The Unix time an admitted ModelDeployment's evidence next expires (an approval's expiresAt, an "
+        "evaluation's maxAge); absent when none expires",
+        (),
+    ),
+    "readings": (
+        "modelgate_model_metric_value",
+        "The last conclusive reading of each monitoring check of a ModelDeployment",
+        ("metric",),
+    ),
+    "thresholds": (
+        "modelgate_model_metric_threshold",
+        "The thresholds (bound: min or max) each monitoring check of a serving ModelDeployment is held to",
+        ("metric", "bound"),
+    ),
+}
+"""The per-model gauges: key -> (name, help, labels after namespace and name)."""
+
+
+def _per_model(f: ModelFacts) -> Iterator[tuple[str, list[str], float]]:
+    """(PER_MODEL key, label values after namespace and name, value) of each sample of one model."""
+    yield "phase", [f.phase], 1
+    if f.blocked_since is not None:
+        yield "blocked", [], f.blocked_since
+    for reason, n in sorted(f.gate_failures.items()):
+        yield "gates", [reason], n
+    if f.evidence_expires_at is not None:
+        yield "expiry", [], f.evidence_expires_at
+    for metric, value in f.readings:
+        yield "readings", [metric], value
+    for metric, bound, threshold in f.thresholds:
+        yield "thresholds", [metric, bound], threshold
+
+
+MODELS = _Models()
+REGISTRY.register(MODELS)
 
 
 class _AsyncioTasks(Collector):

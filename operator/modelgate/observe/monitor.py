@@ -104,6 +104,7 @@ class Monitor:
                 samples = result.samples
                 for r in result.results.values():
                     metrics.QUERY_SECONDS.observe(r.elapsed)
+                    metrics.QUERIES.labels(result="ok" if r.ok else r.kind).inc()
             per_model: dict[Key, dict[str, Sample]] = defaultdict(dict)
             for check, sample in samples.items():
                 per_model[(check.namespace, check.deployment)][check.metric] = sample

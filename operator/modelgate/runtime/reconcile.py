@@ -136,7 +136,8 @@ async def reconcile_once(
     for verdict in p.verdicts:
         metrics.CHECKS.labels(verdict=verdict).inc()
     svc.monitor.watch((ns, name), p.watch)
-    metrics.PHASE.observe(ns, name, p.status.get("phase"))
+    checks = p.watch.checks if p.watch is not None else ()
+    metrics.MODELS.observe(ns, name, metrics.model_facts(p.status, checks, p.evidence_expires_at))
     if not loop.retold:  # this process's first pass: tell what a stopped one may not have told
         loop.retold = True
         await audit.retell(body, retell.recent((body.get("status") or {}).get("history") or [], now))
@@ -301,6 +302,7 @@ async def run_loop(
                     RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
                 )
             except kube.Conflict as e:
+                metrics.RECONCILE_ERRORS.labels(error="conflict").inc()
                 # Usually someone wrote in between and the watch wakes us; if it keeps happening (an
                 # object of that name that modelgate does not own), back off instead of spinning.
                 failures += 1
@@ -313,6 +315,7 @@ async def run_loop(
                 loop.min_rv.clear()
                 delay = min(60.0, 0.5 * 2.0**failures)
             except kube.Refused as e:
+                metrics.RECONCILE_ERRORS.labels(error="refused").inc()
                 # Told in status and once per refusal as an Event by the next plan; a retry meets the
                 # same answer until the spec changes (whose watch event wakes the loop at once). The
                 # status write went through: the next pass waits for it as after any pass.
@@ -322,6 +325,7 @@ async def run_loop(
                 )
                 delay = min(60.0, 0.5 * 2.0**failures)
             except pydantic.ValidationError as e:
+                metrics.RECONCILE_ERRORS.labels(error="invalid").inc()
                 log.error(f"Could not parse ModelDeployment {namespace}/{name}: {e}")
                 delay = RESYNC
             except Exception as e:
@@ -330,6 +334,7 @@ async def run_loop(
                 if kube.namespace_terminating(e):
                     log.info(f"Deferred {what}: its namespace is being deleted")
                 else:
+                    metrics.RECONCILE_ERRORS.labels(error="failed").inc()
                     log.exception(f"Reconcile of {what} failed; attempt={failures}")
                 loop.min_rv.clear()
                 delay = min(60.0, 2.0**failures)
@@ -338,6 +343,7 @@ async def run_loop(
                 await asyncio.wait_for(wake.wait(), timeout=delay)
     finally:
         svc.monitor.watch(key, None)
+        metrics.MODELS.forget(namespace, name)  # deleted, or no longer this replica's to report
 
 
 def _report_not_owned(body: Mapping[str, Any], message: str) -> None:

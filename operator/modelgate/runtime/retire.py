@@ -120,4 +120,4 @@ async def retire(
     )
     audit.record(body, decision)
     metrics.DECISIONS.labels(action=decision.action).inc()
-    metrics.PHASE.forget(ns, name)
+    metrics.MODELS.forget(ns, name)

@@ -39,6 +39,7 @@ from modelgate.api.v1alpha1.common import (
 )
 from modelgate.api.v1alpha1.evidence import (
     Dataset,
+    EvaluationSlice,
     ModelApproval,
     ModelApprovalSpec,
     ModelEvaluation,
@@ -77,6 +78,7 @@ from modelgate.api.v1alpha1.policy import (
     GovernancePolicyStatus,
     OperationalField,
     RiskLevelConfirmation,
+    SliceRequirement,
 )
 from modelgate.api.v1alpha1.record import (
     KeptPods,
@@ -137,6 +139,7 @@ __all__ = [
     "Dataset",
     "EnvVar",
     "EvaluationRequirement",
+    "EvaluationSlice",
     "GateResult",
     "GovernancePolicy",
     "GovernancePolicySpec",
@@ -181,6 +184,7 @@ __all__ = [
     "RiskLevel",
     "RiskLevelConfirmation",
     "Serving",
+    "SliceRequirement",
     "TemplateRef",
     "parse",
     "parse_duration",

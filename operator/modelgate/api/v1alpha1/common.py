@@ -232,7 +232,8 @@ class Condition(ApiModel):
     """One aspect of the object's current state, in the shape of metav1.Condition."""
 
     type: Annotated[str, StringConstraints(min_length=1, max_length=316, pattern=CONDITION_TYPE_PATTERN)]
-    """Type of condition in CamelCase: Approved, Evaluated, Admitted, Ready, Drifted or Quarantined."""
+    """Type of condition in CamelCase: Approved, Evaluated, Admitted, Ready, Drifted, Quarantined, and
+    kstatus' Reconciling and Stalled (present only while True); Valid on a GovernancePolicy."""
     status: Literal["True", "False", "Unknown"]
     """Status of the condition: True, False or Unknown."""
     observed_generation: int | None = Field(None, ge=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
 
 from modelgate.api.v1alpha1.common import (
     AGE_COLUMN,
@@ -27,6 +27,7 @@ from modelgate.api.v1alpha1.common import (
     Token,
     Uri,
     cel,
+    check_unique,
 )
 
 Role = Annotated[str, StringConstraints(min_length=1, max_length=63)]
@@ -128,6 +129,26 @@ class Dataset(ApiModel):
     """Content digest of the dataset ("sha256:" followed by 64 lowercase hex digits), when known."""
 
 
+MAX_SLICES = 256
+
+
+class EvaluationSlice(ApiModel):
+    """The metrics measured on one slice of the dataset: one group the model affects."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    """Free text naming the group, for example age=18-25 or region=EU. Unique in the list."""
+    size: int = Field(ge=0)
+    """How many examples the slice had. Policies may ignore slices smaller than minSize."""
+    metrics: dict[str, float] = Field(min_length=1, max_length=64)
+    """Metrics measured on the slice, by name, for example accuracy: 0.91, recall: 0.84."""
+
+
+SLICES_UNIQUE = cel(
+    "self.all(s, self.exists_one(t, t.name == s.name))",
+    "slice names must be unique",
+)
+
+
 class ModelEvaluationSpec(ApiModel):
     """Metrics measured for one exact model artifact on a named dataset. Immutable."""
 
@@ -143,6 +164,19 @@ class ModelEvaluationSpec(ApiModel):
     them by name."""
     evaluated_at: AwareDatetime
     """When the evaluation ran (RFC 3339). Policies with maxAge reject older evaluations."""
+    slices: list[EvaluationSlice] | None = Field(
+        None, max_length=MAX_SLICES, json_schema_extra={"x-kubernetes-validations": [SLICES_UNIQUE]}
+    )
+    """The same metrics measured per slice of the dataset (at most 256 slices, unique names), for
+    fairness requirements: a policy may require named slices, bound every slice and bound the gap
+    between the best and the worst slice (GovernancePolicy spec.evaluations[].slices)."""
+
+    @field_validator("slices")
+    @classmethod
+    def _unique_slices(cls, slices: list[EvaluationSlice] | None) -> list[EvaluationSlice] | None:
+        check_unique((s.name for s in slices or []), "slice name")
+        return slices
+
     report_uri: Uri | None = None
     """Where the full evaluation report can be read."""
     submitted_by: Identity | None = None

@@ -125,6 +125,10 @@ class MetricLabels(ApiModel):
     """Label carrying the model name (spec.model.name)."""
     version: PromLabel = "version"
     """Label carrying the model version (spec.model.version)."""
+    slice: PromLabel | None = None
+    """Label the query groups by slice of the traffic, for example region: the model then has one
+    series per slice, a check fails when any slice crosses its threshold, and the reading names the
+    worst slice. Without it the model must have exactly one series."""
 
 
 class MetricTemplateSpec(ApiModel):

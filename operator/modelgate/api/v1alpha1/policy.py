@@ -83,6 +83,32 @@ class ApprovalRequirement(ApiModel):
     """How many approvals from distinct approvers the role must give."""
 
 
+class SliceRequirement(ApiModel):
+    """Fairness: how the metric must hold on every slice of the dataset (ModelEvaluation
+    spec.slices), not only on the whole."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [THRESHOLD_RULE]})
+
+    required: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=256, json_schema_extra=LIST_SET
+    )
+    """Slices that must be reported; the model is blocked while one of them is missing."""
+    min: float | None = None
+    """Lowest acceptable value of the metric on every slice (inclusive)."""
+    max: float | None = None
+    """Highest acceptable value of the metric on every slice (inclusive)."""
+    max_gap: float | None = Field(None, ge=0)
+    """Largest acceptable difference between the best and the worst slice (a disparity bound)."""
+    min_size: int | None = Field(None, ge=0)
+    """Slices with fewer examples are ignored (the gate message says which); a required slice
+    smaller than this counts as missing."""
+
+    @model_validator(mode="after")
+    def _sane_thresholds(self) -> SliceRequirement:
+        check_thresholds(self.min, self.max)
+        return self
+
+
 class EvaluationRequirement(ApiModel):
     """A threshold an evaluated metric must meet."""
 
@@ -100,6 +126,9 @@ class EvaluationRequirement(ApiModel):
     dataset: Token | None = None
     """The dataset the metric must have been measured on (spec.dataset.name). Without it any dataset
     counts."""
+    slices: SliceRequirement | None = None
+    """Fairness: the metric per slice of the dataset (ModelEvaluation spec.slices): required slices,
+    bounds on every slice and on the gap between the best and the worst."""
 
     @model_validator(mode="after")
     def _sane_thresholds(self) -> EvaluationRequirement:
