@@ -96,6 +96,14 @@ def _merge(inner: Mapping[str, Any], outer: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _without_nulls(value: Any) -> Any:
+    """An object default without its None fields: the API server refuses a null where the schema
+    says string (an optional field left unset in a model's default, like labels.slice)."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def _flatten(node: Mapping[str, Any], defs: Mapping[str, Any], path: str) -> dict[str, Any]:
     """Remove $ref, single allOf and Optional's anyOf at this level of the schema."""
     out = dict(node)
@@ -119,6 +127,8 @@ def _flatten(node: Mapping[str, Any], defs: Mapping[str, Any], path: str) -> dic
             out["x-kubernetes-int-or-string"] = True
         else:
             raise SchemaError(f"{path}: a union other than Optional or int-or-string is not structural")
+    if isinstance(out.get("default"), Mapping):
+        out["default"] = _without_nulls(out["default"])
     if "const" in out:
         out["enum"] = [out.pop("const")]
     if not isinstance(out.get("exclusiveMinimum", True), bool):
