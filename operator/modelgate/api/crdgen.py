@@ -96,14 +96,6 @@ def _merge(inner: Mapping[str, Any], outer: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _without_nulls(value: Any) -> Any:
-    """An object default without its None fields: the API server refuses a null where the schema
-    says string (an optional field left unset in a model's default, like labels.slice)."""
-    if isinstance(value, Mapping):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    return value
-
-
 def _flatten(node: Mapping[str, Any], defs: Mapping[str, Any], path: str) -> dict[str, Any]:
     """Remove $ref, single allOf and Optional's anyOf at this level of the schema."""
     out = dict(node)
@@ -113,6 +105,8 @@ def _flatten(node: Mapping[str, Any], defs: Mapping[str, Any], path: str) -> dic
     if "allOf" in out:
         (only,) = out.pop("allOf")
         out = _merge(_flatten(only, defs, path), out)
+    if isinstance(out.get("default"), dict):  # an object default: its unset optional fields are absent
+        out["default"] = {k: v for k, v in out["default"].items() if v is not None}
     if "anyOf" in out:
         options = [o for o in out.pop("anyOf") if o != {"type": "null"}]
         if out.get("default", ...) is None:
@@ -127,8 +121,6 @@ def _flatten(node: Mapping[str, Any], defs: Mapping[str, Any], path: str) -> dic
             out["x-kubernetes-int-or-string"] = True
         else:
             raise SchemaError(f"{path}: a union other than Optional or int-or-string is not structural")
-    if isinstance(out.get("default"), Mapping):
-        out["default"] = _without_nulls(out["default"])
     if "const" in out:
         out["enum"] = [out.pop("const")]
     if not isinstance(out.get("exclusiveMinimum", True), bool):
