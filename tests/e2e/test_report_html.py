@@ -234,6 +234,7 @@ def test_prometheus_url_comes_from_the_environment(
         (["fraud", "--html", "x.html", "--prometheus", "prom:9090"], 2, "is not an http(s) URL"),
         (["fraud", "--html", "/nonexistent-dir/x.html"], 1, "cannot write /nonexistent-dir/x.html"),
         (["nope", "--html", "x.html"], 1, "not found"),
+        (["fraud", "--html", "x.html", "--bundle", "b.json"], 2, "--bundle and --html each write one file"),
     ],
 )
 def test_bad_html_arguments_get_a_clear_message_and_write_nothing(

@@ -221,6 +221,8 @@ def _report(sub: Sub) -> None:
 def _report_command(session: Session, args: argparse.Namespace, out: TextIO) -> int:
     """`modelgate report`'s own function (cli/report.py), whatever its flags, with kubectl's
     connection; its "not found" becomes the one-line error."""
+    if args.bundle and args.html:
+        raise CliError("--bundle and --html each write one file: give one of them", 2)
     if args.bundle:
         from modelgate.cli.bundle import write_bundle
 
