@@ -6,7 +6,7 @@ modelgate explain NAME                 why it is or is not serving, and who can 
 modelgate approve NAME --role R [--comment C] [--expires 30d] [--risk-level L]
 modelgate reject NAME --role R --comment C
 modelgate history NAME
-modelgate report [NAME] [-o text|json|yaml]
+modelgate report [NAME] [-o text|json|yaml] [--html FILE [--prometheus URL]]
 modelgate wait NAME --for admitted|serving|ready|blocked [--timeout 5m]
 modelgate revision -f MODELDEPLOYMENT.yaml [--policy POLICY.yaml ...]
 modelgate keys list|rotate|retire ID|export-trust [-n OPERATOR_NAMESPACE]
@@ -22,6 +22,7 @@ line on stderr; no traceback reaches a user.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import TextIO, TypeAlias
@@ -202,6 +203,13 @@ def _report(sub: Sub) -> None:
     )
     rp.add_argument("name", nargs="?", help="one ModelDeployment; default: all in the namespace")
     rp.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    rp.add_argument("--html", metavar="FILE", help="write one model's report as a static HTML page")
+    rp.add_argument(
+        "--prometheus",
+        metavar="URL",
+        default=os.environ.get("PROMETHEUS_URL") or None,
+        help="Prometheus for --html's metric charts (default: $PROMETHEUS_URL)",
+    )
     rp.add_argument("--bundle", metavar="FILE", help="write the signed evidence bundle of NAME to FILE")
     rp.add_argument(
         "--operator-namespace",
@@ -213,12 +221,14 @@ def _report(sub: Sub) -> None:
 def _report_command(session: Session, args: argparse.Namespace, out: TextIO) -> int:
     """`modelgate report`'s own function (cli/report.py), whatever its flags, with kubectl's
     connection; its "not found" becomes the one-line error."""
+    if args.bundle and args.html:
+        raise CliError("--bundle and --html each write one file: give one of them", 2)
     if args.bundle:
         from modelgate.cli.bundle import write_bundle
 
         return write_bundle(session, args.name, args.bundle, args.operator_namespace, out)
     try:
-        return report(args.name, session.namespace, args.output, out)
+        return report(args.name, session.namespace, args.output, out, args.html, args.prometheus)
     except LookupError as e:
         if type(e) is not LookupError:
             raise
