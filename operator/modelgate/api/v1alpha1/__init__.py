@@ -76,6 +76,7 @@ from modelgate.api.v1alpha1.policy import (
     GovernancePolicySpec,
     GovernancePolicyStatus,
     OperationalField,
+    Recertification,
     RiskLevelConfirmation,
 )
 from modelgate.api.v1alpha1.record import (
@@ -179,6 +180,7 @@ __all__ = [
     "RevisionId",
     "RevisionRef",
     "RiskLevel",
+    "Recertification",
     "RiskLevelConfirmation",
     "Serving",
     "TemplateRef",
