@@ -3,6 +3,7 @@
 modelgate run [--namespace NS ...] [--allow-no-policy] [--liveness-port P] [--metrics-port P]
 modelgate status [-n NS | -A] [NAME]
 modelgate revision -f MODELDEPLOYMENT.yaml [--policy POLICY.yaml ...]
+modelgate audit [--within 30d] [-o text|json]
 modelgate keys list|rotate|retire ID|export-trust [-n OPERATOR_NAMESPACE]
 """
 
@@ -52,6 +53,18 @@ def _main(argv: list[str] | None) -> int:
         default=[],
         help="GovernancePolicy manifests in force (their operationalFields); default: replicas, resources",
     )
+    au = sub.add_parser(
+        "audit",
+        help="list every model that is NotCompliant, lapsed or due for recertification, serving on stale "
+        "evidence, or quarantined; exit 1 when anything is overdue",
+    )
+    au.add_argument(
+        "--within",
+        default=None,
+        help="report approvals lapsing within this duration (30d); default: each policy's warnBefore",
+    )
+    au.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    au.add_argument("--kubeconfig", default=None)
     from modelgate.cli import keys
 
     keys.add_arguments(sub)
@@ -62,6 +75,10 @@ def _main(argv: list[str] | None) -> int:
         from modelgate.cli.revision import revision
 
         return revision(args.filename, args.policy, sys.stdout, sys.stderr)
+    if args.command == "audit":
+        from modelgate.cli.audit import audit
+
+        return audit(args.within, args.output, args.kubeconfig, sys.stdout, sys.stderr)
     if args.command == "run":
         from modelgate.cli.run import run
 

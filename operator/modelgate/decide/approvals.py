@@ -35,10 +35,9 @@ separation gate (no approval could be shown to be independent).
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from modelgate.api import conditions as r
 from datetime import datetime
 
+from modelgate.api import conditions as r
 from modelgate.api.v1alpha1 import (
     ApprovalRequirement,
     Approvers,
@@ -247,7 +246,9 @@ def _classify(
     return valid, rejections, misses
 
 
-def standing(req: ApprovalRequirement, approvals: Sequence[ModelApproval], ctx: Context) -> list[ModelApproval]:
+def standing(
+    req: ApprovalRequirement, approvals: Sequence[ModelApproval], ctx: Context
+) -> list[ModelApproval]:
     """The approvals that count for `req`, or would but for their age (maxAge), one per approver;
     none while a rejection stands (no re-approval helps then). What recertification is about."""
     valid, rejections, _ = _classify(req.model_copy(update={"max_age": None}), approvals, ctx)
