@@ -4,6 +4,7 @@ CronJob.
     modelgate audit                 # a table; exit 1 when anything is overdue
     modelgate audit --within 30d    # due soon: lapsing within 30 days (default: the policies' warnBefore)
     modelgate audit -o json
+    modelgate audit -n fraud-prod   # one namespace
 
 Lists models serving NotCompliant under onRevocation: keep, approvals lapsed (maxAge) or due soon,
 evidence older than the policy allows while serving, and quarantines (decide/findings.py). Reads
@@ -39,6 +40,7 @@ def audit(
     out: TextIO,
     err: TextIO,
     now: dt.datetime | None = None,
+    namespace: str | None = None,
 ) -> int:
     try:
         window = parse_duration(within) if within is not None else None
@@ -46,7 +48,7 @@ def audit(
         err.write(f"modelgate audit: --within: {e}\n")
         return 2
     try:
-        items = _models(kubeconfig)
+        items = _models(kubeconfig, namespace)
     except KubeError as e:
         err.write(f"modelgate audit: {e}\n")
         return 2
@@ -66,22 +68,25 @@ def audit(
     return 1 if any(f.overdue for f in found) else 0
 
 
-def _models(kubeconfig: str | None) -> list[dict[str, Any]]:
-    """Every ModelDeployment in the cluster; KubeError with one line for what went wrong."""
+def _models(kubeconfig: str | None, namespace: str | None) -> list[dict[str, Any]]:
+    """Every ModelDeployment in the cluster (or the namespace); KubeError with one line for what went
+    wrong."""
     client = api_client(kubeconfig)
     api: Any = kubernetes.client.CustomObjectsApi(client)
     host = client.configuration.host
+    plural, timeout = "modeldeployments", {"_request_timeout": TIMEOUT}
     try:
-        return list(
-            api.list_cluster_custom_object(GROUP, VERSION, "modeldeployments", _request_timeout=TIMEOUT)[
-                "items"
-            ]
-        )
+        if namespace:
+            return list(
+                api.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **timeout)["items"]
+            )
+        return list(api.list_cluster_custom_object(GROUP, VERSION, plural, **timeout)["items"])
     except ApiException as e:
         if e.status in (401, 403):
+            where = f"in {namespace}" if namespace else "cluster-wide"
             raise KubeError(
-                f"access denied listing ModelDeployments cluster-wide ({e.status} {e.reason}): the "
-                "modelgate-auditor ClusterRole is enough"
+                f"access denied listing ModelDeployments {where} "
+                f"({e.status} {e.reason}): the modelgate-auditor ClusterRole is enough"
             ) from None
         raise KubeError(f"listing ModelDeployments at {host} failed: {e.status} {e.reason}") from None
     except (urllib3.exceptions.HTTPError, OSError) as e:

@@ -63,6 +63,7 @@ def _main(argv: list[str] | None) -> int:
         default=None,
         help="report approvals lapsing within this duration (30d); default: each policy's warnBefore",
     )
+    au.add_argument("-n", "--namespace", default=None, help="one namespace; default: the whole cluster")
     au.add_argument("-o", "--output", choices=["text", "json"], default="text")
     au.add_argument("--kubeconfig", default=None)
     from modelgate.cli import keys
@@ -78,7 +79,9 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "audit":
         from modelgate.cli.audit import audit
 
-        return audit(args.within, args.output, args.kubeconfig, sys.stdout, sys.stderr)
+        return audit(
+            args.within, args.output, args.kubeconfig, sys.stdout, sys.stderr, namespace=args.namespace
+        )
     if args.command == "run":
         from modelgate.cli.run import run
 
