@@ -41,7 +41,10 @@ RETRY = 5.0
 
 
 def served(crd: Mapping[str, Any]) -> bool:
-    """Whether a PolicyReport CRD serves v1alpha2 and is Established (before, writes would 404)."""
+    """Whether a PolicyReport CRD serves v1alpha2 and is Established (before, writes would 404), and
+    is not being deleted."""
+    if (crd.get("metadata") or {}).get("deletionTimestamp"):
+        return False
     versions = (crd.get("spec") or {}).get("versions") or []
     serves = any(v.get("name") == decide.VERSION and v.get("served") for v in versions)
     conditions = (crd.get("status") or {}).get("conditions") or []
