@@ -21,12 +21,18 @@ from pathlib import Path
 
 import pytest
 from hack.launch import PROBE_ARGS, client_ca_args, install_args, probe_answered, probe_input
+from hypothesis import settings
 
 from tests.support import workers
 from tests.support.clusters import built_bin
 from tests.support.kube import Cluster, Kubectl, create_test_namespace, wait_until
 from tests.support.operator import OperatorProcess, run_operator
 from tests.support.simulator import Simulator, simulator
+
+# Properties are checked, not speed: on 2 cores shared by four workers and their control planes a
+# single example can take longer than Hypothesis' 200 ms default deadline (timing goals live in bench/).
+settings.register_profile("modelgate", deadline=None)
+settings.load_profile("modelgate")
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -107,6 +107,27 @@ def _write_line(body: Mapping[str, Any], decision: Decision, *, retold: bool = F
     _audit.info(json.dumps(line, sort_keys=True, default=str))
 
 
+def final_bundle(body: Mapping[str, Any], decision_id: str, bundle: Mapping[str, Any]) -> None:
+    """The audit line of a retired model's final evidence bundle (runtime/retire.py): `action`
+    FinalBundle, the retirement's decision id, the object, and the signed bundle under `bundle`."""
+    _configure()
+    meta = body.get("metadata") or {}
+    line = {
+        "audit": True,
+        "action": "FinalBundle",
+        "decision": decision_id,
+        "time": bundle.get("madeAt"),
+        "object": {
+            "kind": body.get("kind", "ModelDeployment"),
+            "namespace": meta.get("namespace"),
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+        },
+        "bundle": bundle,
+    }
+    _audit.info(json.dumps(line, sort_keys=True, default=str))
+
+
 def event(body: Mapping[str, Any], decision: Decision, now: dt.datetime) -> dict[str, Any]:
     """The core/v1 Event for a decision about `body`, as `kubectl describe` and `get events` show it;
     named `<object name>.<decision id>` (the name cut to fit), so that it is posted once."""

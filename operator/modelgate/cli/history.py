@@ -21,7 +21,17 @@ def history(session: Session, args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"ModelDeployment {session.namespace}/{args.name} has no decisions yet.\n")
         return 0
     wide = args.output == "wide"
-    rows = [("TIME", "ACTION", "REASON", "VERSION", "DIGEST", *(("DECISION",) if wide else ()), "MESSAGE")]
+    rows = [
+        (
+            "TIME",
+            "ACTION",
+            "REASON",
+            "VERSION",
+            "DIGEST",
+            *(("DECISION", "SEALED BY") if wide else ()),
+            "MESSAGE",
+        )
+    ]
     for h in entries:
         rev = h.get("revision") or {}
         rows.append(
@@ -31,9 +41,27 @@ def history(session: Session, args: argparse.Namespace, out: TextIO) -> int:
                 str(h.get("reason", "")),
                 str(rev.get("version", "-")),
                 str(rev.get("digest", "-"))[:19],
-                *((str(h.get("decision", "-")),) if wide else ()),
+                *(
+                    (str(h.get("decision", "-")), str((h.get("seal") or {}).get("keyId", "-")))
+                    if wide
+                    else ()
+                ),
                 str(h.get("message", "")),
             )
         )
+    dropped = int((md.get("status") or {}).get("historyDropped") or 0)
+    if dropped:
+        out.write(
+            f"{dropped} older decision(s) left status.history (kept at 50); each is in the operator's audit "
+            "log, signed (docs/auditors.md)\n"
+        )
     table(rows, out)
+    if wide:
+        out.write("Each entry is sealed by key " + ", ".join(sorted(_keys(entries)) or ["(none)"]) + "\n")
     return 0
+
+
+def _keys(entries: list[dict[str, object]]) -> set[str]:
+    return {
+        str(seal["keyId"]) for h in entries if isinstance(seal := h.get("seal"), dict) and seal.get("keyId")
+    }

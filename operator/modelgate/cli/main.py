@@ -10,6 +10,8 @@ modelgate report [NAME] [-o text|json|yaml]
 modelgate wait NAME --for admitted|serving|ready|blocked [--timeout 5m]
 modelgate revision -f MODELDEPLOYMENT.yaml [--policy POLICY.yaml ...]
 modelgate keys list|rotate|retire ID|export-trust [-n OPERATOR_NAMESPACE]
+modelgate report -n NS NAME --bundle FILE   # the signed evidence bundle
+modelgate verify FILE --trust TRUST.json    # offline: no cluster access
 
 `kubectl-modelgate` (installed with the package, so `kubectl modelgate ...` works) is the same
 parser without `run`. Every command that talks to a cluster takes kubectl's connection flags
@@ -81,6 +83,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from modelgate.cli.run import run
 
         return run(config.from_args(args))
+    if args.command == "verify":
+        from modelgate.cli.verify import verify
+
+        return verify(args.file, args.trust, sys.stdout, sys.stderr)
     command: Command = args.handler
     session = connect(args)
     try:
@@ -108,6 +114,7 @@ def build_parser(prog: str, *, plugin: bool) -> argparse.ArgumentParser:
     _wait(sub)
     _revision(sub)
     _keys(sub)
+    _verify(sub)
     return p
 
 
@@ -195,11 +202,21 @@ def _report(sub: Sub) -> None:
     )
     rp.add_argument("name", nargs="?", help="one ModelDeployment; default: all in the namespace")
     rp.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    rp.add_argument("--bundle", metavar="FILE", help="write the signed evidence bundle of NAME to FILE")
+    rp.add_argument(
+        "--operator-namespace",
+        default="modelgate-system",
+        help="where the operator's signing keys are (--bundle; default: %(default)s)",
+    )
 
 
 def _report_command(session: Session, args: argparse.Namespace, out: TextIO) -> int:
     """`modelgate report`'s own function (cli/report.py), whatever its flags, with kubectl's
     connection; its "not found" becomes the one-line error."""
+    if args.bundle:
+        from modelgate.cli.bundle import write_bundle
+
+        return write_bundle(session, args.name, args.bundle, args.operator_namespace, out)
     try:
         return report(args.name, session.namespace, args.output, out)
     except LookupError as e:
@@ -226,6 +243,14 @@ def _keys(sub: Sub) -> None:
 def _keys_command(c: argparse.ArgumentParser) -> None:
     add_connection_arguments(c)
     c.set_defaults(handler=keys.run)
+
+
+def _verify(sub: Sub) -> None:
+    vp: argparse.ArgumentParser = sub.add_parser(
+        "verify", help="check an evidence bundle against a trust file, offline (no cluster access)"
+    )
+    vp.add_argument("file", help="the bundle (modelgate report --bundle)")
+    vp.add_argument("--trust", required=True, help="the trust file (modelgate keys export-trust)")
 
 
 def _revision(sub: Sub) -> None:

@@ -304,16 +304,17 @@ def read_admission_seal(value: str, kind: str, namespace: str) -> dict[str, Any]
     }
 
 
-def check_admission(trust: Trust, raw: Mapping[str, Any]) -> str:
+def check_admission(trust: Trust, raw: Mapping[str, Any], *, live: bool = True) -> str:
     """Raise SealError unless `spec.seal` is the webhook's seal of this spec, made when this object
-    was created; return the key id."""
+    was created; return the key id. `live` as for `check`: an auditor checking a bundle after the
+    key's retirement passes False (the seal was made before it)."""
     spec = raw.get("spec") or {}
     covers = evidence_covers(raw)
     value = spec.get("seal")
     if not isinstance(value, str) or not value:
         raise SealError("unsealed: it was written past the modelgate admission webhook")
     seal = read_admission_seal(value, covers["kind"], covers["namespace"])
-    check(trust, seal, seal["covers"], unsealed_spec(spec), live=True)
+    check(trust, seal, seal["covers"], unsealed_spec(spec), live=live)
     created = parse_time((raw.get("metadata") or {}).get("creationTimestamp"), "metadata.creationTimestamp")
     sealed_at = parse_time(seal["signedAt"], "the admission seal's time")
     if not sealed_at - CLOCK_SKEW <= created <= sealed_at + ADMISSION_WINDOW:

@@ -71,7 +71,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     except keys.SealKeyLost as e:
         raise kopf.PermanentError(str(e)) from e  # `modelgate run` exits with this one line
     memo["keys"] = keys.KeyStore(act_kube.client, cfg.operator_namespace, found)
-    memo["keys_task"] = asyncio.create_task(_refresh_keys(memo["keys"]), name="modelgate-keys")
+    memo["keys_task"] = asyncio.create_task(_refresh_keys(memo), name="modelgate-keys")
     source = PrometheusSource(PrometheusConfig.from_env(cfg.prometheus_url)) if cfg.prometheus_url else None
     templates: dict[str, MetricTemplate] = memo["templates"]
     memo["monitor"] = Monitor(source, memo["wakeups"], lambda: templates)  # the leader runs it
@@ -81,14 +81,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     await _lead(memo, kwargs)
 
 
-async def _refresh_keys(store: keys.KeyStore) -> None:
-    """Re-read the keys every REFRESH seconds: a rotation reaches every replica without a restart."""
+async def _refresh_keys(memo: kopf.Memo) -> None:
+    """Re-read the keys every REFRESH seconds: a rotation reaches every replica without a restart.
+    When the current key changed, the leader re-seals the live evidence with it at once (else an
+    approval would be re-sealed only at its next watch event, and `keys retire` of the old key
+    would keep refusing)."""
+    from modelgate.handlers.indexes import seal_all
+
+    store: keys.KeyStore = memo["keys"]
+    sealed_with = store.keys.current  # becoming the leader re-seals everything anyway (_lead)
     while True:
         await asyncio.sleep(keys.REFRESH)
         try:
             await asyncio.to_thread(store.reload)
+            if store.keys.current != sealed_with and memo["leadership"].leading:
+                await seal_all(memo)
+            sealed_with = store.keys.current
         except Exception as e:  # the API server away: keep the keys known, try again
-            keys.log.warning("could not read the signing keys: %s", e)
+            keys.log.warning("could not read the signing keys or re-seal with them: %s", e)
 
 
 async def _lead(memo: kopf.Memo, indices: dict[str, Any]) -> None:

@@ -291,7 +291,8 @@ async def run_loop(
                     # Being deleted: retire it (once), then let it go; never reconcile it again.
                     if runtime_retire.retiring(body):
                         if retired != meta.get("uid"):
-                            await runtime_retire.retire(body, namespace, name, indexes["records"])
+                            signer = svc.keys.keys.signer if svc.keys is not None else None
+                            await runtime_retire.retire(body, namespace, name, indexes["records"], signer)
                             retired = meta.get("uid")
                         await runtime_retire.release(body)
                     until = None

@@ -8,10 +8,16 @@ finalizers, and write progress annotations, from every replica).
 
 A quarantined model's pods are kept for the policies' quarantineRetention: its Deployment is deleted
 orphaning them, and its ModelRecord owns them until then.
+
+The retirement is a signed decision record like every other (decide/trail.py), and the model's
+final evidence bundle (decide/bundle.py: its history plus that record, signed with the current
+key) is written to the audit log before the finalizer comes off: once the object is gone, the log
+pipeline alone still holds the whole lifecycle, checkable with `modelgate verify`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,7 +26,7 @@ from modelgate.act import audit, kube
 from modelgate.act import records as act_records
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import FINALIZER, parse_duration
-from modelgate.decide import ids
+from modelgate.decide import bundle, ids, seal, trail
 from modelgate.decide.conditions import rfc3339
 from modelgate.decide.monitoring import DEFAULT_RETENTION
 from modelgate.decide.records import in_force, record_name, retained_until
@@ -28,6 +34,9 @@ from modelgate.decide.records import keep as keep_record
 from modelgate.decide.recovery import replay
 from modelgate.decide.types import Decision
 from modelgate.observe import metrics
+from modelgate.observe.bundle import gather
+
+MADE_BY = "modelgate operator at the retirement"
 
 
 async def _keep_quarantined(
@@ -81,16 +90,19 @@ async def retire(
     namespace: str | None,
     name: str,
     records: Mapping[Any, Iterable[Mapping[str, Any]]],
+    signer: seal.Signer | None = None,
 ) -> None:
     """Remove the serving objects and record the retirement (the finalizer holds the object until
     then). A quarantined model's pods are kept for the policies' quarantineRetention: its Deployment
     is deleted orphaning them, and its ModelRecord owns them until then. A rollback or quarantine in
     the model's records (the `records` index) that its status never stored (decide/recovery.py) is
-    told of first, and such a quarantine keeps the pods too."""
+    told of first, and such a quarantine keeps the pods too. Every decision is signed with
+    `signer`; the final bundle is written last (raises when it cannot be read: the loop retries, and
+    the finalizer stays until it is written)."""
     ns = namespace or ""
     model = str((body.get("spec") or {}).get("model", {}).get("name") or "")
     recovered = replay(body, in_force(records.get((ns, model)) or ()), model)
-    for lost in recovered.decisions:
+    for lost in trail.sign(recovered.decisions, body, signer):
         audit.record(body, lost)
         metrics.DECISIONS.labels(action=lost.action).inc()
     status = dict(recovered.status)
@@ -109,15 +121,34 @@ async def retire(
             f"; kept the quarantined pods {', '.join(kept['pods']) or '(none)'} until {kept['retainUntil']} "
             f"(ModelRecord {kept['record']})"
         )
-    decision = Decision(
-        action=c.ACTION_RETIRED,
-        reason=c.RETIRING,
-        message=f"Retired ModelDeployment {name}: removed {what}",
-        time=rfc3339(now),
-        evidence={"servingRevision": serving, "removed": removed, **({"kept": kept} if kept else {})},
-        revision={"version": serving["version"], "digest": serving["digest"]} if serving else None,
-        id=decision_id,
+    (decision,) = trail.sign(
+        [
+            Decision(
+                action=c.ACTION_RETIRED,
+                reason=c.RETIRING,
+                message=f"Retired ModelDeployment {name}: removed {what}",
+                time=rfc3339(now),
+                evidence={"servingRevision": serving, "removed": removed, **({"kept": kept} if kept else {})},
+                revision={"version": serving["version"], "digest": serving["digest"]} if serving else None,
+                id=decision_id,
+            )
+        ],
+        body,
+        signer,
     )
     audit.record(body, decision)
     metrics.DECISIONS.labels(action=decision.action).inc()
+    await write_final_bundle(body, decision, signer, now)
     metrics.MODELS.forget(ns, name)
+
+
+async def write_final_bundle(
+    body: Mapping[str, Any], retired: Decision, signer: seal.Signer | None, now: dt.datetime
+) -> None:
+    """The model's last evidence bundle, as one audit line: what the API server holds now (the
+    status history), plus the retirement's own record, which no status write will store."""
+    meta = body.get("metadata") or {}
+    ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    doc = await asyncio.to_thread(gather, kube.client(), ns, name, now, MADE_BY)
+    doc["history"]["records"].append(retired.record)
+    audit.final_bundle(body, retired.id, bundle.sign(signer, doc, now) if signer else doc)
