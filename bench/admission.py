@@ -8,6 +8,12 @@ request the operator makes is counted from the API server's own record. Measures
 ModelDeployment, the time from its create call returning to Admitted=True and to Ready=True as seen
 by a watch; throughput; API requests made by the operator per admission (audit log, user agents of
 Kopf and of the operator's client); and the operator's peak RSS (VmHWM).
+
+The PolicyReport CRD (tests/fixtures/policyreports) is installed, so the operator keeps the
+namespace's PolicyReports: the bench counts their writes during the admission, then edits the
+policy so that every model fails one more gate (requiredCardFields gains `limitations`) and counts
+the writes until the reports say so (runtime/policyreports.py batches them: the goal is a few writes
+per namespace, not one per model). `--no-policy-reports` leaves the CRD out.
 Prints a Markdown block for BENCHMARKS.md.
 """
 
@@ -31,10 +37,12 @@ from bench.common import (
     CLUSTER_DIR,
     IMAGE,
     KUBECONFIG,
+    ROOT,
     cluster_down,
     cluster_up,
     digest,
     evidence,
+    kubectl,
     log,
     namespace_with_policy,
     operator,
@@ -134,17 +142,16 @@ def main() -> int:
     p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--keep", action="store_true", help="leave the bench control plane running (for analysis)")
+    p.add_argument(
+        "--no-policy-reports", action="store_true", help="without the PolicyReport CRD (no reports, no flip)"
+    )
     args = p.parse_args()
     n = args.n
     cluster_up()
-    ns = namespace_with_policy(
-        {
-            "requiredCardFields": ["owner"],
-            "separationOfDuties": True,
-            "approvals": [{"role": "ethics-board", "approvers": {"groups": ["ethics-board"]}}],
-            "evaluations": [{"metric": "accuracy", "min": 0.9, "maxAge": "30d"}],
-        }
-    )
+    if not args.no_policy_reports:
+        kubectl("apply", "--server-side", "-f", str(POLICY_REPORT_CRDS))
+        kubectl("wait", "--for=condition=Established", "-f", str(POLICY_REPORT_CRDS))
+    ns = namespace_with_policy(POLICY)
     with operator() as (proc, _metrics_port):
         mds = [
             {
@@ -197,6 +204,7 @@ def main() -> int:
         watcher.finish()
         t_admitted_all = max(watcher.admitted.values(), default=float("nan")) - t0
         t_ready_all = max(watcher.ready.values(), default=float("nan")) - t0
+        reports = None if args.no_policy_reports else policy_report_writes(ns, n, args.timeout)
         rss = peak_rss_mb(proc.pid)
         rss_now = rss_mb(proc.pid)
     time.sleep(2)  # the audit log is written in batches
@@ -204,9 +212,97 @@ def main() -> int:
     admit = [watcher.admitted[k] - created[k] for k in created if k in watcher.admitted]
     ready = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
     report(n, args.replicas, applied, admit, ready, t_admitted_all, t_ready_all, requests, rss, rss_now)
+    if reports is not None:
+        report_policy_reports(n, *reports)
     if not args.keep:
         cluster_down()
     return 0 if len(ready) == n else 1
+
+
+POLICY = {
+    "requiredCardFields": ["owner"],
+    "separationOfDuties": True,
+    "approvals": [{"role": "ethics-board", "approvers": {"groups": ["ethics-board"]}}],
+    "evaluations": [{"metric": "accuracy", "min": 0.9, "maxAge": "30d"}],
+}
+POLICY_REPORT_CRDS = ROOT / "tests" / "fixtures" / "policyreports"
+
+
+def _reports(ns: str) -> list[dict[str, Any]]:
+    items = kubectl("get", "policyreports.wgpolicyk8s.io", "-n", ns, "-o", "json").stdout
+    return list(json.loads(items)["items"])
+
+
+def _reported(ns: str, n: int, fails: int, timeout: float) -> list[dict[str, Any]]:
+    """The namespace's reports once they hold a result for each of the n models and `fails` failures."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reports = _reports(ns)
+        models = {r["resources"][0]["name"] for rep in reports for r in rep.get("results") or []}
+        if len(models) == n and sum(rep["summary"]["fail"] for rep in reports) == fails:
+            return reports
+        time.sleep(1)
+    sys.exit(f"bench: the PolicyReports of {ns} did not show {n} models with {fails} failures")
+
+
+def policy_report_writes(ns: str, n: int, timeout: float) -> tuple[int, int, int, int, float]:
+    """PolicyReport writes (audit log) during the admission, and after one policy edit that fails
+    every model's new card.limitations gate; the number of reports; seconds from the edit to the
+    reports showing it."""
+    _reported(ns, n, 0, timeout)
+    time.sleep(3)  # writes still in flight land in the admission's count
+    flip = dt.datetime.now(dt.UTC)
+    edited = {**POLICY, "requiredCardFields": ["owner", "limitations"]}
+    patch = json.dumps({"spec": edited})
+    t0 = time.monotonic()
+    kubectl("patch", "governancepolicy", f"bench-{ns}", "--type", "merge", "-p", patch)
+    reports = _reported(ns, n, n, timeout)
+    shown = time.monotonic() - t0
+    time.sleep(5)  # any write after the reports showed it would be counted too
+    time.sleep(2)  # the audit log is written in batches
+    before = sum(count_report_writes(None, ns, until=flip).values())
+    after = sum(count_report_writes(flip, ns).values())
+    return before, after, len(reports), sum(len(r["results"]) for r in reports), shown
+
+
+def count_report_writes(
+    since: dt.datetime | None, ns: str, until: dt.datetime | None = None
+) -> dict[str, int]:
+    """The operator's PolicyReport writes in `ns` between `since` and `until` (audit log)."""
+    counts: dict[str, int] = {}
+    with open(CLUSTER_DIR / "logs" / "audit.log") as f:
+        for line in f:
+            ev = json.loads(line)
+            ref = ev.get("objectRef") or {}
+            if ref.get("resource") != "policyreports" or ref.get("namespace") != ns:
+                continue
+            if not ev.get("userAgent", "").startswith(OPERATOR_AGENTS) or ev.get("verb") in (
+                "get",
+                "list",
+                "watch",
+            ):
+                continue
+            when = dt.datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00"))
+            if (since and when < since) or (until and when >= until):
+                continue
+            counts[ev["verb"]] = counts.get(ev["verb"], 0) + 1
+    return counts
+
+
+def report_policy_reports(n: int, before: int, after: int, shards: int, results: int, shown: float) -> None:
+    print(
+        "\n".join(
+            [
+                "",
+                "| PolicyReports (one namespace) | value |",
+                "| --- | --- |",
+                f"| writes during the admission of {n} models | {before} |",
+                f"| writes after one policy edit failing all {n} (requiredCardFields + limitations) | {after} |",
+                f"| edit to reports showing {n} failures | {shown:.1f} s |",
+                f"| reports (shards of ~1 MB) / results | {shards} / {results} |",
+            ]
+        )
+    )
 
 
 def count_operator_requests(since: dt.datetime, ns: str) -> dict[str, int]:

@@ -57,7 +57,9 @@ def expected(obj: dict[str, Any], policy: str) -> set[tuple[str, str, str, str]]
     for g in obj["status"]["gates"]:
         owned = OWNED.match(g["requirement"])
         rule = owned["rule"] if owned else g["requirement"]
-        out.add((owned["policy"] if owned else policy, rule, "pass" if g["satisfied"] else "fail", g["message"]))
+        out.add(
+            (owned["policy"] if owned else policy, rule, "pass" if g["satisfied"] else "fail", g["message"])
+        )
     return out
 
 
@@ -112,7 +114,9 @@ def test_a_namespace_report_has_one_result_per_model_per_gate_and_follows_their_
     )
     assert rep["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "modelgate"
     results = rep["results"]
-    counts = {k: sum(1 for r in results if r["result"] == k) for k in ("pass", "fail", "warn", "error", "skip")}
+    counts = {
+        k: sum(1 for r in results if r["result"] == k) for k in ("pass", "fail", "warn", "error", "skip")
+    }
     assert rep["summary"] == counts and counts["fail"] > 0 and counts["pass"] > 0
     rules = {r["rule"] for r in results}
     assert {"card.owner", "card.intendedUse", "approval role=ethics-board", "evaluation accuracy"} <= rules
@@ -131,9 +135,11 @@ def test_a_namespace_report_has_one_result_per_model_per_gate_and_follows_their_
     wait_phase(kubectl, namespace, "Serving", "churn")
     rep = wait_until(
         "churn's results to pass",
-        lambda: (r := report_matches(kubectl, namespace, policy_name, "fraud", "churn"))
-        and r["summary"]["fail"] == 0
-        and r,
+        lambda: (
+            (r := report_matches(kubectl, namespace, policy_name, "fraud", "churn"))
+            and r["summary"]["fail"] == 0
+            and r
+        ),
     )
     assert [r for r in rep["results"] if r["resources"][0]["name"] == "fraud"] == before
     assert rep["summary"]["pass"] == len(rep["results"])
@@ -161,7 +167,9 @@ def test_removing_the_crd_breaks_nothing_and_installing_it_brings_the_reports_ba
     kubectl("delete", "crd", CRDS[0], "--wait=true", timeout=180)
     wait_until(
         "the operator to notice the CRD is gone",
-        lambda: any("Lost the PolicyReport CRD" in line.get("message", "") for line in log_since(operator, offset)),
+        lambda: any(
+            "Lost the PolicyReport CRD" in line.get("message", "") for line in log_since(operator, offset)
+        ),
     )
     # models are still admitted without it
     m.approve(kubectl, m.approval("churn-ethics", namespace, "churn"))

@@ -119,7 +119,12 @@ def _recertification(warn_at: str) -> dict[str, Any]:
             "dueAt": "2026-12-10T00:00:00Z",
             "warnAt": warn_at,
             "requirements": [
-                {"policy": "alpha", "role": "ethics-board", "dueAt": "2026-12-10T00:00:00Z", "warnAt": warn_at}
+                {
+                    "policy": "alpha",
+                    "role": "ethics-board",
+                    "dueAt": "2026-12-10T00:00:00Z",
+                    "warnAt": warn_at,
+                }
             ],
         }
     }
@@ -207,9 +212,12 @@ def test_results_too_large_for_one_object_are_split_into_shards_one_model_in_one
     assert sorted(set(owners)) == sorted(f"m{i}" for i in range(40))
     for w in wanted.values():  # every model's results in one shard only
         names = {r["resources"][0]["name"] for r in w["results"]}
-        assert all(n not in names for other in wanted.values() if other is not w for n in {
-            r["resources"][0]["name"] for r in other["results"]
-        })
+        assert all(
+            n not in names
+            for other in wanted.values()
+            if other is not w
+            for n in {r["resources"][0]["name"] for r in other["results"]}
+        )
     flipped = [model("m7", approvals=["eb"]) if m.body["metadata"]["name"] == "m7" else m for m in models]
     plan = pr.writes(wanted, pr.reports(NAMESPACE, flipped, wanted, NOW, budget=one * 12))
     assert len(plan.apply) == 1 and plan.delete == ()

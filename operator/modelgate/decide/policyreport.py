@@ -209,10 +209,14 @@ def _stamp(
     for r in results:
         old = before.get(_key(r))
         kept = old is not None and old.get("result") == r["result"] and old.get("message") == r["message"]
-        r["timestamp"] = dict(old["timestamp"]) if kept and old and old.get("timestamp") else {
-            "seconds": seconds,
-            "nanos": 0,
-        }
+        r["timestamp"] = (
+            dict(old["timestamp"])
+            if kept and old and old.get("timestamp")
+            else {
+                "seconds": seconds,
+                "nanos": 0,
+            }
+        )
 
 
 def shard_name(index: int) -> str:
@@ -325,6 +329,8 @@ class Writes:
 def writes(stored: Mapping[str, Mapping[str, Any]], wanted: Mapping[str, dict[str, Any]]) -> Writes:
     """Only what differs: a report written as it is stored is not written again."""
     return Writes(
-        apply=tuple(w for name, w in sorted(wanted.items()) if name not in stored or not current(stored[name], w)),
+        apply=tuple(
+            w for name, w in sorted(wanted.items()) if name not in stored or not current(stored[name], w)
+        ),
         delete=tuple(sorted(name for name in stored if name not in wanted)),
     )

@@ -5,9 +5,9 @@ the webhooks and the health endpoint. Only the leader writes: it runs the reconc
 them the retirements), the monitor, the retention sweep and the GovernancePolicy status writes. A
 follower's watch handlers keep the indexes current and do nothing else, so it writes nothing at all.
 
-- Acquired (`started`): start the monitor, the retention sweep, the PolicyReport writer, a reconcile loop for every
-  ModelDeployment already indexed (a model whose approval arrived while nobody led is admitted
-  now), and the `on_lead` hooks (the policy statuses).
+- Acquired (`started`): start the monitor, the retention sweep, the PolicyReport writer, a
+  reconcile loop for every ModelDeployment already indexed (a model whose approval arrived while
+  nobody led is admitted now), and the `on_lead` hooks (the policy statuses).
 - Lost (`lost`): first refuse every write of the process (`act.kube.fence`: a write already queued
   in a thread pool is refused too), then cancel every loop in the middle of its pass and the
   leader's tasks, then stop the operator; `modelgate run` exits 1 so that the pod restarts clean.

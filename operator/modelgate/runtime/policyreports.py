@@ -163,4 +163,3 @@ def _models_by_namespace(index: Mapping[Any, Any], namespaces: set[str] | None) 
         if body is not None:
             out.setdefault(ns, []).append(body)
     return out
-
