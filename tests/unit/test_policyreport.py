@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from modelgate.api.v1alpha1 import GovernancePolicy
 from modelgate.decide import policyreport as pr
 from modelgate.decide.gates import evaluate
+from modelgate.runtime.policyreports import served
 from tests.unit.factories import (
     NAMESPACE,
     NOW,
@@ -252,3 +253,24 @@ def test_building_the_reports_again_from_what_was_written_writes_nothing(
     every = [r for w in wanted.values() for r in w["results"]]
     assert len(every) == sum(len(pr.model_results(m, NOW)) for m in models)
     assert all(sum(w["summary"].values()) == len(w["results"]) for w in wanted.values())
+
+
+def crd(*, served: bool = True, established: str = "True", deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": pr.CRD_NAME}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-01T12:00:00Z"
+    return {
+        "metadata": meta,
+        "spec": {"versions": [{"name": "v1alpha2", "served": served}]},
+        "status": {"conditions": [{"type": "Established", "status": established}]},
+    }
+
+
+def test_reports_are_written_only_while_the_crd_serves_v1alpha2_established_and_not_deleting() -> None:
+    assert served(crd())
+    assert not served(crd(served=False))
+    assert not served(crd(established="False"))
+    assert not served(crd(deleting=True))
+    assert not served(
+        {"metadata": {"name": pr.CRD_NAME}, "spec": {"versions": [{"name": "v1beta1", "served": True}]}}
+    )

@@ -98,8 +98,11 @@ class Reporter:
                 await self._batch(views, None if everything else dirty)
             except kube.Fenced:
                 return
-            except (ApiException, OSError) as e:  # the API server away: the whole batch again, later
-                log.warning(f"Could not write PolicyReports, retrying in {RETRY:.0f} s: {e}")
+            except Exception as e:  # the API server away (or a bug): the whole batch again, later
+                if isinstance(e, ApiException | OSError):
+                    log.warning(f"Could not write PolicyReports, retrying in {RETRY:.0f} s: {e}")
+                else:
+                    log.exception(f"Failed to write PolicyReports, retrying in {RETRY:.0f} s")
                 self._everything = self._everything or everything
                 self._dirty |= dirty
                 self._stored = None
@@ -111,41 +114,44 @@ class Reporter:
         try:
             if self._stored is None:
                 self._stored = await act.stored()
-            stored = self._stored
+            stored = self._stored  # the CRD may go meanwhile (`crd` drops it): this batch keeps its own
             models = _models_by_namespace(views["modeldeployments"], namespaces)
             todo = set(models) | set(stored) if namespaces is None else namespaces
             policies = parse_policies(views["policies"])
             now = dt.datetime.now(dt.UTC)
             for ns in sorted(todo):
+                if not self.installed:
+                    return
                 labels = first(views["namespaces"], ns) or {}
                 entries = [
                     decide.Model(body, select_policies(policies, labels, _risk_level(body)))
                     for body in models.get(ns, ())
                 ]
-                await self._write(ns, decide.reports(ns, entries, stored.get(ns, {}), now))
+                await _write(ns, stored, decide.reports(ns, entries, stored.get(ns, {}), now))
         except act.Unserved:
             self._stored = None  # the CRD went: its watch event says so too; nothing to write
 
-    async def _write(self, ns: str, wanted: dict[str, dict[str, Any]]) -> None:
-        assert self._stored is not None
-        stored = self._stored.setdefault(ns, {})
-        plan = decide.writes(stored, wanted)
-        for report in plan.apply:
-            name = report["metadata"]["name"]
-            written = await act.apply(report)
-            metrics.POLICY_REPORT_WRITES.labels(verb="apply").inc()
-            if written is None:  # the namespace is going
-                stored.pop(name, None)
-                continue
-            stored[name] = written
-            log.debug(f"Wrote PolicyReport {ns}/{name}; summary={report['summary']}")
-        for name in plan.delete:
-            await act.delete(ns, name)
-            metrics.POLICY_REPORT_WRITES.labels(verb="delete").inc()
-            stored.pop(name, None)
-            log.debug(f"Deleted PolicyReport {ns}/{name}: no ModelDeployment left in it")
-        if not stored:
-            self._stored.pop(ns, None)
+
+async def _write(ns: str, stored: act.Stored, wanted: dict[str, dict[str, Any]]) -> None:
+    """Apply and delete what differs in `ns`, and keep what was stored in `stored`."""
+    mine = stored.setdefault(ns, {})
+    plan = decide.writes(mine, wanted)
+    for report in plan.apply:
+        name = report["metadata"]["name"]
+        written = await act.apply(report)
+        metrics.POLICY_REPORT_WRITES.labels(verb="apply").inc()
+        if written is None:  # the namespace is going
+            mine.pop(name, None)
+            continue
+        mine[name] = written
+        log.debug(f"Wrote PolicyReport {ns}/{name}; summary={report['summary']}")
+    for name in plan.delete:
+        await act.delete(ns, name)
+        metrics.POLICY_REPORT_WRITES.labels(verb="delete").inc()
+        mine.pop(name, None)
+        log.debug(f"Deleted PolicyReport {ns}/{name}: no ModelDeployment left in it")
+    if not mine:
+        stored.pop(ns, None)
 
 
 def _risk_level(body: Mapping[str, Any]) -> str:
