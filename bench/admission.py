@@ -204,16 +204,17 @@ def main() -> int:
         watcher.finish()
         t_admitted_all = max(watcher.admitted.values(), default=float("nan")) - t0
         t_ready_all = max(watcher.ready.values(), default=float("nan")) - t0
-        reports = None if args.no_policy_reports else policy_report_writes(ns, n, args.timeout)
         rss = peak_rss_mb(proc.pid)
         rss_now = rss_mb(proc.pid)
+        flip = None if args.no_policy_reports else policy_report_flip(ns, n, args.timeout)
     time.sleep(2)  # the audit log is written in batches
-    requests = count_operator_requests(audit_start, ns)
+    requests = count_operator_requests(audit_start, ns, until=flip[0] if flip else None)
     admit = [watcher.admitted[k] - created[k] for k in created if k in watcher.admitted]
     ready = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
     report(n, args.replicas, applied, admit, ready, t_admitted_all, t_ready_all, requests, rss, rss_now)
-    if reports is not None:
-        report_policy_reports(n, *reports)
+    if flip is not None:
+        after = report_writes(count_operator_requests(flip[0], ns))
+        report_policy_reports(n, report_writes(requests), after, *flip[1:])
     if not args.keep:
         cluster_down()
     return 0 if len(ready) == n else 1
@@ -245,10 +246,10 @@ def _reported(ns: str, n: int, fails: int, timeout: float) -> list[dict[str, Any
     sys.exit(f"bench: the PolicyReports of {ns} did not show {n} models with {fails} failures")
 
 
-def policy_report_writes(ns: str, n: int, timeout: float) -> tuple[int, int, int, int, float]:
-    """PolicyReport writes (audit log) during the admission, and after one policy edit that fails
-    every model's new card.limitations gate; the number of reports; seconds from the edit to the
-    reports showing it."""
+def policy_report_flip(ns: str, n: int, timeout: float) -> tuple[dt.datetime, int, int, float]:
+    """Edit the policy so that every model fails a new card.limitations gate, once the reports show
+    the admission; returns the edit's time, the number of reports and results once they show it, and
+    the seconds that took."""
     _reported(ns, n, 0, timeout)
     time.sleep(3)  # writes still in flight land in the admission's count
     flip = dt.datetime.now(dt.UTC)
@@ -258,35 +259,12 @@ def policy_report_writes(ns: str, n: int, timeout: float) -> tuple[int, int, int
     kubectl("patch", "governancepolicy", f"bench-{ns}", "--type", "merge", "-p", patch)
     reports = _reported(ns, n, n, timeout)
     shown = time.monotonic() - t0
-    time.sleep(5)  # any write after the reports showed it would be counted too
-    time.sleep(2)  # the audit log is written in batches
-    before = sum(count_report_writes(None, ns, until=flip).values())
-    after = sum(count_report_writes(flip, ns).values())
-    return before, after, len(reports), sum(len(r["results"]) for r in reports), shown
+    time.sleep(5)  # any write after the reports showed it is counted too
+    return flip, len(reports), sum(len(r["results"]) for r in reports), shown
 
 
-def count_report_writes(
-    since: dt.datetime | None, ns: str, until: dt.datetime | None = None
-) -> dict[str, int]:
-    """The operator's PolicyReport writes in `ns` between `since` and `until` (audit log)."""
-    counts: dict[str, int] = {}
-    with open(CLUSTER_DIR / "logs" / "audit.log") as f:
-        for line in f:
-            ev = json.loads(line)
-            ref = ev.get("objectRef") or {}
-            if ref.get("resource") != "policyreports" or ref.get("namespace") != ns:
-                continue
-            if not ev.get("userAgent", "").startswith(OPERATOR_AGENTS) or ev.get("verb") in (
-                "get",
-                "list",
-                "watch",
-            ):
-                continue
-            when = dt.datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00"))
-            if (since and when < since) or (until and when >= until):
-                continue
-            counts[ev["verb"]] = counts.get(ev["verb"], 0) + 1
-    return counts
+def report_writes(requests: dict[str, int]) -> int:
+    return sum(v for k, v in requests.items() if k.endswith(" policyreports") and not k.startswith("get "))
 
 
 def report_policy_reports(n: int, before: int, after: int, shards: int, results: int, shown: float) -> None:
@@ -305,7 +283,8 @@ def report_policy_reports(n: int, before: int, after: int, shards: int, results:
     )
 
 
-def count_operator_requests(since: dt.datetime, ns: str) -> dict[str, int]:
+def count_operator_requests(since: dt.datetime, ns: str, until: dt.datetime | None = None) -> dict[str, int]:
+    """The operator's requests in `ns` from `since` (until `until`), by verb and resource."""
     counts: dict[str, int] = {}
     with open(CLUSTER_DIR / "logs" / "audit.log") as f:
         for line in f:
@@ -315,7 +294,9 @@ def count_operator_requests(since: dt.datetime, ns: str) -> dict[str, int]:
                 continue
             when = dt.datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00"))
             ref = ev.get("objectRef") or {}
-            if when < since or ref.get("namespace") != ns or ev.get("verb") in ("watch", "list"):
+            if when < since or (until and when >= until):
+                continue
+            if ref.get("namespace") != ns or ev.get("verb") in ("watch", "list"):
                 continue
             res = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
             key = f"{ev['verb']} {res}"
