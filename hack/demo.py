@@ -20,6 +20,10 @@
     endpoints, its pods are kept and labelled.
 11. alice deletes fraud-screener and applies it again: the ModelRecord keeps the quarantine, the
     re-created model stays Blocked (ApprovalPredatesQuarantine) and the pods stay kept.
+12. Recertification: fraud-explainer (limited risk) serves on an ethics-board approval with a maxAge
+    (45 s, a demo value; 180d in real life): RecertificationDue turns True 25 s before it lapses,
+    then the approval lapses and the model is suspended; `modelgate audit` lists it (exit 1); bob
+    approves again and it serves.
 The main steps print `modelgate status` as a cluster admin would read it; alice's walk-arounds print
 the refusal or the condition that stops them.
 """
@@ -141,6 +145,49 @@ def status(name: str = "fraud-detector") -> None:
     print(run(PY, "-m", "modelgate", "status", "-n", NS, name, "--kubeconfig", str(KUBECONFIG)))
 
 
+def wait_condition(name: str, ctype: str, status: str, reason: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = json.loads(kubectl("get", "mdep", name, "-n", NS, "-o", "json")).get("status") or {}
+        cond = {c["type"]: c for c in st.get("conditions") or []}.get(ctype) or {}
+        if (cond.get("status"), cond.get("reason")) == (status, reason):
+            return
+        time.sleep(0.5)
+    sys.exit(
+        f"demo: {name} {ctype} did not become {status} ({reason}) in {timeout:.0f}s; see {STATE}/operator.log"
+    )
+
+
+def recertification() -> None:
+    """Step 12: an approval ages out under maxAge, the model is suspended, then recertified."""
+    folder = EX / "06-recertification"
+    say(
+        "Recertification: limited-risk models need an ethics-board approval younger than maxAge "
+        "(45s here, a demo value; 180d in real life), with a warning 25s ahead"
+    )
+    apply_as(folder / "governancepolicy.yaml")
+    apply_as(folder / "modeldeployment.yaml", "alice", ("fraud-team",))
+    supply_evidence(folder)
+    wait_phase("Serving", "v1", name="fraud-explainer")
+    wait_condition("fraud-explainer", "RecertificationDue", "True", "RecertificationDue")
+    print("   The warning window opened: RecertificationDue is True, one Warning Event, still serving")
+    status("fraud-explainer")
+    say("The approval lapses: onRevocation: suspend scales fraud-explainer to zero")
+    wait_phase("Blocked", "v1", name="fraud-explainer", reason="ApprovalLapsed")
+    conditions("fraud-explainer", "Admitted", "RecertificationDue")
+    print("   modelgate audit, what a CronJob would run (exit 1: something is overdue):")
+    res = subprocess.run(
+        [PY, "-m", "modelgate", "audit", "-n", NS, "--kubeconfig", str(KUBECONFIG)],
+        capture_output=True,
+        text=True,
+    )
+    print("   " + res.stdout.strip().replace("\n", "\n   ") + f"\n   (exit status {res.returncode})")
+    say("bob (ethics-board) reviews it again: a new approval recertifies it and it serves")
+    apply_as(folder / "recertification-ethics-board.yaml", "bob", ("ethics-board",))
+    wait_phase("Serving", "v1", name="fraud-explainer")
+    conditions("fraud-explainer", "Admitted", "RecertificationDue")
+
+
 def start_simulator() -> int:
     """The reference exporter under simulated traffic for the three model revisions, scraped by
     Prometheus; returns its port. Drift is switched with POST /drift."""
@@ -184,7 +231,7 @@ def start_operator() -> None:
         KUBECONFIG,
         STATE / "operator.log",
         "--prometheus-url",
-        "http://127.0.0.1:29090",
+        f"http://127.0.0.1:{os.environ.get('MODELGATE_PROMETHEUS_PORT', '29090')}",  # hack/prometheus.py's
         *client_ca_args(KUBECONFIG),
         liveness_port=18081,
         metrics_port=18082,
@@ -316,8 +363,8 @@ def main(argv: list[str]) -> int:
         "Fairness: alice applies v3, approved and 0.96 accurate overall, but 0.88 for region=LATAM "
         "against 0.97 for region=EU; the policy's maxGap is 0.05"
     )
-    apply_as(EX / "06-fairness" / "modeldeployment.yaml", "alice", ("fraud-team",))
-    supply_evidence(EX / "06-fairness")
+    apply_as(EX / "07-fairness" / "modeldeployment.yaml", "alice", ("fraud-team",))
+    supply_evidence(EX / "07-fairness")
     wait_phase("Blocked", "v3", reason="SliceGapExceeded")
     conditions("fraud-detector", "Evaluated", "Admitted")
     print(
@@ -359,6 +406,8 @@ def main(argv: list[str]) -> int:
     print(kubectl("get", "pods,replicasets", "-n", NS, "-l", "modelgate.io/deployment=fraud-screener"))
     print("   The ModelRecords, as the auditor (dave, group auditors) reads them; alice cannot write them:")
     print(kubectl("get", "mrec", "-n", NS, *AUDITOR))
+
+    recertification()
 
     print(kubectl("get", "mdep", "-n", NS))
     print(

@@ -20,15 +20,18 @@ if ! command -v prometheus >/dev/null && [ -z "${PROMETHEUS_BINARY:-}" ]; then
     || die "apt-get install prometheus failed"
 fi
 
-# tmux: the terminal tests of `kubectl modelgate wait` (tests/e2e/test_plugin_terminal.py).
-if ! command -v tmux >/dev/null; then
-  [ "$(id -u)" = 0 ] || die "tmux is not installed; run: sudo apt-get install tmux"
-  command -v apt-get >/dev/null || die "tmux is not installed and apt-get is not available; install tmux."
-  echo "modelgate deps: installing Debian's tmux" >&2
+# Debian's package $1 unless its command is there already (as root; else the command to run).
+debian_package() {
+  command -v "$1" >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || die "$1 is not installed; run: sudo apt-get install $1"
+  command -v apt-get >/dev/null || die "$1 is not installed and apt-get is not available; install $1."
+  echo "modelgate deps: installing Debian's $1" >&2
   export DEBIAN_FRONTEND=noninteractive
   timeout 600 apt-get update -qq >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
-  timeout 600 apt-get install -y -qq --no-install-recommends tmux >/dev/null || die "apt-get install tmux failed"
-fi
+  timeout 900 apt-get install -y -qq --no-install-recommends "$1" >/dev/null || die "apt-get install $1 failed"
+}
+debian_package tmux      # the terminal tests of `kubectl modelgate wait` (tests/e2e/test_plugin_terminal.py)
+debian_package chromium  # the HTML report rendered in a real browser (tests/e2e/test_report_html.py)
 
 stamp="$ROOT/.venv/.installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then

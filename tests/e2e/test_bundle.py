@@ -194,7 +194,7 @@ def test_a_bundle_needs_the_operators_key_and_says_who_may_make_one(
     assert res.returncode == 1 and res.stdout == ""
     assert res.stderr.count("\n") == 1, res.stderr
     assert res.stderr.startswith(
-        f"modelgate report: forbidden to read Secret {OPERATOR_NS}/modelgate-signing-keys"
+        f"modelgate: error: report: forbidden to read Secret {OPERATOR_NS}/modelgate-signing-keys"
     )
     assert f"only an admin of namespace {OPERATOR_NS} may read" in res.stderr
     assert not (tmp_path / "b.json").exists()

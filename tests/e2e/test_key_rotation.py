@@ -81,7 +81,9 @@ def test_rotation_reaches_the_running_operator_and_retirement_waits_for_the_re_s
         new = re.match(r"key ([0-9a-f]{16}) made", rotated.stdout).group(1)  # type: ignore[union-attr]
         assert refused.returncode == 1 and refused.stdout == ""
         assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
-        assert refused.stderr.startswith(f"modelgate keys retire: key {old} still seals "), refused.stderr
+        assert refused.stderr.startswith(f"modelgate: error: keys retire: key {old} still seals "), (
+            refused.stderr
+        )
         assert (
             f"ModelApproval {ns}/v1-eb" in refused.stderr and f"ModelEvaluation {ns}/v1-ev" in refused.stderr
         )

@@ -95,6 +95,23 @@ def test_schema_is_structural(name: str) -> None:
             assert set(node.get("required", [])) <= set(node.get("properties", {})), path
 
 
+def _nulls(value: Any, path: str) -> Iterator[str]:
+    if value is None:
+        yield path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _nulls(v, f"{path}.{k}")
+
+
+@pytest.mark.parametrize("name", CRD_IDS)
+def test_defaults_hold_no_null_the_api_server_would_refuse(name: str) -> None:
+    """An optional field left unset in a model's default (MetricTemplate labels.slice) is absent
+    from the CRD's default, not null: kube-apiserver refuses the whole CRD for a null string."""
+    schema = GENERATED[name]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    nulls = [n for path, node in nodes(schema) if "default" in node for n in _nulls(node["default"], path)]
+    assert nulls == []
+
+
 @pytest.mark.parametrize("name", CRD_IDS)
 def test_every_string_list_and_map_is_bounded_for_cel_cost_estimation(name: str) -> None:
     schema = GENERATED[name]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

@@ -17,6 +17,9 @@ ADMITTED: Final = "Admitted"
 READY: Final = "Ready"
 DRIFTED: Final = "Drifted"
 QUARANTINED: Final = "Quarantined"
+RECERTIFICATION_DUE: Final = "RecertificationDue"
+"""Present while a policy in force sets approvals[].maxAge: True from the start of the warning window
+(recertification.warnBefore) until a new approval counts, naming each date and who must approve."""
 # kstatus' abnormal-true conditions (sigs.k8s.io/cli-utils pkg/kstatus), present only while True:
 # what Flux's healthChecks and `kubectl wait` read besides Ready. decide/phase.py `progress` sets them.
 RECONCILING: Final = "Reconciling"
@@ -25,7 +28,17 @@ evidence (phase Progressing or Blocked). kstatus: InProgress."""
 STALLED: Final = "Stalled"
 """The requested revision will not serve without someone acting: rolled back, quarantined,
 suspended after its evidence was withdrawn, or refused by the API server. kstatus: Failed."""
-CONDITION_TYPES: Final = (APPROVED, EVALUATED, ADMITTED, READY, DRIFTED, QUARANTINED, RECONCILING, STALLED)
+CONDITION_TYPES: Final = (
+    APPROVED,
+    EVALUATED,
+    ADMITTED,
+    READY,
+    DRIFTED,
+    QUARANTINED,
+    RECERTIFICATION_DUE,
+    RECONCILING,
+    STALLED,
+)
 
 # Condition statuses.
 TRUE: Final = "True"
@@ -94,12 +107,22 @@ APPROVAL_REJECTED: Final = "ApprovalRejected"
 APPROVAL_EXPIRED: Final = "ApprovalExpired"
 APPROVAL_REVOKED: Final = "ApprovalRevoked"
 APPROVAL_PREDATES_QUARANTINE: Final = "ApprovalPredatesQuarantine"
+APPROVAL_LAPSED: Final = "ApprovalLapsed"
+"""An approval is older than its requirement's maxAge (from its creationTimestamp): recertification."""
 APPROVER_NOT_AUTHORIZED: Final = "ApproverNotAuthorized"
 APPROVER_UNKNOWN: Final = "ApproverUnknown"
 SEPARATION_OF_DUTIES_VIOLATED: Final = "SeparationOfDutiesViolated"
 SEPARATION_OF_DUTIES_MET: Final = "SeparationOfDutiesMet"
 RISK_LEVEL_NOT_CONFIRMED: Final = "RiskLevelNotConfirmed"
 RISK_LEVEL_CONFIRMED: Final = "RiskLevelConfirmed"
+
+# Reasons: recertification (the RecertificationDue condition).
+RECERTIFICATION_SCHEDULED: Final = "RecertificationScheduled"
+"""Approvals with a maxAge count; none is in its warning window yet (the message gives the dates)."""
+RECERTIFICATION_DUE_REASON: Final = "RecertificationDue"
+"""An approval requirement lapses within recertification.warnBefore."""
+NOTHING_TO_RECERTIFY: Final = "NothingToRecertify"
+"""A policy sets maxAge, but no approval it bounds counts (yet)."""
 
 # Reasons: evaluations.
 EVALUATIONS_PASSED: Final = "EvaluationsPassed"
@@ -180,6 +203,14 @@ ACTION_SERVING_OBJECT_INVALID: Final = SERVING_OBJECT_INVALID
 """The API server refused a serving object rendered for the spec; told once per refusal, retried
 with backoff until the spec (or whatever the API server objected to) changes."""
 ACTION_RETENTION_EXPIRED: Final = "RetentionExpired"
+ACTION_RECERTIFICATION_DUE: Final = "RecertificationDue"
+"""The RecertificationDue condition turned True: told once (a Warning Event) at the start of the
+warning window, or at the lapse when there was no window."""
+
+# ModelDeployment status.compliance.
+COMPLIANT: Final = "Compliant"
+NOT_COMPLIANT: Final = "NotCompliant"
+"""The revision that serves no longer satisfies its gates and keeps serving (onRevocation: keep)."""
 
 HISTORY_LIMIT: Final = 50
 """status.history keeps the newest entries up to this many (the CRD's maxItems)."""

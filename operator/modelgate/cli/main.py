@@ -6,10 +6,12 @@ modelgate explain NAME                 why it is or is not serving, and who can 
 modelgate approve NAME --role R [--comment C] [--expires 30d] [--risk-level L]
 modelgate reject NAME --role R --comment C
 modelgate history NAME
-modelgate report [NAME] [-o text|json|yaml]
+modelgate report [NAME] [-o text|json|yaml] [--html FILE [--prometheus URL]]
 modelgate wait NAME --for admitted|serving|ready|blocked [--timeout 5m]
 modelgate revision -f MODELDEPLOYMENT.yaml [--policy POLICY.yaml ...]
+modelgate audit [--within 30d] [-o text|json]
 modelgate keys list|rotate|retire ID|export-trust [-n OPERATOR_NAMESPACE]
+modelgate audit [-n NS] [--within 30d] [-o json]   # every model needing attention; exit 1 when overdue
 modelgate report -n NS NAME --bundle FILE   # the signed evidence bundle
 modelgate verify FILE --trust TRUST.json    # offline: no cluster access
 
@@ -22,6 +24,7 @@ line on stderr; no traceback reaches a user.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import TextIO, TypeAlias
@@ -32,6 +35,7 @@ from kubernetes.client.exceptions import ApiException
 from modelgate import config
 from modelgate.cli import keys
 from modelgate.cli.approve import RISK_LEVELS, decide
+from modelgate.cli.audit import audit
 from modelgate.cli.explain import explain
 from modelgate.cli.history import history
 from modelgate.cli.kube import CliError, Session, add_connection_arguments, api_error, connect
@@ -64,7 +68,8 @@ def _run(argv: list[str] | None, prog: str, *, plugin: bool) -> int:
         return 2
     except CliError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return e.code
+        # `audit` runs as a CronJob: 1 means "something is overdue", so not running at all is 2.
+        return 2 if args is not None and args.command == "audit" else e.code
     except KeyboardInterrupt:
         return 130
     except Exception as e:
@@ -115,6 +120,7 @@ def build_parser(prog: str, *, plugin: bool) -> argparse.ArgumentParser:
     _revision(sub)
     _keys(sub)
     _verify(sub)
+    _audit(sub)
     return p
 
 
@@ -202,6 +208,13 @@ def _report(sub: Sub) -> None:
     )
     rp.add_argument("name", nargs="?", help="one ModelDeployment; default: all in the namespace")
     rp.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    rp.add_argument("--html", metavar="FILE", help="write one model's report as a static HTML page")
+    rp.add_argument(
+        "--prometheus",
+        metavar="URL",
+        default=os.environ.get("PROMETHEUS_URL") or None,
+        help="Prometheus for --html's metric charts (default: $PROMETHEUS_URL)",
+    )
     rp.add_argument("--bundle", metavar="FILE", help="write the signed evidence bundle of NAME to FILE")
     rp.add_argument(
         "--operator-namespace",
@@ -213,12 +226,14 @@ def _report(sub: Sub) -> None:
 def _report_command(session: Session, args: argparse.Namespace, out: TextIO) -> int:
     """`modelgate report`'s own function (cli/report.py), whatever its flags, with kubectl's
     connection; its "not found" becomes the one-line error."""
+    if args.bundle and args.html:
+        raise CliError("--bundle and --html each write one file: give one of them", 2)
     if args.bundle:
         from modelgate.cli.bundle import write_bundle
 
         return write_bundle(session, args.name, args.bundle, args.operator_namespace, out)
     try:
-        return report(args.name, session.namespace, args.output, out)
+        return report(args.name, session.namespace, args.output, out, args.html, args.prometheus)
     except LookupError as e:
         if type(e) is not LookupError:
             raise
@@ -243,6 +258,22 @@ def _keys(sub: Sub) -> None:
 def _keys_command(c: argparse.ArgumentParser) -> None:
     add_connection_arguments(c)
     c.set_defaults(handler=keys.run)
+
+
+def _audit(sub: Sub) -> None:
+    au = _cluster_command(
+        sub,
+        "audit",
+        audit,
+        "list every model that is NotCompliant, lapsed or due for recertification, serving on stale "
+        "evidence, or quarantined; exit 1 when anything is overdue, 2 when the audit could not run",
+    )
+    au.add_argument(
+        "--within",
+        default=None,
+        help="report approvals lapsing within this duration (30d); default: each policy's warnBefore",
+    )
+    au.add_argument("-o", "--output", choices=["text", "json"], default="text")
 
 
 def _verify(sub: Sub) -> None:

@@ -3,6 +3,7 @@
     modelgate report -n fraud-prod                  # every ModelDeployment in the namespace
     modelgate report -n fraud-prod fraud-detector   # one
     modelgate report -n fraud-prod -o json          # machine-readable, same content
+    modelgate report -n fraud-prod fraud-detector --html report.html   # one page, with charts
 
 For each model: the artifact and its card, the policies in force, the evidence it references
 (approvals with their stamped approvers and seals, evaluations with their values), every gate,
@@ -17,10 +18,13 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import kubernetes
+import pydantic
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from modelgate.api.v1alpha1 import GROUP, VERSION, GovernancePolicy
+from modelgate.api.v1alpha1 import GROUP, VERSION, GovernancePolicy, ModelDeployment
+from modelgate.cli.kube import CliError
+from modelgate.decide.monitoring import checks_for
 from modelgate.decide.policy import select_policies
 
 
@@ -46,6 +50,10 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
         labels = core.read_namespace(namespace).metadata.labels or {}
     except ApiException:
         policies, labels = [], {}
+    try:
+        templates = {t["metadata"]["name"]: t["spec"] for t in _list(custom, "metrictemplates")}
+    except ApiException:
+        templates = {}
     events = core.list_namespaced_event(namespace, field_selector="involvedObject.kind=ModelDeployment").items
     out = []
     for md in mdeps:
@@ -56,6 +64,7 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
                 "name": meta["name"],
                 "namespace": namespace,
                 "uid": meta["uid"],
+                "created": meta.get("creationTimestamp"),
                 "model": spec["model"],
                 "card": spec["card"],
                 "digestSetBy": spec.get("digestSetBy"),
@@ -71,6 +80,12 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
                 "evaluations": [
                     _evaluation(r["name"], evaluations.get(r["name"])) for r in spec.get("evaluations") or []
                 ],
+                "evaluationRequirements": [
+                    {"policy": p.name, **r.model_dump(by_alias=True, exclude_none=True)}
+                    for p in in_force
+                    for r in p.spec.evaluations
+                ],
+                **_monitoring(md, in_force, templates),
                 "gates": st.get("gates") or [],
                 "servingRevision": st.get("servingRevision"),
                 "lastKnownGood": st.get("lastKnownGood"),
@@ -79,6 +94,7 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
                 "quarantinedAt": st.get("quarantinedAt"),
                 "metrics": st.get("metrics") or [],
                 "history": st.get("history") or [],
+                "historyDropped": st.get("historyDropped"),
                 "events": [
                     {
                         "time": str(e.last_timestamp or e.event_time or e.metadata.creation_timestamp),
@@ -92,6 +108,30 @@ def gather(namespace: str, name: str | None) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _monitoring(
+    md: Mapping[str, Any], in_force: list[GovernancePolicy], templates: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The checks the model runs (its own tightened by the policies', as the operator runs them) and
+    the MetricTemplates they use."""
+    try:
+        parsed = ModelDeployment.model_validate(
+            {k: md[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+        )
+    except pydantic.ValidationError:
+        return {"monitoring": [], "templates": {}}
+    checks = [c.model_dump(by_alias=True, exclude_none=True) for c in checks_for(parsed, in_force)]
+    used = {str(c["templateRef"]["name"]) for c in checks if c.get("templateRef")}
+    return {"monitoring": checks, "templates": {n: templates[n] for n in sorted(used) if n in templates}}
+
+
+def _seal(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Who sealed the evidence and when (its status seal, which the operator writes)."""
+    seal = (obj.get("status") or {}).get("seal")
+    return (
+        {"keyId": seal.get("keyId"), "signedAt": seal.get("signedAt")} if isinstance(seal, Mapping) else None
+    )
 
 
 def _approval(name: str, obj: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -110,6 +150,7 @@ def _approval(name: str, obj: Mapping[str, Any] | None) -> dict[str, Any]:
         "expiresAt": spec.get("expiresAt"),
         "comment": spec.get("comment"),
         "sealed": bool(spec.get("seal")),
+        "seal": _seal(obj),
     }
 
 
@@ -128,6 +169,7 @@ def _evaluation(name: str, obj: Mapping[str, Any] | None) -> dict[str, Any]:
         "submittedBy": spec.get("submittedBy"),
         "reportUri": spec.get("reportUri"),
         "sealed": bool(spec.get("seal")),
+        "seal": _seal(obj),
     }
 
 
@@ -197,9 +239,25 @@ def _rev(r: Mapping[str, Any] | None) -> str:
     return f"{r['version']} {r['digest']} image {r['image']} since {r.get('admittedAt')}" if r else "none"
 
 
-def report(name: str | None, namespace: str, output: str, out: TextIO) -> int:
+def report(
+    name: str | None,
+    namespace: str,
+    output: str,
+    out: TextIO,
+    html: str | None = None,
+    prometheus: str | None = None,
+) -> int:
     """Connected by the caller (cli/kube.py); API errors and a missing model reach it as exceptions."""
+    from modelgate.cli import htmlreport
+
+    if html and not name:
+        raise CliError("--html writes one model's page: name the ModelDeployment", 2)
+    problem = htmlreport.check_url(prometheus) if html else None
+    if problem:
+        raise CliError(problem, 2)
     models = gather(namespace, name)
+    if html:
+        return htmlreport.write(models[0], html, prometheus, out)
     if output == "json":
         out.write(json.dumps(models, indent=2, default=str) + "\n")
     elif output == "yaml":

@@ -86,6 +86,9 @@ def render_one(o: Mapping[str, Any], out: TextIO) -> None:
     )
     out.write(f"  serving:         {_rev(st.get('servingRevision'))}\n")
     out.write(f"  last known good: {_rev(st.get('lastKnownGood'))}\n")
+    if st.get("compliance"):
+        out.write(f"  compliance:      {st['compliance']}\n")
+    _recertification(st.get("recertification"), out)
     out.write("  conditions:\n")
     for c in st.get("conditions") or []:
         out.write(f"    {c['type']:<12} {c['status']:<8} {c['reason']}: {c.get('message', '')}\n")
@@ -102,6 +105,20 @@ def render_one(o: Mapping[str, Any], out: TextIO) -> None:
             out.write(
                 f"    {h['time']}  {h['action']:<14} {rev.get('version', '')}  {h.get('message', '')}\n"
             )
+
+
+def _recertification(schedule: Mapping[str, Any] | None, out: TextIO) -> None:
+    """When each approval requirement with a maxAge lapses, and who must approve again."""
+    if not schedule:
+        return
+    out.write(f"  recertification: due by {schedule['dueAt']} (warning from {schedule['warnAt']})\n")
+    for r in schedule.get("requirements") or []:
+        out.write(
+            f"    role {r['role']} (policy {r['policy']}, maxAge {r['maxAge']}): due by {r['dueAt']}, "
+            f"new approval from {r['approvers']}\n"
+        )
+        for a in r.get("approvals") or []:
+            out.write(f"      ModelApproval {a['name']} by {a['approvedBy']} lapses at {a['lapsesAt']}\n")
 
 
 def status(session: Session, args: argparse.Namespace, out: TextIO) -> int:

@@ -12,8 +12,13 @@ only if it passes two ordered chains of checks:
    requirement (a listed user or a member of a listed group; no lists at all means anyone);
 2. current (approvals only): not expired at `now`, created at or after `not_before` (approvals
    given before a quarantine do not re-admit), under separation of duties not given by the identity
-   that set the digest, and, when a policy in force names the role in riskLevelConfirmation,
-   confirming the model card's riskLevel (spec.riskLevel).
+   that set the digest, when a policy in force names the role in riskLevelConfirmation, confirming
+   the model card's riskLevel (spec.riskLevel), and, when the requirement has a maxAge, not lapsed:
+   created less than maxAge before `now`. Age counts from metadata.creationTimestamp, which the API
+   server sets (a ModelApproval carries no date of its own a client could make younger); an approval
+   without a readable one has an unknown age and does not count. Lapsing is checked last, so an
+   approval that lapsed is one that would count but for its age: the recertification schedule
+   (decide/recertification.py) is made of those and of the counted ones.
 
 An attributable rejection (same chain, except that it binds to the digest, whatever revision it
 names: a rejection is about the model) blocks the requirement whatever else was approved. It blocks
@@ -30,9 +35,17 @@ separation gate (no approval could be shown to be independent).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from modelgate.api import conditions as r
-from modelgate.api.v1alpha1 import ApprovalRequirement, Approvers, GovernancePolicy, Identity, ModelApproval
+from modelgate.api.v1alpha1 import (
+    ApprovalRequirement,
+    Approvers,
+    GovernancePolicy,
+    Identity,
+    ModelApproval,
+    parse_duration,
+)
 from modelgate.decide.evidence import (
     Check,
     Context,
@@ -135,6 +148,36 @@ def _confirms_risk_level(approval: ModelApproval, req: ApprovalRequirement, ctx:
     )
 
 
+def lapses_at(approval: ModelApproval, req: ApprovalRequirement) -> datetime | None:
+    """When the approval stops counting for `req` by age: its creation plus maxAge. None without a
+    maxAge, or without a readable creationTimestamp (then it never counts: see `_not_lapsed`)."""
+    created = created_at(approval)
+    if req.max_age is None or created is None:
+        return None
+    return created + parse_duration(req.max_age)
+
+
+def _not_lapsed(approval: ModelApproval, req: ApprovalRequirement, ctx: Context) -> Miss | None:
+    if req.max_age is None:
+        return None
+    created, lapses = created_at(approval), lapses_at(approval, req)
+    if created is None or lapses is None:
+        return Miss(
+            r.APPROVAL_LAPSED,
+            f"ModelApproval {approval.name} has no readable creationTimestamp, so its age under "
+            f"maxAge {req.max_age} is unknown",
+        )
+    if lapses > ctx.now:
+        return None
+    return Miss(
+        r.APPROVAL_LAPSED,
+        # No "now" in the message: it would change on every reconcile and churn status.
+        f"ModelApproval {approval.name} by {_username(approval)} was created at {timestamp(created)}, "
+        f"more than maxAge {req.max_age} ago (lapsed at {timestamp(lapses)}); role {req.role} needs a "
+        f"new approval {describe_approvers(req.approvers)}",
+    )
+
+
 ATTRIBUTABLE: tuple[Check[ModelApproval, ApprovalRequirement], ...] = (
     bound_to_model,
     bound_to_digest,
@@ -152,6 +195,7 @@ CURRENT: tuple[Check[ModelApproval, ApprovalRequirement], ...] = (
     _not_before,
     _independent,
     _confirms_risk_level,
+    _not_lapsed,
 )
 
 
@@ -166,10 +210,10 @@ def check_approval_requirement(
     if rejections:
         # Nothing counts while a rejection stands, and time does not lift it.
         return Outcome(False, r.APPROVAL_REJECTED, _rejected(rejections, req, ctx))
-    counted = _one_per_approver(valid)
+    counted = _one_per_approver(valid, req)
     misses += _duplicates(valid, counted)
     names = tuple(a.name for a in counted)
-    changes_at = tuple(a.spec.expires_at for a in counted if a.spec.expires_at is not None)
+    changes_at = tuple(t for a in counted for t in (a.spec.expires_at, lapses_at(a, req)) if t is not None)
     wanted = _wanted(req, ctx)
     if len(counted) >= req.count:
         return Outcome(True, r.APPROVALS_GRANTED, f"has {wanted}: {_listing(counted)}", names, changes_at)
@@ -202,21 +246,30 @@ def _classify(
     return valid, rejections, misses
 
 
-def _one_per_approver(valid: Sequence[ModelApproval]) -> list[ModelApproval]:
-    """One approval per approver username: the one that expires last (never beats any date),
-    ties by name; sorted by username."""
+def standing(
+    req: ApprovalRequirement, approvals: Sequence[ModelApproval], ctx: Context
+) -> list[ModelApproval]:
+    """The approvals that count for `req`, or would but for their age (maxAge), one per approver;
+    none while a rejection stands (no re-approval helps then). What recertification is about."""
+    valid, rejections, _ = _classify(req.model_copy(update={"max_age": None}), approvals, ctx)
+    return [] if rejections else _one_per_approver(valid, req)
+
+
+def _one_per_approver(valid: Sequence[ModelApproval], req: ApprovalRequirement) -> list[ModelApproval]:
+    """One approval per approver username: the one that lasts longest (expiry and maxAge; never
+    beats any date), ties by name; sorted by username."""
     best: dict[str, ModelApproval] = {}
     for approval in valid:
         assert approval.spec.approved_by is not None  # _approver_known
         user = approval.spec.approved_by.username
-        if user not in best or _lasting(approval) > _lasting(best[user]):
+        if user not in best or _lasting(approval, req) > _lasting(best[user], req):
             best[user] = approval
     return [best[user] for user in sorted(best)]
 
 
-def _lasting(approval: ModelApproval) -> tuple[int, float, str]:
-    expires = approval.spec.expires_at
-    return (1, 0.0, approval.name) if expires is None else (0, expires.timestamp(), approval.name)
+def _lasting(approval: ModelApproval, req: ApprovalRequirement) -> tuple[int, float, str]:
+    ends = [t for t in (approval.spec.expires_at, lapses_at(approval, req)) if t is not None]
+    return (1, 0.0, approval.name) if not ends else (0, min(ends).timestamp(), approval.name)
 
 
 def _duplicates(valid: Sequence[ModelApproval], counted: Sequence[ModelApproval]) -> list[tuple[int, Miss]]:

@@ -45,6 +45,7 @@ from modelgate.api.v1alpha1 import GovernancePolicy, ModelApproval, ModelDeploym
 from modelgate.decide.approvals import check_approval_requirement, check_separation
 from modelgate.decide.evaluations import check_evaluation_requirement
 from modelgate.decide.evidence import Context, E, Outcome, clip, plural, require_aware
+from modelgate.decide.recertification import Due, schedule
 from modelgate.decide.revision import requested_revision_id
 
 GateKind = Literal[
@@ -159,6 +160,8 @@ class GateReport:
     """Names of the approvals counted towards a requirement, sorted (evidence for the audit log)."""
     counted_evaluations: tuple[str, ...]
     """Names of the evaluations that decided a requirement, sorted."""
+    recertification: tuple[Due, ...] = ()
+    """When the approval requirements with a maxAge lapse (decide/recertification.py)."""
 
     @property
     def failures(self) -> tuple[Gate, ...]:
@@ -235,6 +238,7 @@ def evaluate(inp: GateInput) -> GateReport:
         next_change=min((t for o in outcomes for t in o.changes_at if t > ctx.now), default=None),
         counted_approvals=_names(o for *_, o in approval_outcomes),
         counted_evaluations=_names(o for _, o in evaluation_outcomes),
+        recertification=schedule(policies, approvals, ctx),
     )
 
 

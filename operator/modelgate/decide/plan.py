@@ -9,7 +9,8 @@ the status a lost pass would have stored from its ModelRecord (decide/recovery.p
 3. `advance`         the monitoring counters of the revision that serves traffic (decide/intervene.py);
 4. `intervene`       onDrift: rollback, quarantine or alert, once per drifting digest (decide/intervene.py);
 5. `serving_objects` the Deployment and Service wanted, and tampering to revert (decide/objects.py);
-6. `build_status`    conditions, phase, known-good revisions, history (decide/status.py).
+6. `build_status`    conditions, phase, known-good revisions, history (decide/status.py), with the
+                     recertification schedule of what serves (decide/recertification.py).
 
 The revision rule: when the requested revision (spec) is admitted it becomes `servingRevision`.
 When it is not:
@@ -33,8 +34,8 @@ from typing import Any
 
 from modelgate.api import conditions as c
 from modelgate.api.v1alpha1 import GovernancePolicy, MetricCheck, ModelDeployment
-from modelgate.decide import trail
-from modelgate.decide.conditions import rfc3339
+from modelgate.decide import recertification, trail
+from modelgate.decide.conditions import Cond, rfc3339
 from modelgate.decide.gates import subject_of
 from modelgate.decide.ids import identify
 from modelgate.decide.intervene import (
@@ -71,7 +72,11 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
     rejected = withdrawn_digests(obs)
 
     # 1-2. The requested revision's gates; which revision serves (re-judged when it is another one).
-    verdict, choice = _judge_and_choose(obs, now, requested, old, rejected, stamp)
+    verdict, rejudged, choice = _judge_and_choose(obs, now, requested, old, rejected, stamp)
+    # The verdict on what serves (or would): its recertification schedule and compliance.
+    judged = verdict if choice.target in (None, requested) else rejudged
+    served = judged or verdict
+    due = _recertification(obs, served, now)
     quarantined_at, label_pods = _quarantine_in_force(old.get("quarantinedAt"), choice)
     if quarantined_at and recovery.quarantined:
         label_pods = True  # the lost pass never labelled the pods
@@ -95,6 +100,7 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
             *step4.decisions,
             *objects.decisions,
             *_refusal_told(old, refused, step4.target, stamp),
+            *_recertification_told(old, due, obs, served, stamp),
         ),
         str((obs.body.get("metadata") or {}).get("uid") or ""),
         old.get("history") or [],
@@ -110,15 +116,27 @@ def plan(obs: Observed, now: dt.datetime) -> Plan:
         decisions,
         checks_passed=passed(step4.outcome, checks)
         and (not checks or watching.readings is not None or watching.stored),
+        recertification=due,
     )
     if quarantined_at:
         status["quarantinedAt"] = quarantined_at
+    if (schedule := recertification.status_of(served.report.recertification)) is not None:
+        status["recertification"] = schedule
+    serves = step4.target is not None and choice.replicas > 0 and not quarantined_at
+    if serves:
+        kept = step4.target == choice.target and judged is not None and not judged.admitted
+        status["compliance"] = c.NOT_COMPLIANT if kept else c.COMPLIANT
+    wakes = (
+        verdict.report.next_change,
+        served.report.next_change,
+        recertification.wake_at(served.report.recertification, now),
+    )
     return Plan(
         status=status,
         deployment=objects.deployment,
         service=objects.service,
         decisions=decisions,
-        requeue_at=verdict.report.next_change,
+        requeue_at=min((t for t in wakes if t is not None), default=None),
         watch=_watch(md, _traffic(step4.target, choice.replicas, quarantined_at is not None), checks),
         label_pods=label_pods,
         verdicts=watching.verdicts,
@@ -133,9 +151,9 @@ def _judge_and_choose(
     old: Mapping[str, Any],
     rejected: dict[str, dict[str, Any]],
     stamp: str,
-) -> tuple[Verdict, Choice]:
+) -> tuple[Verdict, Verdict | None, Choice]:
     """Steps 1-2: the requested revision's gates, and which revision serves (the one serving now is
-    judged again when the requested one is not admitted)."""
+    judged again when the requested one is not admitted: `rejudged`)."""
     md = obs.deployment
     serving = stored_revision(old.get("servingRevision"), md.spec.model.name)
     verdict = judge(obs, now, requested, rejected.get(requested.digest))
@@ -148,7 +166,34 @@ def _judge_and_choose(
         else None
     )
     evidence = evidence_of(obs, verdict.report)
-    return verdict, choose(md, verdict, requested, serving, rejudged, old, rejected, stamp, evidence)
+    choice = choose(md, verdict, requested, serving, rejudged, old, rejected, stamp, evidence)
+    return verdict, rejudged, choice
+
+
+def _recertification(obs: Observed, served: Verdict, now: dt.datetime) -> Cond | None:
+    """The RecertificationDue condition of what serves, while a policy in force sets maxAge."""
+    if not recertification.applies(obs.policies):
+        return None
+    return recertification.condition(served.report.recertification, now)
+
+
+def _recertification_told(
+    old: Mapping[str, Any], due: Cond | None, obs: Observed, served: Verdict, stamp: str
+) -> tuple[Decision, ...]:
+    """One Warning Event (a decision) when RecertificationDue turns True: the start of the window."""
+    if due is None or not recertification.newly_due(_condition(old, c.RECERTIFICATION_DUE), due):
+        return ()
+    return (
+        Decision(
+            c.ACTION_RECERTIFICATION_DUE,
+            due.reason,
+            f"Recertification due for {obs.deployment.spec.model.name}: {due.message}",
+            stamp,
+            evidence_of(obs, served.report),
+            None,
+            True,
+        ),
+    )
 
 
 def _monitor(

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from modelgate.api import conditions as c
 from modelgate.decide import trail
-from modelgate.decide.conditions import merge_conditions
+from modelgate.decide.conditions import Cond, merge_conditions
 from modelgate.decide.intervene import Intervention, Watching
 from modelgate.decide.phase import Situation, conditions
 from modelgate.decide.types import Decision, Observed
@@ -25,11 +25,15 @@ def build_status(
     watching: Watching,
     decisions: Sequence[Decision],
     checks_passed: bool,
+    recertification: Cond | None = None,
 ) -> dict[str, Any]:
-    """Step 6: conditions, phase, known-good revisions and history, as one status to store."""
+    """Step 6: conditions, phase, known-good revisions and history, as one status to store;
+    RecertificationDue joins the conditions while a policy sets maxAge (decide/recertification.py)."""
     old = obs.body.get("status") or {}
     generation = int((obs.body.get("metadata") or {}).get("generation") or 0)
     conds, phase = conditions(situation)
+    if recertification is not None:
+        conds = [*conds, recertification]
     # A digest withdrawn by a rollback or quarantine is no longer known good: it leaves the list
     # (so lastKnownGood names what may serve), and rejoins it only once re-admitted and passing.
     known_good = [dict(g) for g in old.get("knownGood") or [] if g["digest"] not in step4.rejected]

@@ -251,40 +251,45 @@ class PrometheusSource:
             time.sleep(pause)
 
     def _attempt(self, promql: str, remaining: float) -> _Attempt:
-        url, timeout = self.config.url, f"{self.config.timeout:g}s"
         if remaining <= 0:
-            return _Attempt("timeout", error=f"no time left within {timeout}")
+            return _Attempt("timeout", error=f"no time left within {self.config.timeout:g}s")
         self._last.response = None
         try:
             data = self._client.custom_query(
                 promql, params={"timeout": f"{max(int(remaining * 1000), 1)}ms"}, timeout=remaining
             )
             return _Attempt("series", _parse(data))
-        except _NotANumber as e:
-            return _Attempt("query-error", error=str(e))
-        except PrometheusApiClientException:
-            kind, text = _classify_http(getattr(self._last, "response", None))
-            return _Attempt(kind, error=text)
-        except requests.exceptions.ReadTimeout:
-            return _Attempt("timeout", error=f"no answer from {url}: timed out after {timeout}")
-        except requests.exceptions.JSONDecodeError as e:
-            return _Attempt("bad-answer", error=f"{url} answered invalid JSON ({e})")
-        except requests.exceptions.SSLError as e:
-            return _Attempt("unreachable", error=f"TLS error talking to {url}: {_root(e)}")
-        except requests.exceptions.ConnectTimeout:
-            return _Attempt("unreachable", error=f"could not connect to {url} within {timeout}")
-        except requests.exceptions.ConnectionError as e:
-            if _dropped(e):
+        except Exception as e:  # never raise: an unexpected failure is an outage, not a crash
+            return self._failed(e)
+
+    def _failed(self, exc: Exception) -> _Attempt:
+        """What a query that raised `exc` tells: its kind and an error text naming the fault."""
+        url, timeout = self.config.url, f"{self.config.timeout:g}s"
+        match exc:
+            case _NotANumber():
+                return _Attempt("query-error", error=str(exc))
+            case PrometheusApiClientException():
+                kind, text = _classify_http(getattr(self._last, "response", None))
+                return _Attempt(kind, error=text)
+            case requests.exceptions.ReadTimeout():
+                return _Attempt("timeout", error=f"no answer from {url}: timed out after {timeout}")
+            case requests.exceptions.JSONDecodeError():
+                return _Attempt("bad-answer", error=f"{url} answered invalid JSON ({exc})")
+            case requests.exceptions.SSLError():
+                return _Attempt("unreachable", error=f"TLS error talking to {url}: {_root(exc)}")
+            case requests.exceptions.ConnectTimeout():
+                return _Attempt("unreachable", error=f"could not connect to {url} within {timeout}")
+            case requests.exceptions.ConnectionError() if _dropped(exc):
                 return _Attempt(
                     "unreachable", error=f"{url} closed the connection without an answer", retryable=True
                 )
-            return _Attempt("unreachable", error=f"cannot connect to {url}: {_root(e)}", retryable=True)
-        except (requests.exceptions.RequestException, OSError) as e:
-            return _Attempt("unreachable", error=f"request to {url} failed: {e}")
-        except (ValueError, KeyError, TypeError, IndexError) as e:
-            return _Attempt("bad-answer", error=f"{url} did not answer like the Prometheus API: {e!r}")
-        except Exception as e:  # never raise: an unexpected failure is an outage, not a crash
-            return _Attempt("unreachable", error=f"query to {url} failed: {type(e).__name__}: {e}")
+            case requests.exceptions.ConnectionError():
+                return _Attempt("unreachable", error=f"cannot connect to {url}: {_root(exc)}", retryable=True)
+            case requests.exceptions.RequestException() | OSError():
+                return _Attempt("unreachable", error=f"request to {url} failed: {exc}")
+            case ValueError() | KeyError() | TypeError() | IndexError():
+                return _Attempt("bad-answer", error=f"{url} did not answer like the Prometheus API: {exc!r}")
+        return _Attempt("unreachable", error=f"query to {url} failed: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ from modelgate.api.v1alpha1.policy import (
     GovernancePolicySpec,
     GovernancePolicyStatus,
     OperationalField,
+    Recertification,
     RiskLevelConfirmation,
     SliceRequirement,
 )
@@ -171,6 +172,7 @@ __all__ = [
     "Monitoring",
     "OperationalField",
     "PrinterColumn",
+    "Recertification",
     "RecordEntry",
     "RecordedDeployment",
     "RecordedModel",

@@ -13,6 +13,7 @@ from modelgate.api.v1alpha1.common import (
     Condition,
     DecisionId,
     Digest,
+    Duration,
     Identity,
     KubeObject,
     LabelValue,
@@ -275,6 +276,51 @@ class RejectedDigest(ApiModel):
     """When it was withdrawn."""
 
 
+class LapsingApproval(ApiModel):
+    """An approval a requirement with a maxAge rests on, and when it lapses."""
+
+    name: Token
+    """The ModelApproval."""
+    approved_by: Annotated[str, StringConstraints(max_length=512)]
+    """Its approver (spec.approvedBy.username)."""
+    created_at: AwareDatetime
+    """Its metadata.creationTimestamp, from which maxAge counts."""
+    lapses_at: AwareDatetime
+    """creationTimestamp plus maxAge: from then on it no longer counts."""
+
+
+class RecertificationRequirement(ApiModel):
+    """One policy's approval requirement with a maxAge, and when it lapses."""
+
+    policy: Token
+    """The GovernancePolicy."""
+    role: Token
+    """The role (approvals[].role)."""
+    approvers: Text
+    """Who may approve again, for example "group ethics-board"."""
+    count: int = Field(ge=1, le=16)
+    """How many distinct approvers the role needs."""
+    max_age: Duration
+    """The requirement's maxAge."""
+    due_at: AwareDatetime
+    """When fewer than count approvals remain: the requirement lapses unless someone approves again."""
+    warn_at: AwareDatetime
+    """dueAt less the policy's recertification.warnBefore: RecertificationDue is True from then on."""
+    approvals: list[LapsingApproval] = Field(default_factory=list, max_length=16)
+    """The approvals it rests on (one per approver), earliest lapse first."""
+
+
+class RecertificationSchedule(ApiModel):
+    """When the approvals of what serves lapse under the policies' maxAge."""
+
+    due_at: AwareDatetime
+    """The earliest dueAt of the requirements: the model needs a new approval by then."""
+    warn_at: AwareDatetime
+    """The earliest warnAt: when the RecertificationDue condition turns True."""
+    requirements: list[RecertificationRequirement] = Field(default_factory=list, max_length=64)
+    """Each approval requirement with a maxAge, earliest due first."""
+
+
 class ModelDeploymentStatus(ApiModel):
     """What the operator observed and decided. Written only by the operator."""
 
@@ -311,6 +357,14 @@ class ModelDeploymentStatus(ApiModel):
     """Digests withdrawn after drift; they are not admitted again without new evidence."""
     quarantined_at: AwareDatetime | None = None
     """When the model was quarantined; approvals given before this time do not re-admit it."""
+    recertification: RecertificationSchedule | None = None
+    """When the approvals of the revision that serves (else the requested one) lapse under the
+    policies' approvals[].maxAge; present while any does. `modelgate audit` reads it."""
+    compliance: Literal["Compliant", "NotCompliant"] | None = None
+    """Whether the revision that serves traffic satisfies its gates now. NotCompliant: its evidence
+    stopped counting (an approval deleted, rejected, expired or lapsed; an evaluation stale) and it
+    keeps serving because every selecting policy says onRevocation: keep. Absent while nothing
+    serves traffic."""
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of this type, if present."""

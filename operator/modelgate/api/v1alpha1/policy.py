@@ -81,6 +81,11 @@ class ApprovalRequirement(ApiModel):
     """Who may decide for this role. Approvals by anyone else do not count."""
     count: int = Field(1, ge=1, le=16)
     """How many approvals from distinct approvers the role must give."""
+    max_age: Duration | None = None
+    """How long an approval of this role counts after it was created (its metadata.creationTimestamp,
+    set by the API server), for example 180d. After that it has lapsed: the model needs a new
+    approval (recertification), and the policy's onRevocation applies to a model that serves on it,
+    as for a deleted approval. Without it approvals count until they expire (spec.expiresAt)."""
 
 
 class SliceRequirement(ApiModel):
@@ -136,6 +141,25 @@ class EvaluationRequirement(ApiModel):
         return self
 
 
+class Recertification(ApiModel):
+    """When to warn that approvals are about to lapse (approvals[].maxAge)."""
+
+    warn_before: Duration
+    """How long before an approval requirement lapses the model is due for recertification, for
+    example 14d: from then on its RecertificationDue condition is True (with the date and who must
+    approve again) and a Warning Event is posted. Without recertification the condition turns True
+    only when an approval lapses."""
+
+
+NO_MAX_AGE = (
+    "recertification.warnBefore warns before approvals lapse: set maxAge on at least one approvals[] entry"
+)
+RECERTIFICATION_RULE = cel(
+    "!has(self.recertification) || (has(self.approvals) && self.approvals.exists(a, has(a.maxAge)))",
+    NO_MAX_AGE,
+)
+
+
 class RiskLevelConfirmation(ApiModel):
     """Which role must confirm a model card's riskLevel."""
 
@@ -160,7 +184,9 @@ NOT_EMPTY_RULE = cel(
 class GovernancePolicySpec(ApiModel):
     """Requirements for every ModelDeployment in scope."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [NOT_EMPTY_RULE]})
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [NOT_EMPTY_RULE, RECERTIFICATION_RULE]}
+    )
 
     namespace_selector: LabelSelector | None = None
     """Namespaces the policy applies to, by label. Absent or empty selects every namespace."""
@@ -225,10 +251,20 @@ class GovernancePolicySpec(ApiModel):
     deleted, rejected or expired, an evaluation deleted): suspend (withdraw it from serving) or keep
     (keep serving and report the missing evidence in its conditions)."""
 
+    recertification: Recertification | None = None
+    """Warn ahead of approvals lapsing under approvals[].maxAge (RecertificationDue condition, a
+    Warning Event, `modelgate status` and `modelgate audit` show the date)."""
+
     @model_validator(mode="after")
     def _unique_keys(self) -> GovernancePolicySpec:
         check_unique((a.role for a in self.approvals), "approval role")
         check_unique((m.name for m in self.monitoring), "monitoring metric name")
+        return self
+
+    @model_validator(mode="after")
+    def _recertification_needs_max_age(self) -> GovernancePolicySpec:
+        if self.recertification is not None and not any(a.max_age for a in self.approvals):
+            raise ValueError(NO_MAX_AGE)
         return self
 
     @model_validator(mode="after")
