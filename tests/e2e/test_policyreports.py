@@ -193,3 +193,30 @@ def test_removing_the_crd_breaks_nothing_and_installing_it_brings_the_reports_ba
     ]
     assert troubles == [], troubles
     assert any("Found the PolicyReport CRD" in line.get("message", "") for line in logged)
+
+
+def test_an_approval_due_for_recertification_is_reported_as_a_warning(
+    kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess, crds: None
+) -> None:
+    policy = m.policy(policy_name, namespace)
+    policy["spec"]["approvals"][0]["maxAge"] = "1h"
+    policy["spec"]["recertification"] = {"warnBefore": "2h"}  # the window is open from the start
+    kubectl.apply(policy)
+    m.approve(kubectl, m.approval("fraud-ethics", namespace, "fraud"))
+    m.submit(kubectl, m.evaluation("fraud-eval", namespace, "fraud"))
+    m.deploy(kubectl, m.model_deployment("fraud", namespace, replicas=1))
+    wait_phase(kubectl, namespace, "Serving", "fraud")
+
+    def warned() -> dict[str, Any] | None:
+        rep = report(kubectl, namespace)
+        approval = [r for r in (rep or {}).get("results") or [] if r["rule"] == "approval role=ethics-board"]
+        return rep if approval and approval[0]["result"] == "warn" else None
+
+    rep = wait_until("the approval's result to warn", warned)
+    obj = kubectl.get("mdep", "fraud", namespace)
+    due = obj["status"]["recertification"]["dueAt"]
+    (approval,) = [r for r in rep["results"] if r["rule"] == "approval role=ethics-board"]
+    assert approval["policy"] == policy_name and approval["scored"] is False
+    assert approval["message"].endswith(f"due for recertification by {due}"), approval["message"]
+    assert rep["summary"]["warn"] == 1 and rep["summary"]["fail"] == 0
+    assert rep["summary"]["pass"] == len(rep["results"]) - 1
