@@ -8,6 +8,12 @@ request the operator makes is counted from the API server's own record. Measures
 ModelDeployment, the time from its create call returning to Admitted=True and to Ready=True as seen
 by a watch; throughput; API requests made by the operator per admission (audit log, user agents of
 Kopf and of the operator's client); and the operator's peak RSS (VmHWM).
+
+The PolicyReport CRD (tests/fixtures/policyreports) is installed, so the operator keeps the
+namespace's PolicyReports: the bench counts their writes during the admission, then edits the
+policy so that every model fails one more gate (requiredCardFields gains `limitations`) and counts
+the writes until the reports say so (runtime/policyreports.py batches them: the goal is a few writes
+per namespace, not one per model). `--no-policy-reports` leaves the CRD out.
 Prints a Markdown block for BENCHMARKS.md.
 """
 
@@ -31,10 +37,12 @@ from bench.common import (
     CLUSTER_DIR,
     IMAGE,
     KUBECONFIG,
+    ROOT,
     cluster_down,
     cluster_up,
     digest,
     evidence,
+    kubectl,
     log,
     namespace_with_policy,
     operator,
@@ -134,17 +142,16 @@ def main() -> int:
     p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--keep", action="store_true", help="leave the bench control plane running (for analysis)")
+    p.add_argument(
+        "--no-policy-reports", action="store_true", help="without the PolicyReport CRD (no reports, no flip)"
+    )
     args = p.parse_args()
     n = args.n
     cluster_up()
-    ns = namespace_with_policy(
-        {
-            "requiredCardFields": ["owner"],
-            "separationOfDuties": True,
-            "approvals": [{"role": "ethics-board", "approvers": {"groups": ["ethics-board"]}}],
-            "evaluations": [{"metric": "accuracy", "min": 0.9, "maxAge": "30d"}],
-        }
-    )
+    if not args.no_policy_reports:
+        kubectl("apply", "--server-side", "-f", str(POLICY_REPORT_CRDS))
+        kubectl("wait", "--for=condition=Established", "-f", str(POLICY_REPORT_CRDS))
+    ns = namespace_with_policy(POLICY)
     with operator() as (proc, _metrics_port):
         mds = [
             {
@@ -199,17 +206,85 @@ def main() -> int:
         t_ready_all = max(watcher.ready.values(), default=float("nan")) - t0
         rss = peak_rss_mb(proc.pid)
         rss_now = rss_mb(proc.pid)
+        flip = None if args.no_policy_reports else policy_report_flip(ns, n, args.timeout)
     time.sleep(2)  # the audit log is written in batches
-    requests = count_operator_requests(audit_start, ns)
+    requests = count_operator_requests(audit_start, ns, until=flip[0] if flip else None)
     admit = [watcher.admitted[k] - created[k] for k in created if k in watcher.admitted]
     ready = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
     report(n, args.replicas, applied, admit, ready, t_admitted_all, t_ready_all, requests, rss, rss_now)
+    if flip is not None:
+        after = report_writes(count_operator_requests(flip[0], ns))
+        report_policy_reports(n, report_writes(requests), after, *flip[1:])
     if not args.keep:
         cluster_down()
     return 0 if len(ready) == n else 1
 
 
-def count_operator_requests(since: dt.datetime, ns: str) -> dict[str, int]:
+POLICY = {
+    "requiredCardFields": ["owner"],
+    "separationOfDuties": True,
+    "approvals": [{"role": "ethics-board", "approvers": {"groups": ["ethics-board"]}}],
+    "evaluations": [{"metric": "accuracy", "min": 0.9, "maxAge": "30d"}],
+}
+POLICY_REPORT_CRDS = ROOT / "tests" / "fixtures" / "policyreports"
+
+
+def _reports(ns: str) -> list[dict[str, Any]]:
+    items = kubectl("get", "policyreports.wgpolicyk8s.io", "-n", ns, "-o", "json").stdout
+    return list(json.loads(items)["items"])
+
+
+def _reported(ns: str, n: int, fails: int, timeout: float) -> list[dict[str, Any]]:
+    """The namespace's reports once they hold a result for each of the n models and `fails` failures."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reports = _reports(ns)
+        models = {r["resources"][0]["name"] for rep in reports for r in rep.get("results") or []}
+        if len(models) == n and sum(rep["summary"]["fail"] for rep in reports) == fails:
+            return reports
+        time.sleep(1)
+    sys.exit(f"bench: the PolicyReports of {ns} did not show {n} models with {fails} failures")
+
+
+def policy_report_flip(ns: str, n: int, timeout: float) -> tuple[dt.datetime, int, int, float]:
+    """Edit the policy so that every model fails a new card.limitations gate, once the reports show
+    the admission; returns the edit's time, the number of reports and results once they show it, and
+    the seconds that took."""
+    _reported(ns, n, 0, timeout)
+    time.sleep(3)  # writes still in flight land in the admission's count
+    flip = dt.datetime.now(dt.UTC)
+    edited = {**POLICY, "requiredCardFields": ["owner", "limitations"]}
+    patch = json.dumps({"spec": edited})
+    t0 = time.monotonic()
+    kubectl("patch", "governancepolicy", f"bench-{ns}", "--type", "merge", "-p", patch)
+    reports = _reported(ns, n, n, timeout)
+    shown = time.monotonic() - t0
+    time.sleep(5)  # any write after the reports showed it is counted too
+    return flip, len(reports), sum(len(r["results"]) for r in reports), shown
+
+
+def report_writes(requests: dict[str, int]) -> int:
+    return sum(v for k, v in requests.items() if k.endswith(" policyreports") and not k.startswith("get "))
+
+
+def report_policy_reports(n: int, before: int, after: int, shards: int, results: int, shown: float) -> None:
+    print(
+        "\n".join(
+            [
+                "",
+                "| PolicyReports (one namespace) | value |",
+                "| --- | --- |",
+                f"| writes during the admission of {n} models | {before} |",
+                f"| writes after one policy edit failing all {n} (requiredCardFields + limitations) | {after} |",
+                f"| edit to reports showing {n} failures | {shown:.1f} s |",
+                f"| reports (shards of ~1 MB) / results | {shards} / {results} |",
+            ]
+        )
+    )
+
+
+def count_operator_requests(since: dt.datetime, ns: str, until: dt.datetime | None = None) -> dict[str, int]:
+    """The operator's requests in `ns` from `since` (until `until`), by verb and resource."""
     counts: dict[str, int] = {}
     with open(CLUSTER_DIR / "logs" / "audit.log") as f:
         for line in f:
@@ -219,7 +294,9 @@ def count_operator_requests(since: dt.datetime, ns: str) -> dict[str, int]:
                 continue
             when = dt.datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00"))
             ref = ev.get("objectRef") or {}
-            if when < since or ref.get("namespace") != ns or ev.get("verb") in ("watch", "list"):
+            if when < since or (until and when >= until):
+                continue
+            if ref.get("namespace") != ns or ev.get("verb") in ("watch", "list"):
                 continue
             res = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
             key = f"{ev['verb']} {res}"

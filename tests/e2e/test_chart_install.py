@@ -237,15 +237,21 @@ CAN_I = [
     ("patch", "modeldeployments", "default", "yes"),
     ("create", "deployments", "default", "yes"),
     ("manage", "servingobjects.modelgate.io", "default", "yes"),
+    ("patch", "policyreports.wgpolicyk8s.io", "default", "yes"),
+    ("delete", "policyreports.wgpolicyk8s.io", "default", "yes"),
+    ("update", "policyreports.wgpolicyk8s.io", "default", "no"),
+    ("create", "clusterpolicyreports.wgpolicyk8s.io", None, "no"),
 ]
 """The can-i matrix of the chart's ServiceAccount, asked with its own token."""
 
 
 def can_i(sa: Kubectl, verb: str, resource: str, ns: str | None) -> str:
     """`kubectl auth can-i` with the ServiceAccount's own token; a SelfSubjectAccessReview for the
-    virtual servingobjects.modelgate.io (no API serves it, so kubectl cannot resolve it)."""
-    if resource == "servingobjects.modelgate.io":
-        attrs = {"group": "modelgate.io", "resource": "servingobjects", "verb": verb, "namespace": ns or ""}
+    virtual servingobjects.modelgate.io and the PolicyReports (no API serves them here, so kubectl
+    cannot resolve them)."""
+    if resource.endswith((".modelgate.io", ".wgpolicyk8s.io")):
+        plural, group = resource.split(".", 1)
+        attrs = {"group": group, "resource": plural, "verb": verb, "namespace": ns or ""}
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",

@@ -5,6 +5,6 @@ handlers (modelgate.webhooks.handlers) are imported by `modelgate run` only when
 since Kopf refuses admission handlers without a webhook server.
 """
 
-from modelgate.handlers import deployments, indexes, records, startup
+from modelgate.handlers import deployments, indexes, policyreports, records, startup
 
-__all__ = ["deployments", "indexes", "records", "startup"]
+__all__ = ["deployments", "indexes", "policyreports", "records", "startup"]

@@ -16,6 +16,7 @@ import kopf
 
 from modelgate.api.v1alpha1 import GROUP, VERSION
 from modelgate.runtime.leading import Leadership
+from modelgate.runtime.policyreports import Reporter
 from modelgate.runtime.reconcile import INDEXES, Collaborators
 
 
@@ -27,6 +28,9 @@ async def reconcile(
     one (a model being deleted is retired by that loop); stop it once the model is gone. A follower
     only notes that the indexes are populated."""
     key = (namespace or "", name)
+    reporter: Reporter | None = memo.get("policy_reports")
+    if reporter is not None:
+        reporter.touch(key[0])  # its gates may have changed: its namespace's PolicyReport
     if type == "DELETED":
         await Collaborators.of(memo).loops.stop(key)
         return

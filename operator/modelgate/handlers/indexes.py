@@ -32,6 +32,7 @@ from modelgate.decide.serving import (
 )
 from modelgate.observe.snapshot import evidence_key, first, index_evidence, index_policy
 from modelgate.runtime.leading import Leadership
+from modelgate.runtime.policyreports import Reporter
 from modelgate.runtime.wakeups import Wakeups
 
 OWNED = {LABEL_DEPLOYMENT: kopf.PRESENT}
@@ -221,15 +222,20 @@ async def wake_policy(
     wakeups: Wakeups = memo["wakeups"]
     generations: dict[str, object] = memo.setdefault("policy_generations", {})
     bodies: dict[str, dict[str, Any]] = memo.setdefault("policy_bodies", {})
+    reporter: Reporter | None = memo.get("policy_reports")
     if type == "DELETED":
         generations.pop(name, None)
         bodies.pop(name, None)
         wakeups.poke_all()
+        if reporter is not None:
+            reporter.touch_all()
         return
     generation = body.get("metadata", {}).get("generation")
     if generations.get(name) != generation:
         generations[name] = generation
         wakeups.poke_all()
+        if reporter is not None:
+            reporter.touch_all()  # which policy asks for a card field: every namespace's reports
     bodies[name] = _raw(body)
     if memo["leadership"].leading:
         await _write_policy_status(name, bodies[name], kwargs["policies"], logger)
@@ -262,6 +268,9 @@ async def write_policy_statuses(memo: kopf.Memo, policies: Any) -> None:
 async def wake_namespace(name: str, memo: kopf.Memo, **_: Any) -> None:
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_namespace(name)
+    reporter: Reporter | None = memo.get("policy_reports")
+    if reporter is not None:
+        reporter.touch(name)  # its labels select policies
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED, id="wake-owner-deployment")

@@ -19,6 +19,7 @@ from modelgate.observe.monitor import Monitor
 from modelgate.observe.prometheus import PrometheusConfig, PrometheusSource
 from modelgate.runtime.leader import Elector, Timings
 from modelgate.runtime.leading import Leadership
+from modelgate.runtime.policyreports import Reporter
 from modelgate.runtime.reconcile import Collaborators
 from modelgate.webhooks import server
 
@@ -74,6 +75,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     source = PrometheusSource(PrometheusConfig.from_env(cfg.prometheus_url)) if cfg.prometheus_url else None
     templates: dict[str, MetricTemplate] = memo["templates"]
     memo["monitor"] = Monitor(source, memo["wakeups"], lambda: templates)  # the leader runs it
+    memo["policy_reports"] = Reporter()  # handlers/policyreports.py; the leader writes
     if cfg.webhook_port:
         await _serve_webhooks(settings, memo, cfg, logger)
     await _lead(memo, kwargs)
@@ -108,6 +110,8 @@ async def _lead(memo: kopf.Memo, indices: dict[str, Any]) -> None:
     leadership.bind(Collaborators.of(memo), memo["stop_operator"])
     leadership.on_lead.append(lambda: write_policy_statuses(memo, indices["policies"]))
     leadership.on_lead.append(lambda: seal_all(memo))
+    reporter: Reporter = memo["policy_reports"]
+    leadership.tasks.append(lambda: reporter.run(lambda: leadership.indexes))
     if not cfg.leader_elect:
         await leadership.started()
         return

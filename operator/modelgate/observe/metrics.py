@@ -35,6 +35,11 @@ QUERIES = Counter(
     "Prometheus queries made by the monitor, by result: ok, query-error, timeout, unreachable or bad-answer",
     ["result"],
 )
+POLICY_REPORT_WRITES = Counter(
+    "modelgate_policyreport_writes",
+    "PolicyReport writes (runtime/policyreports.py), by verb: apply (a report written whole) or delete",
+    ["verb"],
+)
 RECONCILE_ERRORS = Counter(
     "modelgate_reconcile_errors",
     "Reconcile passes that ended in an error, by kind: conflict (a write raced another), refused "

@@ -5,9 +5,9 @@ the webhooks and the health endpoint. Only the leader writes: it runs the reconc
 them the retirements), the monitor, the retention sweep and the GovernancePolicy status writes. A
 follower's watch handlers keep the indexes current and do nothing else, so it writes nothing at all.
 
-- Acquired (`started`): start the monitor and the retention sweep, a reconcile loop for every
-  ModelDeployment already indexed (a model whose approval arrived while nobody led is admitted
-  now), and the `on_lead` hooks (the policy statuses).
+- Acquired (`started`): start the monitor, the retention sweep, the PolicyReport writer, a
+  reconcile loop for every ModelDeployment already indexed (a model whose approval arrived while
+  nobody led is admitted now), and the `on_lead` hooks (the policy statuses).
 - Lost (`lost`): first refuse every write of the process (`act.kube.fence`: a write already queued
   in a thread pool is refused too), then cancel every loop in the middle of its pass and the
   leader's tasks, then stop the operator; `modelgate run` exits 1 so that the pod restarts clean.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from modelgate.act import kube
@@ -42,6 +42,8 @@ class Leadership:
         """Kopf's indexes, once a ModelDeployment event showed they are populated (Kopf calls no
         resource handler before every index has been listed)."""
         self.on_lead: list[Callable[[], Awaitable[None]]] = []
+        self.tasks: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        """More tasks only the leader runs (the PolicyReport writer), started with the monitor."""
         self.lost_reason: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._svc: Collaborators | None = None
@@ -72,6 +74,7 @@ class Leadership:
             asyncio.create_task(
                 retention.sweep(lambda: (self.indexes or {}).get("records")), name="modelgate-retention"
             ),
+            *(asyncio.create_task(task()) for task in self.tasks),
         ]
         known = list((self.indexes or {}).get("modeldeployments") or ())
         for key in known:
