@@ -59,7 +59,7 @@ def run(cfg: OperatorConfig) -> int:
         prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")
     liveness = f"http://0.0.0.0:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
     wakeups = Wakeups()
-    leadership = Leadership(cfg.identity)
+    leadership = Leadership(cfg.identity, cfg.claims, cfg.cluster_duties)
     memo = kopf.Memo(config=cfg, wakeups=wakeups, loops=Loops(wakeups), templates={}, leadership=leadership)
 
     async def main() -> None:

@@ -24,8 +24,8 @@ async def reconcile(
     type: str | None, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """On the leader, start the model's reconcile loop at its first event and wake it at every later
-    one (a model being deleted is retired by that loop); stop it once the model is gone. A follower
-    only notes that the indexes are populated."""
+    one (a model being deleted is retired by that loop); stop it once the model is gone, or once
+    it belongs to another shard (--selector). A follower only notes that the indexes are populated."""
     key = (namespace or "", name)
     if type == "DELETED":
         await Collaborators.of(memo).loops.stop(key)
@@ -33,4 +33,8 @@ async def reconcile(
     leadership: Leadership = memo["leadership"]
     if leadership.indexes is None:
         leadership.indexed({k: kwargs[k] for k in INDEXES})
+    if not memo["config"].claims(dict(kwargs.get("labels") or {})):
+        # Another shard's (or relabelled into one): stop our loop after its pass, retire nothing.
+        await Collaborators.of(memo).loops.stop(key)
+        return
     leadership.start_loop(key)
