@@ -36,6 +36,7 @@ OFFSETS = {
     "fuzz": 600,
     "bench-failover": 700,
     "control": 800,
+    "shard": 900,
 }
 
 

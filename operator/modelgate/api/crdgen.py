@@ -105,6 +105,8 @@ def _flatten(node: Mapping[str, Any], defs: Mapping[str, Any], path: str) -> dic
     if "allOf" in out:
         (only,) = out.pop("allOf")
         out = _merge(_flatten(only, defs, path), out)
+    if isinstance(out.get("default"), dict):  # an object default: its Optional fields' None is absence too
+        out["default"] = {k: v for k, v in out["default"].items() if v is not None}
     if "anyOf" in out:
         options = [o for o in out.pop("anyOf") if o != {"type": "null"}]
         if out.get("default", ...) is None:
