@@ -13,8 +13,6 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelgate.api import selector as label_selector
-
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -64,19 +62,7 @@ class OperatorConfig:
     """This replica's identity in the Lease and the user agent: POD_NAME, else hostname_pid."""
     selector: str | None = None
     """Label selector of the ModelDeployments this shard claims (reconciles, monitors, writes for);
-    None claims every one (docs/sharding.md)."""
-
-    def claims(self, labels: dict[str, str] | None) -> bool:
-        """This shard reconciles a ModelDeployment with these labels."""
-        return self.selector is None or label_selector.parse(self.selector).matches(labels)
-
-    @property
-    def cluster_duties(self) -> bool:
-        """This shard seals evidence, ends retentions and writes GovernancePolicy statuses: the writes
-        that belong to no one ModelDeployment. The shard that claims unlabelled ModelDeployments has
-        them (no --selector, or one like `!modelgate.io/shard`), so that two selector shards never
-        both write them (docs/sharding.md)."""
-        return self.claims({})
+    None claims every one (api/selector.py, docs/sharding.md; `modelgate run` checks it)."""
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -274,11 +260,6 @@ def problems(cfg: OperatorConfig) -> list[str]:
         out.append(f"--operator-namespace {cfg.operator_namespace!r}: not a valid namespace name")
     if cfg.kubeconfig is not None and not Path(cfg.kubeconfig).is_file():
         out.append(f"--kubeconfig {cfg.kubeconfig}: no such file")
-    if cfg.selector is not None:
-        try:
-            label_selector.parse(cfg.selector)
-        except label_selector.SelectorError as e:
-            out.append(f"--selector: {e}")
     out.extend(_leader_election_problems(cfg))
     return out
 

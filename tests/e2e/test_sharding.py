@@ -82,10 +82,12 @@ def shards(shard_cluster: Cluster) -> Iterator[dict[str, str]]:
             lease = f"modelgate-shard-{shard}"
             wait_until(
                 f"shard {shard} to take its Lease",
-                lambda lease=lease, ident=ident: (kubectl.get("lease", lease, "modelgate-system") or {})
-                .get("spec", {})
-                .get("holderIdentity")
-                == ident,
+                lambda lease=lease, ident=ident: (
+                    (kubectl.get("lease", lease, "modelgate-system") or {})
+                    .get("spec", {})
+                    .get("holderIdentity")
+                    == ident
+                ),
                 timeout=60,
             )
             ids[shard] = ident
@@ -101,7 +103,9 @@ def ns(shard_cluster: Cluster) -> Iterator[str]:
 def deploy(kubectl: Kubectl, ns: str, names: dict[str, str | None]) -> None:
     models = []
     for name, shard in names.items():
-        md = m.model_deployment(name, ns, replicas=1, approvals=(f"{name}-ok",), evaluations=(f"{name}-eval",))
+        md = m.model_deployment(
+            name, ns, replicas=1, approvals=(f"{name}-ok",), evaluations=(f"{name}-eval",)
+        )
         if shard:
             md["metadata"].setdefault("labels", {})[SHARD] = shard
         models.append(md)
@@ -140,7 +144,9 @@ def test_two_shards_admit_their_own_models_and_never_write_the_same_object(
     # The webhook server of shard a fills in the revision of a default-shard model: its index sees
     # every ModelDeployment, not only its shard's.
     probe = m.approval("d1-probe", ns, "d1", revision=None)
-    stamped = json.loads(kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe)).stdout)
+    stamped = json.loads(
+        kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe)).stdout
+    )
     assert stamped["spec"]["model"]["revision"] == m.default_revision("d1")
 
     last = {"a": "a2", "default": "d2"}

@@ -3,10 +3,12 @@ API server matches it, and which shard has the writes that belong to no one mode
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from modelgate.api.selector import SelectorError, parse
-from modelgate.config import OperatorConfig, problems
+from modelgate.api.selector import SelectorError, claims, cluster_duties, parse, problem
 
 A = {"modelgate.io/shard": "a"}
 B = {"modelgate.io/shard": "b"}
@@ -36,7 +38,9 @@ NONE: dict[str, str] = {}
         ("modelgate.io/shard=", {"modelgate.io/shard": ""}, True),
     ],
 )
-def test_a_selector_matches_labels_as_the_api_server_does(text: str, labels: dict[str, str], expected: bool) -> None:
+def test_a_selector_matches_labels_as_the_api_server_does(
+    text: str, labels: dict[str, str], expected: bool
+) -> None:
     assert parse(text).matches(labels) is expected
 
 
@@ -58,8 +62,9 @@ def test_an_unreadable_selector_is_refused_naming_the_requirement(text: str, mes
         parse(text)
 
 
-def test_a_bad_selector_flag_is_a_configuration_problem() -> None:
-    assert problems(OperatorConfig(selector="shard in (a")) == ["--selector: 'shard in (a': unbalanced parentheses"]
+def test_a_bad_selector_flag_is_named_in_one_line() -> None:
+    assert problem("shard in (a") == "--selector: 'shard in (a': unbalanced parentheses"
+    assert problem(None) is None and problem("modelgate.io/shard=a") is None
 
 
 @pytest.mark.parametrize(
@@ -74,5 +79,18 @@ def test_a_bad_selector_flag_is_a_configuration_problem() -> None:
 def test_the_shard_that_claims_unlabelled_models_has_the_cluster_duties(
     selector: str | None, claims_a: bool, claims_unlabelled: bool, duties: bool
 ) -> None:
-    cfg = OperatorConfig(selector=selector)
-    assert (cfg.claims(A), cfg.claims(None), cfg.cluster_duties) == (claims_a, claims_unlabelled, duties)
+    got = (claims(selector, A), claims(selector, None), cluster_duties(selector))
+    assert got == (claims_a, claims_unlabelled, duties)
+
+
+def test_modelgate_run_refuses_a_bad_selector_in_one_line_and_starts_nothing() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "modelgate", "run", "--selector", "modelgate.io/shard in (a"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2
+    assert (
+        res.stderr.strip() == "modelgate run: --selector: 'modelgate.io/shard in (a': unbalanced parentheses"
+    )

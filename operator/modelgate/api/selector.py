@@ -80,13 +80,17 @@ def _split(text: str) -> list[str]:
 
 def _key(key: str, part: str) -> str:
     if not KEY.match(key):
-        raise SelectorError(f"{part!r}: {key!r} is not a label key (an optional DNS prefix and '/', then a name)")
+        raise SelectorError(
+            f"{part!r}: {key!r} is not a label key (an optional DNS prefix and '/', then a name)"
+        )
     return key
 
 
 def _value(value: str, part: str) -> str:
     if not VALUE.match(value):
-        raise SelectorError(f"{part!r}: {value!r} is not a label value (up to 63 letters, digits, '-', '_', '.')")
+        raise SelectorError(
+            f"{part!r}: {value!r} is not a label value (up to 63 letters, digits, '-', '_', '.')"
+        )
     return value
 
 
@@ -104,7 +108,9 @@ def _requirement(part: str) -> Requirement:
     if part.startswith("!"):
         return Requirement(_key(part[1:].strip(), part), "absent")
     if re.search(r"[\s=!()<>]", part):
-        raise SelectorError(f"{part!r}: expected key=value, key!=value, key in (a,b), key notin (a,b), key or !key")
+        raise SelectorError(
+            f"{part!r}: expected key=value, key!=value, key in (a,b), key notin (a,b), key or !key"
+        )
     return Requirement(_key(part, part), "exists")
 
 
@@ -117,3 +123,27 @@ def parse(text: str) -> Selector:
     if text.count("(") != text.count(")"):
         raise SelectorError(f"{text!r}: unbalanced parentheses")
     return Selector(text, tuple(_requirement(p) for p in _split(text)))
+
+
+def claims(selector: str | None, labels: Mapping[str, str] | None) -> bool:
+    """A shard with this --selector (None: every model) reconciles a ModelDeployment with these labels."""
+    return selector is None or parse(selector).matches(labels)
+
+
+def cluster_duties(selector: str | None) -> bool:
+    """A shard with this --selector seals evidence, ends retentions and writes GovernancePolicy
+    statuses: the writes that belong to no one ModelDeployment. The shard that claims unlabelled
+    ModelDeployments has them (no --selector, or one like `!modelgate.io/shard`), so that two
+    selector shards never both write them (docs/sharding.md)."""
+    return claims(selector, {})
+
+
+def problem(selector: str | None) -> str | None:
+    """What is wrong with the --selector flag, as the line `modelgate run` prints; None if nothing."""
+    if selector is None:
+        return None
+    try:
+        parse(selector)
+    except SelectorError as e:
+        return f"--selector: {e}"
+    return None

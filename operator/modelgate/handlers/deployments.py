@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from modelgate.api import selector
 from modelgate.api.v1alpha1 import GROUP, VERSION
 from modelgate.runtime.leading import Leadership
 from modelgate.runtime.reconcile import INDEXES, Collaborators
@@ -33,7 +34,7 @@ async def reconcile(
     leadership: Leadership = memo["leadership"]
     if leadership.indexes is None:
         leadership.indexed({k: kwargs[k] for k in INDEXES})
-    if not memo["config"].claims(dict(kwargs.get("labels") or {})):
+    if not selector.claims(memo["config"].selector, kwargs.get("labels")):
         # Another shard's (or relabelled into one): stop our loop after its pass, retire nothing.
         await Collaborators.of(memo).loops.stop(key)
         return

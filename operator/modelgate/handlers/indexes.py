@@ -20,6 +20,7 @@ from modelgate.act import keys
 from modelgate.act import kube as act_kube
 from modelgate.act.keys import KeyStore
 from modelgate.act.policy_status import write_policy_status
+from modelgate.api import selector
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
 from modelgate.config import OperatorConfig
 from modelgate.decide import seal
@@ -89,7 +90,7 @@ def indexed_here(labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> bool:
     those its --selector claims (docs/sharding.md). Kopf drops an object from an index once it stops
     matching, so a model relabelled into another shard leaves a webhook-less shard's indexes."""
     cfg: OperatorConfig = memo["config"]
-    return bool(cfg.webhook_port) or cfg.claims(dict(labels))
+    return bool(cfg.webhook_port) or selector.claims(cfg.selector, labels)
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments", id="modeldeployments", when=indexed_here)
@@ -187,7 +188,7 @@ async def bind_seal(raw: dict[str, Any], memo: kopf.Memo) -> None:
     if (
         store is None
         or not leadership.leading
-        or not memo["config"].cluster_duties  # another shard seals evidence (docs/sharding.md)
+        or not selector.cluster_duties(memo["config"].selector)  # another shard's (docs/sharding.md)
         or (raw.get("metadata") or {}).get("deletionTimestamp")
     ):
         return
@@ -241,7 +242,7 @@ async def wake_policy(
         generations[name] = generation
         wakeups.poke_all()
     bodies[name] = _raw(body)
-    if memo["leadership"].leading and memo["config"].cluster_duties:
+    if memo["leadership"].leading and selector.cluster_duties(memo["config"].selector):
         await _write_policy_status(name, bodies[name], kwargs["policies"], logger)
 
 
@@ -264,7 +265,7 @@ async def _write_policy_status(name: str, body: dict[str, Any], policies: Any, l
 async def write_policy_statuses(memo: kopf.Memo, policies: Any) -> None:
     """The statuses a follower did not write: called when this replica becomes the leader."""
     log = logging.getLogger("modelgate.policies")
-    if not memo["config"].cluster_duties:
+    if not selector.cluster_duties(memo["config"].selector):
         return  # another shard writes them (docs/sharding.md)
     for name, body in list(memo.get("policy_bodies", {}).items()):
         await _write_policy_status(name, body, policies, log)

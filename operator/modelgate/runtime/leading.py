@@ -45,7 +45,7 @@ class Leadership:
         self.claims = claims
         """Which ModelDeployments get a loop here, by their labels: this shard's (--selector)."""
         self.cluster_duties = cluster_duties
-        """Run the retention sweep (config.OperatorConfig.cluster_duties)."""
+        """Run the retention sweep (api/selector.py `cluster_duties`)."""
         self.leading = False
         self.indexes: Mapping[str, Any] | None = None
         """Kopf's indexes, once a ModelDeployment event showed they are populated (Kopf calls no

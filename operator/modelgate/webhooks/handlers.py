@@ -46,9 +46,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
-import pydantic
 import kubernetes
-from kopf._cogs.structs.references import match_namespace  # the very globs Kopf watches with
+import pydantic
+from kopf._cogs.structs.references import (  # the very globs Kopf watches with
+    NamespaceName,
+    match_namespace,
+)
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
@@ -172,7 +175,7 @@ async def _stamp(
 
 def _watched(ns: str, memo: kopf.Memo) -> bool:
     patterns = memo["config"].namespaces
-    return not patterns or any(match_namespace(ns, p) for p in patterns)
+    return not patterns or any(match_namespace(NamespaceName(ns), p) for p in patterns)
 
 
 async def deployments_seen(ns: str, memo: kopf.Memo, indexes: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -184,10 +187,9 @@ async def deployments_seen(ns: str, memo: kopf.Memo, indexes: Mapping[str, Any])
     if _watched(ns, memo):
         return indexes
     try:
-        listed = await asyncio.to_thread(
-            lambda: kubernetes.client.CustomObjectsApi(act_kube.client()).list_namespaced_custom_object(
-                GROUP, VERSION, ns, "modeldeployments"
-            )
+        api: Any = kubernetes.client.CustomObjectsApi(act_kube.client())
+        listed: dict[str, Any] = await asyncio.to_thread(
+            api.list_namespaced_custom_object, GROUP, VERSION, ns, "modeldeployments"
         )
     except ApiException as e:
         raise kopf.AdmissionError(
