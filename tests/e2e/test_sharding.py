@@ -221,3 +221,26 @@ def test_a_shard_label_nobody_runs_is_refused_by_the_chart_policy(
     finally:
         for d in docs:
             kubectl("delete", d["kind"], d["metadata"]["name"], "--ignore-not-found", check=False)
+
+
+def test_a_webhook_server_watching_other_namespaces_still_refuses_a_self_approval(
+    shard_cluster: Cluster, shards: dict[str, str]
+) -> None:
+    """Shard a watches only s-*: for a namespace outside them it reads the namespace, the policies
+    and the ModelDeployments from the API server, so separation of duties holds whichever shard's
+    webhook answers. (Run alone, no s-* namespace exists, and Kopf then watches no policy either.)"""
+    kubectl = shard_cluster.kubectl
+    with m.governed_namespace(kubectl, "u") as other:
+        kubectl.apply(m.policy(f"p-{other}", other, separation=True))
+        deploy(kubectl, other, {"solo": None})  # alice sets the digest
+        self_approval = m.approval("solo-self", other, "solo")
+
+        def refused() -> str | None:  # once shard a's indexes hold the new namespace and policy
+            res = kubectl.apply(
+                self_approval, "--dry-run=server", as_user="alice", as_groups=("ethics-board",), check=False
+            )
+            return res.stderr if res.returncode != 0 else None
+
+        err = wait_until("the self-approval to be refused", refused, timeout=30)
+        assert "separation of duties: alice set the digest" in err
+        kubectl.apply(m.approval("solo-ok", other, "solo"), as_user="bob", as_groups=("ethics-board",))

@@ -67,7 +67,7 @@ from modelgate.api.v1alpha1 import (
 from modelgate.decide import seal
 from modelgate.decide.policy import parse_policies, select_policies
 from modelgate.decide.revision import requested_revision_id
-from modelgate.observe.snapshot import digest_summary
+from modelgate.observe.snapshot import digest_summary, index_policy
 
 STAMPED = {"ModelApproval": "approvedBy", "ModelEvaluation": "submittedBy"}
 KINDS = {"modelapprovals": "ModelApproval", "modelevaluations": "ModelEvaluation"}
@@ -179,33 +179,45 @@ def _watched(ns: str, memo: kopf.Memo) -> bool:
 
 
 async def deployments_seen(ns: str, memo: kopf.Memo, indexes: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The ModelDeployment indexes as the revision fill-in and the separation-of-duties check read
-    them. An instance started with --namespace indexes only those namespaces; for any other one
-    (a namespace shard answering for another shard's namespace, docs/sharding.md) they are read
-    from the API server, once per request, in the same shape: the index would find nothing there
-    and so let a self-approval through. A failed read refuses the request (fail closed)."""
+    """The indexes as the revision fill-in and the separation-of-duties check read them. An instance
+    started with --namespace indexes only those namespaces, and Kopf watches even the cluster-scoped
+    kinds (policies, namespaces) only once one of them exists; for any other namespace (a namespace
+    shard answering for another shard's namespace, docs/sharding.md) the namespace, the policies
+    and its ModelDeployments are read from the API server for the request, in the indexes' shape:
+    the indexes would find nothing there and so let a self-approval through. A failed read refuses
+    the request (fail closed)."""
     if _watched(ns, memo):
         return indexes
     try:
-        api: Any = kubernetes.client.CustomObjectsApi(act_kube.client())
-        listed: dict[str, Any] = await asyncio.to_thread(
-            api.list_namespaced_custom_object, GROUP, VERSION, ns, "modeldeployments"
-        )
+        found = await asyncio.to_thread(_read_live, ns)
     except ApiException as e:
         raise kopf.AdmissionError(
-            f"could not read the ModelDeployments of namespace {ns}, which this webhook server does not "
-            f"watch: {act_kube.refusal(e)}",
+            f"could not read namespace {ns}, which this webhook server does not watch: {act_kube.refusal(e)}",
             code=503,
         ) from e
+    return {**indexes, **found}
+
+
+def _read_live(ns: str) -> dict[str, Any]:
+    api: Any = kubernetes.client.CustomObjectsApi(act_kube.client())
+    core: Any = kubernetes.client.CoreV1Api(act_kube.client())
+    namespace = core.read_namespace(ns)
+    policies = api.list_cluster_custom_object(GROUP, VERSION, "governancepolicies")["items"]
+    listed = api.list_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments")["items"]
     by_name: dict[Any, list[Any]] = {}
     by_digest: dict[Any, list[Any]] = {}
-    for item in listed.get("items") or []:
+    for item in listed:
         name, spec = item["metadata"]["name"], item.get("spec") or {}
         by_name[(ns, name)] = [item]
         by_digest.setdefault((ns, (spec.get("model") or {}).get("digest")), []).append(
             digest_summary(name, spec)
         )
-    return {**indexes, "modeldeployments": by_name, "deployments_by_digest": by_digest}
+    return {
+        "namespaces": {ns: [dict(namespace.metadata.labels or {})]},
+        "policies": {p["metadata"]["name"]: [index_policy(p)] for p in policies},
+        "modeldeployments": by_name,
+        "deployments_by_digest": by_digest,
+    }
 
 
 def revision_for(ns: str, model: Mapping[str, Any], indexes: Mapping[str, Any]) -> str:
@@ -393,10 +405,8 @@ async def validate_approval(
     seen = await deployments_seen(ns, kwargs["memo"], kwargs)
     digest = spec["model"]["digest"]
     requester = str(userinfo.get("username", ""))
-    labels: Mapping[str, str] = (
-        next(iter(kwargs["namespaces"].get(ns, [])), {}) if "namespaces" in kwargs else {}
-    )
-    policies = parse_policies(kwargs.get("policies", {}))
+    labels: Mapping[str, str] = next(iter(seen.get("namespaces", {}).get(ns, [])), {})
+    policies = parse_policies(seen.get("policies", {}))
     for dep in seen.get("deployments_by_digest", {}).get((ns, digest), []):
         if dep.get("digestSetBy") != requester:
             continue
