@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -25,7 +24,7 @@ from tests.e2e.test_leader_election import (
     serving,
 )
 from tests.support import manifests as m
-from tests.support.clusters import ROOT, own_cluster
+from tests.support.clusters import ROOT, audited_cluster
 from tests.support.helm import template
 from tests.support.kube import Cluster, Kubectl, wait_until
 from tests.support.operator import run_operator
@@ -39,16 +38,8 @@ SHARD = "modelgate.io/shard"
 
 @pytest.fixture(scope="module")
 def shard_cluster() -> Iterator[Cluster]:
-    saved = os.environ.get("MODELGATE_CLUSTER_AUDIT")
-    os.environ["MODELGATE_CLUSTER_AUDIT"] = "1"  # the audit log tells who wrote what
-    try:
-        with own_cluster("shard") as cluster:
-            yield cluster
-    finally:
-        if saved is None:
-            os.environ.pop("MODELGATE_CLUSTER_AUDIT", None)
-        else:
-            os.environ["MODELGATE_CLUSTER_AUDIT"] = saved
+    with audited_cluster("shard") as cluster:  # the audit log tells who wrote what
+        yield cluster
 
 
 @pytest.fixture(scope="module")
