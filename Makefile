@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: help deps build cluster-up cluster-down prometheus-up prometheus-down crds manifests helm lint typecheck \
+.PHONY: help deps build peers cluster-up cluster-down prometheus-up prometheus-down crds manifests helm lint typecheck \
         test test-unit test-integration faults demo demo-down bench soak run clean
 
 help: ## List the targets
@@ -19,6 +19,9 @@ build: ## Build the local control plane, Helm and gitops-health (Argo CD health,
 
 helm: ## Build Helm from its Go module (cached) and print its path
 	@bash hack/build-helm.sh
+
+peers: ## Build the peers bench/peers.py compares with (Flagger, cached; not part of make test) and print their folder
+	@bash hack/build-peers.sh
 
 cluster-up: deps build ## Start (or reuse) the local control plane; kubeconfig in .cache/cluster/kubeconfig
 	@$(PY) hack/cluster.py up

@@ -60,6 +60,9 @@ class OperatorConfig:
     """controller-runtime's defaults (seconds)."""
     identity: str = "modelgate"
     """This replica's identity in the Lease and the user agent: POD_NAME, else hostname_pid."""
+    selector: str | None = None
+    """Label selector of the ModelDeployments this shard claims (reconciles, monitors, writes for);
+    None claims every one (api/selector.py, docs/sharding.md; `modelgate run` checks it)."""
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,6 +106,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--operator-namespace",
         default=env("POD_NAMESPACE", "modelgate-system"),
         help="namespace of the operator's own state (the signing keys' Secret, the trust ConfigMap)",
+    )
+    p.add_argument(
+        "--selector",
+        default=env("MODELGATE_SELECTOR"),
+        help="label selector of the ModelDeployments this instance claims, e.g. modelgate.io/shard=a "
+        "or '!modelgate.io/shard' (kubectl -l syntax); default: every one. See docs/sharding.md",
     )
     _add_webhook_arguments(p)
     _add_leader_election_arguments(p)
@@ -298,6 +307,7 @@ def from_args(ns: argparse.Namespace) -> OperatorConfig:
         renew_deadline=float(ns.leader_election_renew_deadline),
         retry_period=float(ns.leader_election_retry_period),
         identity=default_identity(),
+        selector=ns.selector,
     )
     found = problems(cfg)
     if found:

@@ -27,7 +27,7 @@ import pytest
 from hack.launch import client_ca_args, free_port
 
 from tests.support import manifests as m
-from tests.support.clusters import ROOT, own_cluster
+from tests.support.clusters import ROOT, audited_cluster
 from tests.support.kube import Cluster, Kubectl, wait_until
 from tests.support.operator import OperatorProcess, run_operator
 
@@ -48,16 +48,8 @@ TIMINGS = (
 
 @pytest.fixture(scope="module")
 def ha_cluster() -> Iterator[Cluster]:
-    saved = os.environ.get("MODELGATE_CLUSTER_AUDIT")
-    os.environ["MODELGATE_CLUSTER_AUDIT"] = "1"  # the audit log tells who wrote what
-    try:
-        with own_cluster("ha") as cluster:
-            yield cluster
-    finally:
-        if saved is None:
-            os.environ.pop("MODELGATE_CLUSTER_AUDIT", None)
-        else:
-            os.environ["MODELGATE_CLUSTER_AUDIT"] = saved
+    with audited_cluster("ha") as cluster:  # the audit log tells who wrote what
+        yield cluster
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ OFFSETS = {
     "fuzz": 600,
     "bench-failover": 700,
     "control": 800,
+    "shard": 1100,
 }
 
 
@@ -77,3 +78,19 @@ def own_cluster(name: str, *, install: bool = True) -> Iterator[Cluster]:
     finally:
         if not os.environ.get("MODELGATE_KEEP_CLUSTER"):
             subprocess.run([*script, "down"], env=env)
+
+
+@contextmanager
+def audited_cluster(name: str) -> Iterator[Cluster]:
+    """`own_cluster(name)` whose API server writes an audit log (logs/audit.log beside the
+    kubeconfig): the user agents in it tell which replica wrote what."""
+    saved = os.environ.get("MODELGATE_CLUSTER_AUDIT")
+    os.environ["MODELGATE_CLUSTER_AUDIT"] = "1"
+    try:
+        with own_cluster(name) as cluster:
+            yield cluster
+    finally:
+        if saved is None:
+            os.environ.pop("MODELGATE_CLUSTER_AUDIT", None)
+        else:
+            os.environ["MODELGATE_CLUSTER_AUDIT"] = saved

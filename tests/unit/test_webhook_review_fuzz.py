@@ -27,6 +27,7 @@ from kopf._core.reactor import inventory
 
 import modelgate.webhooks.handlers  # noqa: F401  (registers the admission handlers)
 from modelgate.act.keys import KeyStore
+from modelgate.config import OperatorConfig
 from modelgate.decide.seal import KeyRing, Signer
 from modelgate.webhooks.review import MAX_BODY_BYTES, MAX_MESSAGE, Answer, answer
 from tests.support import schemas
@@ -77,7 +78,10 @@ def engine() -> Callable[..., Any]:
         registry=kopf.get_default_registry(),
         insights=insights,
         memories=inventory.ResourceMemories(),
-        memobase=kopf.Memo(keys=KeyStore(lambda: None, "modelgate-system", KeyRing((Signer.generate(),)))),
+        memobase=kopf.Memo(
+            config=OperatorConfig(),
+            keys=KeyStore(lambda: None, "modelgate-system", KeyRing((Signer.generate(),))),
+        ),
         indices=indices(),
     )
 

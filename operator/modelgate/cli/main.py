@@ -33,6 +33,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from modelgate import config
+from modelgate.api import selector
 from modelgate.cli import keys
 from modelgate.cli.approve import RISK_LEVELS, decide
 from modelgate.cli.audit import audit
@@ -87,7 +88,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from modelgate.cli.run import run
 
-        return run(config.from_args(args))
+        cfg = config.from_args(args)
+        if wrong := selector.problem(cfg.selector):
+            raise config.ConfigError(wrong)
+        return run(cfg)
     if args.command == "verify":
         from modelgate.cli.verify import verify
 

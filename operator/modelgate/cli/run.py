@@ -46,6 +46,7 @@ def run(cfg: OperatorConfig) -> int:
     if cfg.webhook_port:
         import modelgate.webhooks.handlers  # noqa: F401
     from modelgate.act import kube
+    from modelgate.api import selector
     from modelgate.observe import metrics
     from modelgate.observe.kube import load_kube_config
     from modelgate.runtime.leading import Leadership
@@ -59,7 +60,11 @@ def run(cfg: OperatorConfig) -> int:
         prometheus_client.start_http_server(cfg.metrics_port, addr="0.0.0.0")
     liveness = f"http://0.0.0.0:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
     wakeups = Wakeups()
-    leadership = Leadership(cfg.identity)
+    leadership = Leadership(
+        cfg.identity,
+        lambda labels: selector.claims(cfg.selector, labels),
+        selector.cluster_duties(cfg.selector),
+    )
     memo = kopf.Memo(config=cfg, wakeups=wakeups, loops=Loops(wakeups), templates={}, leadership=leadership)
 
     async def main() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from modelgate.api import selector
 from modelgate.api.v1alpha1 import GROUP, VERSION
 from modelgate.runtime.leading import Leadership
 from modelgate.runtime.policyreports import Reporter
@@ -25,8 +26,8 @@ async def reconcile(
     type: str | None, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """On the leader, start the model's reconcile loop at its first event and wake it at every later
-    one (a model being deleted is retired by that loop); stop it once the model is gone. A follower
-    only notes that the indexes are populated."""
+    one (a model being deleted is retired by that loop); stop it once the model is gone, or once
+    it belongs to another shard (--selector). A follower only notes that the indexes are populated."""
     key = (namespace or "", name)
     reporter: Reporter | None = memo.get("policy_reports")
     if reporter is not None:
@@ -37,4 +38,8 @@ async def reconcile(
     leadership: Leadership = memo["leadership"]
     if leadership.indexes is None:
         leadership.indexed({k: kwargs[k] for k in INDEXES})
+    if not selector.claims(memo["config"].selector, kwargs.get("labels")):
+        # Another shard's (or relabelled into one): stop our loop after its pass, retire nothing.
+        await Collaborators.of(memo).loops.stop(key)
+        return
     leadership.start_loop(key)

@@ -20,7 +20,9 @@ from modelgate.act import keys
 from modelgate.act import kube as act_kube
 from modelgate.act.keys import KeyStore
 from modelgate.act.policy_status import write_policy_status
+from modelgate.api import selector
 from modelgate.api.v1alpha1 import GROUP, VERSION, MetricTemplate
+from modelgate.config import OperatorConfig
 from modelgate.decide import seal
 from modelgate.decide.policy import policy_status
 from modelgate.decide.serving import (
@@ -30,7 +32,7 @@ from modelgate.decide.serving import (
     essentials,
     without_version,
 )
-from modelgate.observe.snapshot import evidence_key, first, index_evidence, index_policy
+from modelgate.observe.snapshot import digest_summary, evidence_key, first, index_evidence, index_policy
 from modelgate.runtime.leading import Leadership
 from modelgate.runtime.policyreports import Reporter
 from modelgate.runtime.wakeups import Wakeups
@@ -83,23 +85,27 @@ async def policies(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {name: index_policy(_raw(body))}
 
 
-@kopf.index(GROUP, VERSION, "modeldeployments", id="modeldeployments")
+def indexed_here(labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> bool:
+    """Which ModelDeployments this instance indexes: every one where the webhooks are served (the
+    revision fill-in and the separation-of-duties check read them whatever their shard), else only
+    those its --selector claims (docs/sharding.md). Kopf drops an object from an index once it stops
+    matching, so a model relabelled into another shard leaves a webhook-less shard's indexes."""
+    cfg: OperatorConfig = memo["config"]
+    return bool(cfg.webhook_port) or selector.claims(cfg.selector, labels)
+
+
+@kopf.index(GROUP, VERSION, "modeldeployments", id="modeldeployments", when=indexed_here)
 async def modeldeployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """What each reconcile loop reads its model from (trimmed: Kopf's own copy is let go)."""
     return {(namespace or "", name): _raw(body)}
 
 
-@kopf.index(GROUP, VERSION, "modeldeployments", id="deployments_by_digest")
+@kopf.index(GROUP, VERSION, "modeldeployments", id="deployments_by_digest", when=indexed_here)
 async def deployments_by_digest(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[Any, Any]:
     """Who set each digest, for the separation-of-duties check at approval time."""
-    summary = {
-        "name": name,
-        "digestSetBy": (spec.get("digestSetBy") or {}).get("username"),
-        "riskLevel": (spec.get("card") or {}).get("riskLevel"),
-    }
-    return {(namespace, (spec.get("model") or {}).get("digest")): summary}
+    return {(namespace, (spec.get("model") or {}).get("digest")): digest_summary(name, spec)}
 
 
 @kopf.index(GROUP, VERSION, "modelrecords", id="records")
@@ -180,7 +186,12 @@ async def bind_seal(raw: dict[str, Any], memo: kopf.Memo) -> None:
     object's name and uid), re-seals what an HMAC or an older key sealed; followers write nothing."""
     store: KeyStore | None = memo.get("keys")
     leadership: Leadership = memo["leadership"]
-    if store is None or not leadership.leading or (raw.get("metadata") or {}).get("deletionTimestamp"):
+    if (
+        store is None
+        or not leadership.leading
+        or not selector.cluster_duties(memo["config"].selector)  # another shard's (docs/sharding.md)
+        or (raw.get("metadata") or {}).get("deletionTimestamp")
+    ):
         return
     keys = store.keys
     state = seal.evidence(raw, keys)
@@ -237,7 +248,7 @@ async def wake_policy(
         if reporter is not None:
             reporter.touch_all()  # which policy asks for a card field: every namespace's reports
     bodies[name] = _raw(body)
-    if memo["leadership"].leading:
+    if memo["leadership"].leading and selector.cluster_duties(memo["config"].selector):
         await _write_policy_status(name, bodies[name], kwargs["policies"], logger)
 
 
@@ -260,6 +271,8 @@ async def _write_policy_status(name: str, body: dict[str, Any], policies: Any, l
 async def write_policy_statuses(memo: kopf.Memo, policies: Any) -> None:
     """The statuses a follower did not write: called when this replica becomes the leader."""
     log = logging.getLogger("modelgate.policies")
+    if not selector.cluster_duties(memo["config"].selector):
+        return  # another shard writes them (docs/sharding.md)
     for name, body in list(memo.get("policy_bodies", {}).items()):
         await _write_policy_status(name, body, policies, log)
 

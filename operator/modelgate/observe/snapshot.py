@@ -80,6 +80,16 @@ def evidence_key(raw: Mapping[str, Any]) -> tuple[str, str]:
     return str(model.get("name") or ""), str(model.get("digest") or "")
 
 
+def digest_summary(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What the separation-of-duties check needs of a ModelDeployment, under its (namespace, digest):
+    who set the digest and the risk level that selects its policies."""
+    return {
+        "name": name,
+        "digestSetBy": (spec.get("digestSetBy") or {}).get("username"),
+        "riskLevel": (spec.get("card") or {}).get("riskLevel"),
+    }
+
+
 def relevant_digests(body: Mapping[str, Any]) -> set[str]:
     """The digests whose evidence a ModelDeployment's decisions read: the requested one, the one
     that serves and the known-good ones (rollback targets are re-gated)."""

@@ -35,8 +35,17 @@ log = logging.getLogger("modelgate.leader")
 
 
 class Leadership:
-    def __init__(self, identity: str) -> None:
+    def __init__(
+        self,
+        identity: str,
+        claims: Callable[[dict[str, str] | None], bool] = lambda _labels: True,
+        cluster_duties: bool = True,
+    ) -> None:
         self.identity = identity
+        self.claims = claims
+        """Which ModelDeployments get a loop here, by their labels: this shard's (--selector)."""
+        self.cluster_duties = cluster_duties
+        """Run the retention sweep (api/selector.py `cluster_duties`)."""
         self.leading = False
         self.indexes: Mapping[str, Any] | None = None
         """Kopf's indexes, once a ModelDeployment event showed they are populated (Kopf calls no
@@ -60,6 +69,9 @@ class Leadership:
         svc, indexes = self._svc, self.indexes
         if not self.leading or svc is None or indexes is None:
             return
+        body = next(iter(indexes["modeldeployments"].get(key, [])), None)
+        if body is None or not self.claims((body.get("metadata") or {}).get("labels")):
+            return  # gone, or another shard's: the webhook-serving shards index every model
         if key not in svc.loops:
             svc.loops.start(key, lambda wake, stopping: run_loop(key, indexes, svc, wake, stopping))
         svc.wakeups.poke(key)
@@ -69,19 +81,24 @@ class Leadership:
         assert svc is not None, "bind() first"
         self.leading = True
         metrics.LEADER.set(1)
-        self._tasks = [
-            asyncio.create_task(svc.monitor.run(), name="modelgate-monitor"),
-            asyncio.create_task(
-                retention.sweep(lambda: (self.indexes or {}).get("records")), name="modelgate-retention"
-            ),
-            *(asyncio.create_task(task()) for task in self.tasks),
-        ]
+        self._tasks = [asyncio.create_task(svc.monitor.run(), name="modelgate-monitor")]
+        if self.cluster_duties:
+            self._tasks.append(
+                asyncio.create_task(
+                    retention.sweep(lambda: (self.indexes or {}).get("records")), name="modelgate-retention"
+                )
+            )
+        if (
+            self.cluster_duties
+        ):  # one writer per namespace's PolicyReport: the shard with the cluster's duties
+            self._tasks += [asyncio.create_task(task()) for task in self.tasks]
         known = list((self.indexes or {}).get("modeldeployments") or ())
         for key in known:
             self.start_loop(key)
         for hook in self.on_lead:
             await hook()
-        log.info(f"Started leading; identity={self.identity} models={len(known)}")
+        claimed = sum(key in svc.loops for key in known)
+        log.info(f"Started leading; identity={self.identity} models={claimed}")
 
     async def _stop_tasks(self) -> None:
         for task in self._tasks:

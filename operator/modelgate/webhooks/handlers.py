@@ -39,15 +39,23 @@ not an object is likewise left to the schema check.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
+import kubernetes
 import pydantic
+from kopf._cogs.structs.references import (  # the very globs Kopf watches with
+    NamespaceName,
+    match_namespace,
+)
+from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
+from modelgate.act import kube as act_kube
 from modelgate.api.v1alpha1 import (
     FINALIZER,
     GROUP,
@@ -59,6 +67,7 @@ from modelgate.api.v1alpha1 import (
 from modelgate.decide import seal
 from modelgate.decide.policy import parse_policies, select_policies
 from modelgate.decide.revision import requested_revision_id
+from modelgate.observe.snapshot import digest_summary, index_policy
 
 STAMPED = {"ModelApproval": "approvedBy", "ModelEvaluation": "submittedBy"}
 KINDS = {"modelapprovals": "ModelApproval", "modelevaluations": "ModelEvaluation"}
@@ -130,7 +139,7 @@ def _add_finalizer(patch: kopf.Patch) -> None:
     patch.fns.append(apply)
 
 
-def _stamp(
+async def _stamp(
     kind: str,
     body: kopf.Body,
     patch: kopf.Patch,
@@ -154,7 +163,7 @@ def _stamp(
     model = dict(written["model"])
     filled: dict[str, Any] = {}
     if not model.get("revision"):
-        model["revision"] = revision_for(ns, model, indexes)
+        model["revision"] = revision_for(ns, model, await deployments_seen(ns, memo, indexes))
         filled["model"] = model
     spec = {**dict(written), **filled, field: identity(userinfo)}
     signer = memo["keys"].keys.signer
@@ -162,6 +171,53 @@ def _stamp(
         raise kopf.AdmissionError("modelgate holds no signing key: see `modelgate keys list`", code=503)
     spec["seal"] = seal.admission_seal(signer, kind, ns, spec, dt.datetime.now(dt.UTC))
     _set_spec_fields(patch, {**filled, field: spec[field], "seal": spec["seal"]})
+
+
+def _watched(ns: str, memo: kopf.Memo) -> bool:
+    patterns = memo["config"].namespaces
+    return not patterns or any(match_namespace(NamespaceName(ns), p) for p in patterns)
+
+
+async def deployments_seen(ns: str, memo: kopf.Memo, indexes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The indexes as the revision fill-in and the separation-of-duties check read them. An instance
+    started with --namespace indexes only those namespaces, and Kopf watches even the cluster-scoped
+    kinds (policies, namespaces) only once one of them exists; for any other namespace (a namespace
+    shard answering for another shard's namespace, docs/sharding.md) the namespace, the policies
+    and its ModelDeployments are read from the API server for the request, in the indexes' shape:
+    the indexes would find nothing there and so let a self-approval through. A failed read refuses
+    the request (fail closed)."""
+    if _watched(ns, memo):
+        return indexes
+    try:
+        found = await asyncio.to_thread(_read_live, ns)
+    except ApiException as e:
+        raise kopf.AdmissionError(
+            f"could not read namespace {ns}, which this webhook server does not watch: {act_kube.refusal(e)}",
+            code=503,
+        ) from e
+    return {**indexes, **found}
+
+
+def _read_live(ns: str) -> dict[str, Any]:
+    api: Any = kubernetes.client.CustomObjectsApi(act_kube.client())
+    core: Any = kubernetes.client.CoreV1Api(act_kube.client())
+    namespace = core.read_namespace(ns)
+    policies = api.list_cluster_custom_object(GROUP, VERSION, "governancepolicies")["items"]
+    listed = api.list_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments")["items"]
+    by_name: dict[Any, list[Any]] = {}
+    by_digest: dict[Any, list[Any]] = {}
+    for item in listed:
+        name, spec = item["metadata"]["name"], item.get("spec") or {}
+        by_name[(ns, name)] = [item]
+        by_digest.setdefault((ns, (spec.get("model") or {}).get("digest")), []).append(
+            digest_summary(name, spec)
+        )
+    return {
+        "namespaces": {ns: [dict(namespace.metadata.labels or {})]},
+        "policies": {p["metadata"]["name"]: [index_policy(p)] for p in policies},
+        "modeldeployments": by_name,
+        "deployments_by_digest": by_digest,
+    }
 
 
 def revision_for(ns: str, model: Mapping[str, Any], indexes: Mapping[str, Any]) -> str:
@@ -217,7 +273,7 @@ async def stamp_evidence(
     old: kopf.Body | None = None,
     **kwargs: Any,
 ) -> None:
-    _stamp(KINDS[kwargs["resource"].plural], body, patch, userinfo, operation, old, memo, kwargs)
+    await _stamp(KINDS[kwargs["resource"].plural], body, patch, userinfo, operation, old, memo, kwargs)
 
 
 def _quantity(value: Any) -> Any:
@@ -346,13 +402,12 @@ async def validate_approval(
     if spec.get("decision") != "approved":
         return
     ns = namespace or ""
+    seen = await deployments_seen(ns, kwargs["memo"], kwargs)
     digest = spec["model"]["digest"]
     requester = str(userinfo.get("username", ""))
-    labels: Mapping[str, str] = (
-        next(iter(kwargs["namespaces"].get(ns, [])), {}) if "namespaces" in kwargs else {}
-    )
-    policies = parse_policies(kwargs.get("policies", {}))
-    for dep in kwargs.get("deployments_by_digest", {}).get((ns, digest), []):
+    labels: Mapping[str, str] = next(iter(seen.get("namespaces", {}).get(ns, [])), {})
+    policies = parse_policies(seen.get("policies", {}))
+    for dep in seen.get("deployments_by_digest", {}).get((ns, digest), []):
         if dep.get("digestSetBy") != requester:
             continue
         demanding = [
