@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 # Offsets of worker N's control planes: N * SPACING plus tests/support/clusters.py's OFFSETS
-# (up to 800) and tests/hack's scratch control planes (900, 950). The largest, 3 * 1500 + 950,
+# (up to 1100) and tests/hack's scratch control planes (900, 950). The largest, 3 * 1500 + 1100,
 # keeps kube-apiserver (26443 + offset) under the kernel's ephemeral port range (32768 and up),
 # where free ports are picked.
 SPACING = 1500
