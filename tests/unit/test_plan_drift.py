@@ -214,6 +214,10 @@ def test_drift_at_the_failure_limit_rolls_back_to_the_last_known_good_revision()
     assert cond(p.status, c.DRIFTED) == (c.TRUE, c.ROLLED_BACK)
     assert cond(p.status, c.READY) == (c.FALSE, c.ROLLED_BACK)
     assert p.status["history"][-1]["action"] == c.ACTION_ROLLED_BACK
+    # Already in the rollback's own status write, Admitted says why v2 no longer counts.
+    admitted = next(x for x in p.status["conditions"] if x["type"] == c.ADMITTED)
+    assert admitted["reason"] == c.APPROVAL_PREDATES_QUARANTINE
+    assert f"was withdrawn by a rollback at {when}" in admitted["message"], admitted
 
 
 def test_revision_rolled_back_for_drift_is_no_longer_known_good() -> None:

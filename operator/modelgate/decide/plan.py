@@ -317,7 +317,8 @@ def _situation(
         replicas=choice.replicas,
         ready=step4.target is not None and objects.deployment_matches and done,
         rollout=summary,
-        blocked_message=choice.blocked_message,
+        blocked_message=choice.blocked_message
+        or verdict.blocked_message,  # withdrawn in this pass: the renewal gate
         drift=step4.outcome.summary,
         quarantined_since=quarantined_at,
         rolled_back=rolled_back_message(requested, step4.target, step4.rejected),
