@@ -3,6 +3,7 @@ maxGap is blocked and the gate names the slices; a fairer evaluation admits it."
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -14,8 +15,8 @@ from tests.support.operator import OperatorProcess
 pytestmark = pytest.mark.integration
 
 
-def sliced(name: str, ns: str, regions: dict[str, float], accuracy: float = 0.95) -> dict[str, Any]:
-    ev = m.evaluation(name, ns, "fraud", accuracy=accuracy)
+def sliced(name: str, ns: str, regions: dict[str, float], evaluated_at: str | None = None) -> dict[str, Any]:
+    ev = m.evaluation(name, ns, "fraud", evaluated_at=evaluated_at)
     ev["spec"]["slices"] = [
         {"name": region, "size": 1000, "metrics": {"accuracy": value}} for region, value in regions.items()
     ]
@@ -39,7 +40,8 @@ def test_a_slice_gap_above_max_gap_blocks_naming_the_slices_and_a_fairer_evaluat
     kubectl.apply(policy)
     m.deploy(kubectl, m.model_deployment("fraud", namespace, approvals=("eb",), evaluations=("uneven",)))
     m.approve(kubectl, m.approval("eb", namespace, "fraud"))
-    m.submit(kubectl, sliced("uneven", namespace, {"region=EU": 0.97, "region=LATAM": 0.88}))
+    an_hour_ago = m.now_rfc3339(-dt.timedelta(hours=1))  # the newer evaluation below must decide
+    m.submit(kubectl, sliced("uneven", namespace, {"region=EU": 0.97, "region=LATAM": 0.88}, an_hour_ago))
 
     cond = evaluated(kubectl, namespace, "SliceGapExceeded")
     assert cond["status"] == "False"

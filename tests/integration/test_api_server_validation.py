@@ -175,7 +175,7 @@ def test_examples_apply_in_order_as_one_scenario(
         assert result.returncode == 0, f"{folder.name}: {result.stderr}"
 
     mdep = stored(kubectl, localize([example("ModelDeployment")], namespace, suffix)[0])
-    assert mdep["spec"]["model"]["version"] == "v2"
+    assert mdep["spec"]["model"]["version"] == "v3"  # 07-fairness is the story's last version
 
 
 # --- bad manifests are refused and nothing is stored ---------------------------------------------------
