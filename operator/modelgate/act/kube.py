@@ -18,7 +18,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kubernetes
@@ -235,25 +235,31 @@ def _patch_status(namespace: str, name: str, patch: Mapping[str, Any], plural: s
     return _resource_version(res)
 
 
+def _json_patch(plural: str, namespace: str, name: str, patch: Sequence[Any], *, status: bool) -> None:
+    """A JSON patch (its `test` ops make it conditional) of the object, or of its status."""
+    api: Any = kubernetes.client.CustomObjectsApi(client())
+    call = api.patch_namespaced_custom_object_status if status else api.patch_namespaced_custom_object
+    call(
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        name,
+        patch,
+        _content_type="application/json-patch+json",
+        _preload_content=False,
+    )
+
+
 def _write_seal(plural: str, namespace: str, name: str, uid: str, seal: Mapping[str, Any]) -> bool:
     """Patch status.seal of the object namespace/name if it is still the one with `uid` (a JSON
     patch test: a seal never lands on an object re-created under the same name)."""
-    api: Any = kubernetes.client.CustomObjectsApi(client())
     patch = [
         {"op": "test", "path": "/metadata/uid", "value": uid},
         {"op": "add", "path": "/status", "value": {"seal": dict(seal)}},
     ]
     try:
-        api.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            patch,
-            _content_type="application/json-patch+json",
-            _preload_content=False,
-        )
+        _json_patch(plural, namespace, name, patch, status=True)
     except ApiException as e:
         if e.status in (404, 409, 422) or namespace_terminating(e):  # gone, or another object now
             return False
@@ -267,22 +273,12 @@ async def write_seal(plural: str, namespace: str, name: str, uid: str, seal: Map
 
 
 def _remove_finalizer(namespace: str, name: str, finalizers: list[str], finalizer: str, plural: str) -> None:
-    api: Any = kubernetes.client.CustomObjectsApi(client())
     patch = [
         {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
         {"op": "replace", "path": "/metadata/finalizers", "value": [f for f in finalizers if f != finalizer]},
     ]
     try:
-        api.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            patch,
-            _content_type="application/json-patch+json",
-            _preload_content=False,
-        )
+        _json_patch(plural, namespace, name, patch, status=False)
     except ApiException as e:
         if e.status == 404:
             return  # gone already
