@@ -76,13 +76,15 @@ def cluster() -> Iterator[Cluster]:
                 pytest.fail("the local control plane did not start (see the cluster: error line above)")
             started_here = not os.environ.get("MODELGATE_KEEP_CLUSTER")
         kube = Kubectl(str(bin_dir / "kubectl"), workers.cluster_dir() / "kubeconfig")
-    kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    kube("apply", *install_args())
-    kube("apply", "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
-    yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=not external)
-    if started_here:
-        subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"])
+    try:  # a control plane started here is stopped even when the install fails (it would hold the ports)
+        kube("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+        kube("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+        kube("apply", *install_args())
+        kube("apply", "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))
+        yield Cluster(kubeconfig=kube.kubeconfig, kubectl=kube, local=not external)
+    finally:
+        if started_here:
+            subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"])
 
 
 @pytest.fixture(scope="session")
