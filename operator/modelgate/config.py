@@ -64,6 +64,14 @@ class OperatorConfig:
     """Label selector of the ModelDeployments this shard claims (reconciles, monitors, writes for);
     None claims every one (api/selector.py, docs/sharding.md; `modelgate run` checks it)."""
 
+    def watches(self, namespace: str) -> bool:
+        """Whether `namespace` is one this operator watches (--namespace globs, as Kopf matches them)."""
+        from kopf._cogs.structs.references import NamespaceName, match_namespace  # Kopf's own globs
+
+        return not self.namespaces or any(
+            match_namespace(NamespaceName(namespace), g) for g in self.namespaces
+        )
+
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     env = os.environ.get

@@ -216,10 +216,12 @@ async def bind_seal(raw: dict[str, Any], memo: kopf.Memo) -> None:
 async def seal_all(memo: kopf.Memo) -> None:
     """At the start of leading: seal what arrived while nobody led, and re-seal what an HMAC sealed
     before the signatures (only where it verifies; each one logged). One list per kind, read as
-    stored: a seal signs the spec exactly as the API server holds it."""
+    stored: a seal signs the spec exactly as the API server holds it. Only the namespaces this
+    operator watches (--namespace): another operator seals the others."""
     for plural in PLURALS.values():
         for raw in await asyncio.to_thread(keys.stored, act_kube.client(), plural):
-            await bind_seal(dict(raw), memo)
+            if memo["config"].watches(str((raw.get("metadata") or {}).get("namespace") or "")):
+                await bind_seal(dict(raw), memo)
 
 
 @kopf.on.event(GROUP, VERSION, "governancepolicies", id="wake-policy")

@@ -48,10 +48,6 @@ from typing import Any
 import kopf
 import kubernetes
 import pydantic
-from kopf._cogs.structs.references import (  # the very globs Kopf watches with
-    NamespaceName,
-    match_namespace,
-)
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
@@ -173,9 +169,9 @@ async def _stamp(
     _set_spec_fields(patch, {**filled, field: spec[field], "seal": spec["seal"]})
 
 
-def _watched(ns: str, memo: kopf.Memo) -> bool:
-    patterns = memo["config"].namespaces
-    return not patterns or any(match_namespace(NamespaceName(ns), p) for p in patterns)
+def watched(ns: str, memo: kopf.Memo) -> bool:
+    """Whether the operator watches namespace `ns` (its --namespace globs, as Kopf matches them)."""
+    return bool(memo["config"].watches(ns))
 
 
 async def deployments_seen(ns: str, memo: kopf.Memo, indexes: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -186,7 +182,7 @@ async def deployments_seen(ns: str, memo: kopf.Memo, indexes: Mapping[str, Any])
     and its ModelDeployments are read from the API server for the request, in the indexes' shape:
     the indexes would find nothing there and so let a self-approval through. A failed read refuses
     the request (fail closed)."""
-    if _watched(ns, memo):
+    if watched(ns, memo):
         return indexes
     try:
         found = await asyncio.to_thread(_read_live, ns)
