@@ -67,9 +67,11 @@ demo: deps build ## The example scenario on the local control plane, with the op
 demo-down: ## Stop the demo's operator, Prometheus and control plane
 	@$(PY) hack/demo.py down
 
-bench: deps build ## Benchmarks at their default sizes (see BENCHMARKS.md for the full-size commands)
+bench: deps build ## Benchmarks at their default sizes, bench/peers.py (Flagger) as a smoke run (see BENCHMARKS.md for the full-size commands)
 	@$(PY) bench/admission.py
 	@$(PY) bench/monitoring.py --n 200
+	@bash hack/build-peers.sh >/dev/null
+	@$(PY) bench/peers.py --smoke
 
 soak: deps build ## Soak: 1,000 models, 30 minutes of churn and idle phases (SOAK_ARGS="--models 50 --minutes 3"); not in make test
 	@$(PY) bench/soak.py $(SOAK_ARGS)

@@ -28,18 +28,23 @@ import statistics
 import sys
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import kubernetes
+import urllib3
 
+from bench import apiserver
 from bench.common import (
     API,
     CLUSTER_DIR,
     IMAGE,
     KUBECONFIG,
+    OPERATOR_AGENTS,
     ROOT,
     cluster_down,
     cluster_up,
+    count_operator_requests,
     digest,
     evidence,
     kubectl,
@@ -53,7 +58,7 @@ from bench.common import (
 )
 from modelgate.decide.revision import revision_id
 
-OPERATOR_AGENTS = ("kopf", "modelgate-operator")
+READS = ("get", "list", "watch")
 API_GROUP, API_VERSION_ONLY = API.split("/")
 
 
@@ -134,6 +139,8 @@ def _watch(kubeconfig: str, namespace: str, stop: Any, ready: Any, conn: Any) ->
         except kubernetes.client.exceptions.ApiException as e:
             log(f"watch restarted after {e.status} {e.reason}")  # e.g. 410 Gone: list again
             rv = listed_version()
+        except (urllib3.exceptions.HTTPError, ConnectionError) as e:
+            log(f"watch restarted after {e!r}")  # the API server closed it under load: watch again
 
 
 def main() -> int:
@@ -143,11 +150,37 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--keep", action="store_true", help="leave the bench control plane running (for analysis)")
     p.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="then restart the operator over the converged models: time to caught up, writes, peak RSS",
+    )
+    p.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="then measure the API server's write ceiling with a trivial client (bench/apiserver.py)",
+    )
+    p.add_argument(
         "--no-policy-reports", action="store_true", help="without the PolicyReport CRD (no reports, no flip)"
     )
+    p.add_argument(
+        "--cold-start-over",
+        metavar="NAMESPACE",
+        help="only the cold start, over the --n converged models a --keep run left in NAMESPACE",
+    )
     args = p.parse_args()
+    if args.cold_start_over:
+        if kubectl("get", "namespace", args.cold_start_over, check=False).returncode != 0:
+            sys.exit(
+                f"bench: no namespace {args.cold_start_over} on the bench control plane (run with --keep first)"
+            )
+        report_cold_start(args.n, *cold_start(args.cold_start_over, args.n, args.timeout))
+        return 0
+    if args.cold_start and not args.no_policy_reports:
+        # The flip fails every model: its Deployments scale to zero, and a cold start during that
+        # would measure a rollout, not a restart over converged models.
+        p.error("--cold-start restarts the operator over converged models: add --no-policy-reports")
     n = args.n
-    cluster_up()
+    cluster_up(n * args.replicas)
     if not args.no_policy_reports:
         kubectl("apply", "--server-side", "-f", str(POLICY_REPORT_CRDS))
         kubectl("wait", "--for=condition=Established", "-f", str(POLICY_REPORT_CRDS))
@@ -206,18 +239,83 @@ def main() -> int:
         t_ready_all = max(watcher.ready.values(), default=float("nan")) - t0
         rss = peak_rss_mb(proc.pid)
         rss_now = rss_mb(proc.pid)
-        flip = None if args.no_policy_reports else policy_report_flip(ns, n, args.timeout)
-    time.sleep(2)  # the audit log is written in batches
-    requests = count_operator_requests(audit_start, ns, until=flip[0] if flip else None)
-    admit = [watcher.admitted[k] - created[k] for k in created if k in watcher.admitted]
-    ready = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
-    report(n, args.replicas, applied, admit, ready, t_admitted_all, t_ready_all, requests, rss, rss_now)
-    if flip is not None:
-        after = report_writes(count_operator_requests(flip[0], ns))
-        report_policy_reports(n, report_writes(requests), after, *flip[1:])
+        time.sleep(2)  # the audit log is written in batches
+        requests = count_operator_requests(audit_start, ns)
+        admit = [watcher.admitted[k] - created[k] for k in created if k in watcher.admitted]
+        ready = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
+        gaps = [
+            watcher.ready[k] - watcher.admitted[k]
+            for k in created
+            if k in watcher.ready and k in watcher.admitted
+        ]
+        # Each phase prints its table as soon as it ends: a later phase that fails loses only its own.
+        report(
+            n, args.replicas, applied, admit, ready, gaps, t_admitted_all, t_ready_all, requests, rss, rss_now
+        )
+        if not args.no_policy_reports:
+            flip = policy_report_flip(ns, n, args.timeout)
+            after = report_writes(count_operator_requests(flip[0], ns))
+            report_policy_reports(n, report_writes(requests), after, *flip[1:])
+    if args.cold_start:
+        report_cold_start(n, *cold_start(ns, n, args.timeout))
+    if args.ceiling:
+        report_ceiling(peak_write_rate(audit_start, ns), apiserver.measure(3000, 4, 8))
     if not args.keep:
         cluster_down()
     return 0 if len(ready) == n else 1
+
+
+def reconciles(metrics_port: int) -> int:
+    """Reconcile passes the operator has finished (its modelgate_reconcile_duration_seconds count)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("modelgate_reconcile_duration_seconds_count"):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+def cold_start(ns: str, n: int, timeout: float) -> tuple[float, float, dict[str, int]]:
+    """A fresh operator over the n converged models: the seconds from its start until it has
+    reconciled each once and then nothing more for 5 s (caught up), its peak RSS, and its requests
+    in `ns` until then (a converged start should write nothing)."""
+    since = dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    with operator() as (proc, metrics_port):
+        deadline = t0 + timeout
+        done, last, quiet_since = 0.0, -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = reconciles(metrics_port)
+            if count != last:
+                last, quiet_since = count, time.monotonic()
+                if count >= n and not done:
+                    done = quiet_since - t0
+            elif count >= n and time.monotonic() - quiet_since >= 5:
+                break
+            time.sleep(0.25)
+        else:
+            sys.exit(f"bench: the restarted operator reconciled {last} of {n} models in {timeout:.0f} s")
+        caught_up = quiet_since - t0
+        rss = peak_rss_mb(proc.pid)
+    time.sleep(2)  # the audit log is written in batches
+    log(f"cold start: {n} reconciles at {done:.1f} s, the last at {caught_up:.1f} s")
+    return caught_up, rss, count_operator_requests(since, ns)
+
+
+def report_cold_start(n: int, caught_up: float, rss: float, requests: dict[str, int]) -> None:
+    writes = {k: v for k, v in requests.items() if not k.startswith("get ")}
+    print(
+        "\n".join(
+            [
+                "",
+                f"| cold start over {n} converged models (`--cold-start`) | value |",
+                "| --- | --- |",
+                f"| operator start to caught up (each reconciled, then 5 s without one) | {caught_up:.1f} s |",
+                f"| writes during the cold start | {sum(writes.values())} {writes or ''} |",
+                f"| reads during the cold start | {sum(requests.values()) - sum(writes.values())} |",
+                f"| peak RSS of the restarted operator (VmHWM) | {rss:.0f} MB |",
+            ]
+        )
+    )
 
 
 POLICY = {
@@ -283,25 +381,28 @@ def report_policy_reports(n: int, before: int, after: int, shards: int, results:
     )
 
 
-def count_operator_requests(since: dt.datetime, ns: str, until: dt.datetime | None = None) -> dict[str, int]:
-    """The operator's requests in `ns` from `since` (until `until`), by verb and resource."""
-    counts: dict[str, int] = {}
+def peak_write_rate(since: dt.datetime, ns: str, window: int = 10) -> float:
+    """The operator's highest write rate in `ns` from `since`, writes per second over `window` seconds
+    (audit log timestamps)."""
+    buckets: dict[int, int] = {}
     with open(CLUSTER_DIR / "logs" / "audit.log") as f:
         for line in f:
             ev = json.loads(line)
-            agent = ev.get("userAgent", "")
-            if not agent.startswith(OPERATOR_AGENTS):
+            if not ev.get("userAgent", "").startswith(OPERATOR_AGENTS) or ev.get("verb") in READS:
                 continue
             when = dt.datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00"))
-            ref = ev.get("objectRef") or {}
-            if when < since or (until and when >= until):
-                continue
-            if ref.get("namespace") != ns or ev.get("verb") in ("watch", "list"):
-                continue
-            res = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-            key = f"{ev['verb']} {res}"
-            counts[key] = counts.get(key, 0) + 1
-    return counts
+            if when >= since and (ev.get("objectRef") or {}).get("namespace") == ns:
+                key = int(when.timestamp()) // window
+                buckets[key] = buckets.get(key, 0) + 1
+    return max(buckets.values(), default=0) / window
+
+
+def report_ceiling(operator_rate: float, ceiling: dict[str, float]) -> None:
+    print(apiserver.report(ceiling, 3000, 4, 8))
+    print(
+        f"| the operator's peak write rate during the run (10 s window, audit log) | {operator_rate:.0f} "
+        f"writes/s, {operator_rate / ceiling['patch']:.0%} of the patch ceiling |"
+    )
 
 
 def report(
@@ -310,6 +411,7 @@ def report(
     applied: float,
     admit: list[float],
     ready: list[float],
+    gaps: list[float],
     all_admitted: float,
     all_ready: float,
     requests: dict[str, int],
@@ -330,6 +432,8 @@ def report(
         f"{percentile(admit, 99):.2f} s / {max(admit):.2f} s |",
         f"| apply-to-Ready p50 / p99 / max | {percentile(ready, 50):.2f} s / {percentile(ready, 99):.2f} s "
         f"/ {max(ready):.2f} s |",
+        f"| Admitted to Ready p50 / p99 (what one shared status write would delay Admitted by) | "
+        f"{percentile(gaps, 50):.2f} s / {percentile(gaps, 99):.2f} s |",
         f"| first create to all Admitted / all Ready | {all_admitted:.1f} s / {all_ready:.1f} s |",
         f"| throughput (admissions per second, first create to all Admitted) | {n / all_admitted:.0f} |",
         f"| operator API requests per admission (audit log, writes and reads, no watches) | "

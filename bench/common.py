@@ -9,6 +9,7 @@ the API server itself can count the operator's requests. A benchmark's Prometheu
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -38,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CLUSTER_DIR = ROOT / ".cache" / "bench-cluster"
 BENCH_OFFSET = 1000
+NODE_PODS = 2000
+"""Pods one fake (kwok) node of the bench cluster holds; cluster_up adds nodes as a run needs them."""
 """Added to the caller's port offsets: the bench control plane and Prometheus never meet theirs."""
 ENV = {
     **os.environ,
@@ -46,10 +49,12 @@ ENV = {
         int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0")) + BENCH_OFFSET
     ),
     "MODELGATE_CLUSTER_AUDIT": "1",
-    "MODELGATE_CLUSTER_NODE_PODS": "2000",
+    "MODELGATE_CLUSTER_NODE_PODS": str(NODE_PODS),
 }
 KUBECONFIG = CLUSTER_DIR / "kubeconfig"
 API = "modelgate.io/v1alpha1"
+OPERATOR_AGENTS = ("kopf", "modelgate-operator")
+"""User agents of the operator's API requests."""
 IMAGE = "registry.example/serve@sha256:" + hashlib.sha256(b"serve:1").hexdigest()
 """The serving image, pinned by digest as policies require by default."""
 
@@ -132,10 +137,47 @@ def rss_mb(pid: int) -> float:
     return _proc_status_mb(pid, "VmRSS")
 
 
-def cluster_up() -> None:
-    log(f"starting the bench control plane in {CLUSTER_DIR}")
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds the process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def count_operator_requests(
+    since: dt.datetime, ns: str, until: dt.datetime | None = None, agents: tuple[str, ...] = OPERATOR_AGENTS
+) -> dict[str, int]:
+    """The requests in `ns` from `since` (until `until`) of clients whose user agent starts with one of
+    `agents` (the operator's by default), by verb and resource; lists and watches left out (audit log)."""
+    counts: dict[str, int] = {}
+    with open(CLUSTER_DIR / "logs" / "audit.log") as f:
+        for line in f:
+            ev = json.loads(line)
+            agent = ev.get("userAgent", "")
+            if not agent.startswith(agents):
+                continue
+            when = dt.datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00"))
+            ref = ev.get("objectRef") or {}
+            if when < since or (until and when >= until):
+                continue
+            if ref.get("namespace") != ns or ev.get("verb") in ("watch", "list"):
+                continue
+            res = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+            key = f"{ev['verb']} {res}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def nodes_for(pods: int) -> int:
+    """Fake nodes enough for `pods` pods with one node to spare (at least 2, hack/cluster.py's default)."""
+    return max(2, -(-pods // NODE_PODS) + 1)
+
+
+def cluster_up(pods: int = 0) -> None:
+    """The bench control plane, with fake nodes enough for `pods` pods to become Ready."""
+    env = {**ENV, "MODELGATE_CLUSTER_NODES": str(nodes_for(pods))}
+    log(f"starting the bench control plane in {CLUSTER_DIR} ({env['MODELGATE_CLUSTER_NODES']} nodes)")
     subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], env=ENV, capture_output=True)
-    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], env=ENV, check=True)
+    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], env=env, check=True)
     kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
     kubectl("apply", *install_args(), "-f", str(ROOT / "tests" / "support" / "test-users.yaml"))

@@ -252,3 +252,36 @@ def test_forbidden_verbs_are_refused_with_403(
         res = kubectl.apply(obj, as_user=user, as_groups=groups, check=False)
         assert res.returncode != 0 and "Forbidden" in res.stderr, (user, res.stderr)
         assert kubectl.get(obj["kind"].lower(), obj["metadata"]["name"], namespace) is None
+
+
+def test_models_and_their_evidence_applied_in_one_go_get_their_revisions_filled_in(
+    kubectl: Kubectl, namespace: str, policy_name: str, operator: OperatorProcess
+) -> None:
+    # What a GitOps sync or `kubectl apply -f dir/` does: each approval is created a request after
+    # its ModelDeployment, sooner than the operator's watch delivers that ModelDeployment. The
+    # webhook reads the namespace live before it says that no ModelDeployment requests the model.
+    kubectl.apply(m.policy(policy_name, namespace, min_accuracy=None))
+    names = [f"batch-{i}" for i in range(8)]
+    items: list[dict[str, Any]] = []
+    for name in names:
+        items.append(m.model_deployment(name, namespace, approvals=(f"{name}-eb",)))
+        items.append(m.approval(f"{name}-eb", namespace, name, revision=None))
+    out = kubectl.apply(
+        {"apiVersion": "v1", "kind": "List", "items": items},
+        as_user="gitops",
+        as_groups=(*m.DEPLOYERS, "ethics-board"),
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    for name in names:
+        stored = kubectl.get("mapr", f"{name}-eb", namespace)
+        assert stored and stored["spec"]["model"]["revision"] == m.default_revision(name)
+        assert stored["spec"]["approvedBy"]["username"] == "gitops"
+    wait_until(
+        "every model of the batch to serve",
+        lambda: all(
+            ((kubectl.get("mdep", n, namespace) or {}).get("status") or {}).get("phase") == "Serving"
+            for n in names
+        ),
+        timeout=120,
+    )

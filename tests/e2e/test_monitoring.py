@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Prometheus
 from tests.support import manifests as m
@@ -116,6 +117,18 @@ def test_drift_rolls_back_to_the_last_known_good_revision_with_the_story_told(
     )
     assert obj["status"]["phase"] == "RolledBack"
     assert served_digest(kubectl, namespace) == m.digest("fraud-v1")
+
+    # The monitor times its rounds and the verdicts they lead to (bench/monitoring.py reads both).
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(operator.metrics())
+        for s in family.samples
+        if s.name.startswith("modelgate_monitoring_")
+    }
+    # At least the two failing checks that reached failureLimit, each from a round and decided on.
+    assert samples["modelgate_monitoring_round_duration_seconds_count"] >= 2, samples
+    assert samples["modelgate_monitoring_verdict_delay_seconds_count"] >= 2, samples
+    assert samples["modelgate_monitoring_verdict_delay_seconds_sum"] > 0, samples
 
 
 def test_a_prometheus_outage_is_inconclusive_and_never_acted_on(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -45,20 +46,75 @@ def test_asyncio_task_gauge_counts_the_unfinished_tasks_of_the_watched_loop() ->
     collector = _AsyncioTasks()
     assert samples(collector) == []  # no loop yet: no sample rather than a made-up zero
 
-    async def scenario() -> tuple[list[float], list[float]]:
+    async def scenario() -> tuple[list[float], list[float], list[float]]:
         collector.watch(asyncio.get_running_loop())
         release = asyncio.Event()
         waiting = [asyncio.create_task(release.wait()) for _ in range(3)]
         await asyncio.sleep(0)
+        stale = samples(collector)  # counted in the loop every PERIOD seconds, not at scrape time
+        collector.refresh()
         during = samples(collector)
         release.set()
         await asyncio.gather(*waiting)
-        return during, samples(collector)
+        collector.refresh()
+        return stale, during, samples(collector)
 
-    during, after = asyncio.run(scenario())
+    stale, during, after = asyncio.run(scenario())
 
+    assert stale == [1.0]
     assert during == [4.0]  # the three waiting tasks and the scenario itself
     assert after == [1.0]
+
+
+def test_asyncio_task_gauge_is_counted_again_every_period() -> None:
+    collector = _AsyncioTasks()
+    collector.PERIOD = 0.01
+
+    async def scenario() -> list[float]:
+        collector.watch(asyncio.get_running_loop())
+        release = asyncio.Event()
+        waiting = [asyncio.create_task(release.wait()) for _ in range(2)]
+        deadline = asyncio.get_running_loop().time() + 10
+        while samples(collector) != [3.0] and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(*waiting)
+        return samples(collector)
+
+    assert asyncio.run(scenario()) == [3.0]
+
+
+class _Timer:
+    def __init__(self, callback: Any) -> None:
+        self.callback, self.cancelled = callback, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Timers:
+    """A loop as _AsyncioTasks uses it (is_closed, call_later), recording each timer."""
+
+    def __init__(self) -> None:
+        self.timers: list[_Timer] = []
+
+    def is_closed(self) -> bool:
+        return False
+
+    def call_later(self, delay: float, callback: Any) -> _Timer:
+        self.timers.append(_Timer(callback))
+        return self.timers[-1]
+
+
+def test_asyncio_task_gauge_watched_twice_counts_on_one_timer() -> None:
+    collector = _AsyncioTasks()
+    loop = _Timers()
+    collector.watch(loop)  # type: ignore[arg-type]
+    collector.watch(loop)  # type: ignore[arg-type]
+    loop.timers[-1].callback()  # the live timer fires: it schedules the next count
+
+    assert [t.cancelled for t in loop.timers] == [True, False, False]  # the first watch's was cancelled
+    assert samples(collector) == [0.0]  # no task runs on this loop
 
 
 # --- the ModelDeployment gauges, from what a reconcile pass already holds ---------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from kopf._cogs.clients import watching
 
-from modelgate.observe.relist import SESSION, Seen, kept, marking_sessions, reporting
+from modelgate.observe.relist import LAST_APPLIED, SESSION, Seen, kept, marking_sessions, reporting
 
 LISTED = watching.Bookmark.LISTED
 
@@ -119,3 +119,18 @@ def test_seen_forgets_what_it_reported() -> None:
     assert [e["object"]["metadata"]["uid"] for e in seen.listing_ends()] == ["a"]
     seen.listing_starts()
     assert seen.listing_ends() == []
+
+
+def test_every_object_reaches_kopf_without_managed_fields_or_kubectl_s_last_applied_copy() -> None:
+    meta_extra = {
+        "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        "annotations": {LAST_APPLIED: '{"spec": {}}', "kopf.zalando.org/touch": "x"},
+        "labels": {"app": "a"},
+    }
+    event = {"type": "MODIFIED", "object": obj("a", "3")}
+    event["object"]["metadata"].update(meta_extra)
+    out = run([SESSION, LISTED, event, {"type": "BOOKMARK", "object": {"metadata": {}}}])
+    meta = out[1]["object"]["metadata"]
+    assert "managedFields" not in meta
+    assert meta["annotations"] == {"kopf.zalando.org/touch": "x"}  # Kopf's own and the others stay
+    assert meta["labels"] == {"app": "a"} and meta["uid"] == "a"

@@ -32,6 +32,8 @@ from modelgate.decide.serving import (
     essentials,
     without_version,
 )
+from modelgate.observe.packed import Packed, fingerprint
+from modelgate.observe.relist import LAST_APPLIED
 from modelgate.observe.snapshot import digest_summary, evidence_key, first, index_evidence, index_policy
 from modelgate.runtime.leading import Leadership
 from modelgate.runtime.policyreports import Reporter
@@ -42,15 +44,14 @@ log = logging.getLogger("modelgate.seals")
 
 
 def _raw(body: kopf.Body) -> dict[str, Any]:
-    """The object as decisions read it. managedFields and kubectl's last-applied copy are dropped:
-    they are most of an object's size and nothing reads them (at 1,000 models this is tens of MB).
-    Owned Deployments and Services are kept smaller still: only their `essentials`."""
+    """The object as decisions read it, a copy (Kopf's body is not ours to change). managedFields
+    and kubectl's last-applied copy are dropped: the watch stream already drops them (observe/relist.py
+    `slim`), this keeps a body that came another way as small. Owned Deployments and Services are kept
+    smaller still: only their `essentials`."""
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     annotations = meta.get("annotations")
-    if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
-        meta["annotations"] = {
-            k: v for k, v in annotations.items() if k != "kubectl.kubernetes.io/last-applied-configuration"
-        }
+    if annotations and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     raw = {k: body[k] for k in ("apiVersion", "kind", "spec", "status") if k in body}
     raw["metadata"] = meta
     return raw
@@ -96,8 +97,8 @@ def indexed_here(labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> bool:
 
 @kopf.index(GROUP, VERSION, "modeldeployments", id="modeldeployments", when=indexed_here)
 async def modeldeployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    """What each reconcile loop reads its model from (trimmed: Kopf's own copy is let go)."""
-    return {(namespace or "", name): _raw(body)}
+    """What each reconcile loop reads its model from (trimmed and packed: Kopf's own copy is let go)."""
+    return {(namespace or "", name): Packed.of(_raw(body))}
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments", id="deployments_by_digest", when=indexed_here)
@@ -137,7 +138,7 @@ def _owned(namespace: str | None, body: kopf.Body) -> dict[Any, Any]:
     uid = controller_uid(body)
     if uid is None:
         return {}  # labelled like ours, but no ModelDeployment controls it: not ours
-    return {owned_key(namespace, uid, str(body.get("kind"))): essentials(body)}
+    return {owned_key(namespace, uid, str(body.get("kind"))): Packed.of(essentials(body))}
 
 
 @kopf.index("apps", "v1", "deployments", labels=OWNED, id="owned_deployments")
@@ -215,13 +216,15 @@ async def bind_seal(raw: dict[str, Any], memo: kopf.Memo) -> None:
 
 async def seal_all(memo: kopf.Memo) -> None:
     """At the start of leading: seal what arrived while nobody led, and re-seal what an HMAC sealed
-    before the signatures (only where it verifies; each one logged). One list per kind, read as
-    stored: a seal signs the spec exactly as the API server holds it. Only the namespaces this
-    operator watches (--namespace): another operator seals the others."""
+    before the signatures (only where it verifies; each one logged). One list per kind, a page at a
+    time, read as stored: a seal signs the spec exactly as the API server holds it. Only the
+    namespaces this operator watches (--namespace): another operator seals the others."""
     for plural in PLURALS.values():
-        for raw in await asyncio.to_thread(keys.stored, act_kube.client(), plural):
-            if memo["config"].watches(str((raw.get("metadata") or {}).get("namespace") or "")):
-                await bind_seal(dict(raw), memo)
+        pages = keys.pages(act_kube.client(), plural)
+        while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            for raw in page:
+                if memo["config"].watches(str((raw.get("metadata") or {}).get("namespace") or "")):
+                    await bind_seal(dict(raw), memo)
 
 
 @kopf.on.event(GROUP, VERSION, "governancepolicies", id="wake-policy")
@@ -302,7 +305,7 @@ async def wake_owner(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **
     index = kwargs["owned_deployments" if kind == "Deployment" else "owned_services"]
     current = first(index, owned_key(namespace, str(ref["uid"]), kind))
     owner = (namespace or "", str(ref.get("name")))
-    wakeups.poke_if_changed(owner, kind, None if current is None else without_version(current))
+    wakeups.poke_if_changed(owner, kind, None if current is None else fingerprint(without_version(current)))
 
 
 @kopf.on.event(GROUP, VERSION, "metrictemplates", id="templates")

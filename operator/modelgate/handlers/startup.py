@@ -60,6 +60,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
     # Events for one object come in bursts well under a second apart (our writes, the
     # controller-manager's), so a short idle time costs few worker restarts.
     settings.queueing.idle_timeout = 0.5
+    # Kopf lists each kind whole before it watches; at 10,000 models one ModelDeployment list is
+    # hundreds of MB of parsed JSON at once. Pages of 500 keep one page alive at a time.
+    settings.watching.chunk_size = 500
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10

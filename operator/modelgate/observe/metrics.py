@@ -24,6 +24,17 @@ RECONCILE_SECONDS = Histogram(
 )
 CHECKS = Counter("modelgate_checks", "Monitoring checks, by verdict", ["verdict"])
 QUERY_SECONDS = Histogram("modelgate_prometheus_query_duration_seconds", "Duration of Prometheus queries")
+MONITORING_ROUND_SECONDS = Histogram(
+    "modelgate_monitoring_round_duration_seconds",
+    "One monitoring round: every query of one interval's checks and the readings handed to the models",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+VERDICT_DELAY_BUCKETS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300)
+VERDICT_DELAY_SECONDS = Histogram(
+    "modelgate_monitoring_verdict_delay_seconds",
+    "From the start of a monitoring round to the reconcile pass that decided on its readings, per model",
+    buckets=VERDICT_DELAY_BUCKETS,
+)
 LEADER = Gauge(
     "modelgate_leader",
     "1 while this replica leads (holds the leader election Lease; always 1 without --leader-elect)",
@@ -193,22 +204,44 @@ REGISTRY.register(MODELS)
 class _AsyncioTasks(Collector):
     """modelgate_asyncio_tasks: the event loop's unfinished tasks. One reconcile loop per model and
     Kopf's watchers make a count that follows the number of models; one that grows while the models
-    stay the same is a leak (bench/soak.py watches it). Read at scrape time, from the metrics
-    server's thread: asyncio.all_tasks tolerates a loop that changes its tasks meanwhile."""
+    stay the same is a leak (bench/soak.py watches it). Counted in the loop itself every few
+    seconds, not at scrape time from the metrics server's thread: there, asyncio.all_tasks copies
+    the task set while the loop changes it, retries, and after 1,000 tries gives up; a cold start
+    over 10,000 models (tens of thousands of tasks started) made every scrape time out that way."""
+
+    PERIOD = 5.0
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._count = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Count `loop`'s tasks from now on, every PERIOD seconds; called from within the running
+        loop. Watching another loop (or the same one again) replaces the earlier count's timer."""
+        if self._timer is not None:
+            self._timer.cancel()
         self._loop = loop
+        self._tick()
+
+    def refresh(self) -> None:
+        """Count now (in the loop's thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            self._count = len(asyncio.all_tasks(loop))
+
+    def _tick(self) -> None:
+        self.refresh()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            self._timer = loop.call_later(self.PERIOD, self._tick)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         g = GaugeMetricFamily(
             "modelgate_asyncio_tasks", "Unfinished asyncio tasks of the operator's event loop"
         )
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            g.add_metric([], len(asyncio.all_tasks(loop)))
+        if self._loop is not None:
+            g.add_metric([], self._count)
         yield g
 
 

@@ -94,6 +94,7 @@ class Monitor:
                 for check in t.checks
             ]
             at = dt.datetime.now(dt.UTC)
+            started = time.monotonic()
             if self.source is None:
                 samples = {
                     r.key: Sample.failed("unreachable", "no Prometheus URL is configured (--prometheus-url)")
@@ -114,6 +115,7 @@ class Monitor:
                     continue  # the model moved on (new revision, deleted) while we were querying
                 self.latest[model] = Readings(seq, at, target.digest, per_model.get(model, {}))
                 self.wakeups.poke(model)
+            metrics.MONITORING_ROUND_SECONDS.observe(time.monotonic() - started)
         except Exception:
             log.exception("Monitoring round failed; interval=%s", interval)
         finally:

@@ -26,6 +26,7 @@ from modelgate.decide.monitoring import Readings
 from modelgate.decide.policy import parse_policies, read_policy, select_policies
 from modelgate.decide.records import in_force
 from modelgate.decide.types import Observed, Refusal
+from modelgate.observe.packed import Packed, unpacked
 
 T = TypeVar("T", ModelApproval, ModelEvaluation)
 
@@ -34,21 +35,29 @@ __all__ = ["IndexedEvidence", "first", "index_evidence", "index_policy", "parse_
 
 @dataclass(frozen=True)
 class IndexedEvidence:
-    """A ModelApproval or ModelEvaluation as the indexes keep it."""
+    """A ModelApproval or ModelEvaluation as the indexes keep it: packed (observe/packed.py), parsed
+    again by the pass that reads it."""
 
-    obj: ModelApproval | ModelEvaluation | None
-    """The parsed object; None when it does not parse."""
+    packed: Packed | None
+    """The trimmed object, which parsed when it was indexed; None when it does not parse."""
     sealed: bool | None
     """Whether its seals let it count (decide/seal.py `evidence`); None when no key is known
     (sealing not enforced)."""
     kind: str = ""
     name: str = ""
 
+    def parse(self) -> ModelApproval | ModelEvaluation | None:
+        if self.packed is None:
+            return None
+        raw = self.packed.unpack()
+        return _parse(ModelApproval, raw) if self.kind == "ModelApproval" else _parse(ModelEvaluation, raw)
+
 
 def first(index: Mapping[Any, Any], key: Any) -> Any:
-    """The value a Kopf index holds under `key` (one object per key), or None."""
+    """The value a Kopf index holds under `key` (one object per key), or None; a Packed one decoded
+    (a fresh copy)."""
     store = index.get(key)
-    return next(iter(store), None) if store is not None else None
+    return unpacked(next(iter(store), None)) if store is not None else None
 
 
 def _parse(cls: type[T], raw: Mapping[str, Any] | None) -> T | None:
@@ -61,14 +70,15 @@ def _parse(cls: type[T], raw: Mapping[str, Any] | None) -> T | None:
 
 
 def index_evidence(raw: Mapping[str, Any], keys: seal.KeyRing | None) -> IndexedEvidence:
-    """Parse an approval or evaluation and check its seals, once per watch event."""
+    """Check that an approval or evaluation parses and what its seals let count, once per watch
+    event; keep it packed."""
     sealed = None
     if keys is not None:
         sealed = seal.evidence(raw, keys).counts
     kind = str(raw.get("kind"))
     parsed = _parse(ModelApproval, raw) if kind == "ModelApproval" else _parse(ModelEvaluation, raw)
     name = str((raw.get("metadata") or {}).get("name") or "")
-    return IndexedEvidence(parsed, sealed, kind, name)
+    return IndexedEvidence(None if parsed is None else Packed.of(raw), sealed, kind, name)
 
 
 def evidence_key(raw: Mapping[str, Any]) -> tuple[str, str]:
@@ -123,7 +133,7 @@ def _gather(
         (e.kind, e.name): e
         for key in keys
         for e in by_digest.get(key) or ()
-        if isinstance(e, IndexedEvidence) and e.obj is not None
+        if isinstance(e, IndexedEvidence) and e.packed is not None
     }
     return sorted(found.values(), key=lambda e: e.name)
 
@@ -175,8 +185,8 @@ def snapshot(
         body=body,
         deployment=md,
         policies=select_policies(parse_policies(policies), labels, md.spec.card.risk_level),
-        approvals=[e.obj for e in found_approvals if isinstance(e.obj, ModelApproval)],
-        evaluations=[e.obj for e in found_evaluations if isinstance(e.obj, ModelEvaluation)],
+        approvals=[a for e in found_approvals if isinstance(a := e.parse(), ModelApproval)],
+        evaluations=[v for e in found_evaluations if isinstance(v := e.parse(), ModelEvaluation)],
         references=references,
         owned_deployment=first(owned_deployments, (ns, uid, "Deployment")) if uid else None,
         owned_service=first(owned_services, (ns, uid, "Service")) if uid else None,

@@ -27,6 +27,7 @@ from typing import Any
 
 from modelgate.act import kube
 from modelgate.observe import metrics
+from modelgate.observe.snapshot import first
 from modelgate.runtime import retention
 from modelgate.runtime.reconcile import Collaborators, run_loop
 from modelgate.runtime.wakeups import Key
@@ -69,7 +70,7 @@ class Leadership:
         svc, indexes = self._svc, self.indexes
         if not self.leading or svc is None or indexes is None:
             return
-        body = next(iter(indexes["modeldeployments"].get(key, [])), None)
+        body = first(indexes["modeldeployments"], key)
         if body is None or not self.claims((body.get("metadata") or {}).get("labels")):
             return  # gone, or another shard's: the webhook-serving shards index every model
         if key not in svc.loops:

@@ -40,6 +40,7 @@ not an object is likewise left to the schema check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ from typing import Any
 import kopf
 import kubernetes
 import pydantic
+import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
@@ -63,7 +65,7 @@ from modelgate.api.v1alpha1 import (
 from modelgate.decide import seal
 from modelgate.decide.policy import parse_policies, select_policies
 from modelgate.decide.revision import requested_revision_id
-from modelgate.observe.snapshot import digest_summary, index_policy
+from modelgate.observe.snapshot import digest_summary, first, index_policy
 
 STAMPED = {"ModelApproval": "approvedBy", "ModelEvaluation": "submittedBy"}
 KINDS = {"modelapprovals": "ModelApproval", "modelevaluations": "ModelEvaluation"}
@@ -159,7 +161,13 @@ async def _stamp(
     model = dict(written["model"])
     filled: dict[str, Any] = {}
     if not model.get("revision"):
-        model["revision"] = revision_for(ns, model, await deployments_seen(ns, memo, indexes))
+        seen = await deployments_seen(ns, memo, indexes)
+        if not requested_revisions(ns, model, seen) and watched(ns, memo):
+            # The indexes follow the API server by a watch event: a ModelDeployment created a moment
+            # ago (`kubectl apply -f model.yaml -f approval.yaml`) may not be in them yet.
+            with contextlib.suppress(kopf.AdmissionError):  # unreadable: the indexes' refusal stands
+                seen = {**indexes, **await read_live(ns)}
+        model["revision"] = revision_for(ns, model, seen)
         filled["model"] = model
     spec = {**dict(written), **filled, field: identity(userinfo)}
     signer = memo["keys"].keys.signer
@@ -184,14 +192,18 @@ async def deployments_seen(ns: str, memo: kopf.Memo, indexes: Mapping[str, Any])
     the request (fail closed)."""
     if watched(ns, memo):
         return indexes
+    return {**indexes, **await read_live(ns)}
+
+
+async def read_live(ns: str) -> dict[str, Any]:
+    """Namespace `ns`, the policies and its ModelDeployments read from the API server, in the
+    indexes' shape; a failed read refuses the request (fail closed)."""
     try:
-        found = await asyncio.to_thread(_read_live, ns)
+        return await asyncio.to_thread(_read_live, ns)
     except ApiException as e:
-        raise kopf.AdmissionError(
-            f"could not read namespace {ns}, which this webhook server does not watch: {act_kube.refusal(e)}",
-            code=503,
-        ) from e
-    return {**indexes, **found}
+        raise kopf.AdmissionError(f"could not read namespace {ns}: {act_kube.refusal(e)}", code=503) from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise kopf.AdmissionError(f"could not read namespace {ns}: {e}", code=503) from e
 
 
 def _read_live(ns: str) -> dict[str, Any]:
@@ -216,18 +228,18 @@ def _read_live(ns: str) -> dict[str, Any]:
     }
 
 
-def revision_for(ns: str, model: Mapping[str, Any], indexes: Mapping[str, Any]) -> str:
-    """The one revision the ModelDeployments in `ns` request for this model name, version and
-    digest; refuses (AdmissionError) when none or several distinct ones do."""
+def requested_revisions(
+    ns: str, model: Mapping[str, Any], indexes: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """Each revision the ModelDeployments in `ns` request for this model name, version and digest,
+    with the ModelDeployments that request it."""
     name, version, digest = (str(model.get(k) or "") for k in ("name", "version", "digest"))
-    subject = f"{name} {version} {digest}"
-    how = "set spec.model.revision (`modelgate revision -f <modeldeployment.yaml>` prints it)"
     labels: Mapping[str, str] = next(iter(indexes.get("namespaces", {}).get(ns, [])), {})
     policies = parse_policies(indexes.get("policies", {}))
     deployments = indexes.get("modeldeployments", {})
     revisions: dict[str, list[str]] = {}
     for summary in indexes.get("deployments_by_digest", {}).get((ns, digest), []):
-        raw = next(iter(deployments.get((ns, summary.get("name")), [])), None)
+        raw = first(deployments, (ns, summary.get("name")))
         if raw is None:
             continue
         try:
@@ -240,6 +252,15 @@ def revision_for(ns: str, model: Mapping[str, Any], indexes: Mapping[str, Any]) 
             continue
         selected = select_policies(policies, labels, md.spec.card.risk_level)
         revisions.setdefault(requested_revision_id(md, selected), []).append(md.name)
+    return revisions
+
+
+def revision_for(ns: str, model: Mapping[str, Any], indexes: Mapping[str, Any]) -> str:
+    """The one revision the ModelDeployments in `ns` request for this model name, version and
+    digest; refuses (AdmissionError) when none or several distinct ones do."""
+    subject = " ".join(str(model.get(k) or "") for k in ("name", "version", "digest"))
+    how = "set spec.model.revision (`modelgate revision -f <modeldeployment.yaml>` prints it)"
+    revisions = requested_revisions(ns, model, indexes)
     if not revisions:
         raise kopf.AdmissionError(
             f"no ModelDeployment in namespace {ns} requests {subject}; create it first, or {how}",
