@@ -64,14 +64,16 @@ from hack.procs import (
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("MODELGATE_CLUSTER_DIR", ROOT / ".cache" / "cluster"))
 OFFSET = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0"))
-PORTS = {
-    "etcd-client": 23790 + OFFSET,
-    "etcd-peer": 23800 + OFFSET,
-    "kube-apiserver": 26443 + OFFSET,
-    "kube-controller-manager": 20257 + OFFSET,
-    "kube-scheduler": 20259 + OFFSET,
-    "kwok": 20247 + OFFSET,
+BASE_PORTS = {
+    "etcd-client": 23790,
+    "etcd-peer": 23800,
+    "kube-apiserver": 26443,
+    "kube-controller-manager": 20257,
+    "kube-scheduler": 20259,
+    "kwok": 20247,
 }
+"""Each component's port at offset 0 (tests/unit/test_port_plan.py checks the test runs' offsets)."""
+PORTS = {name: port + OFFSET for name, port in BASE_PORTS.items()}
 NODES = int(os.environ.get("MODELGATE_CLUSTER_NODES", "2"))
 NODE_PODS = os.environ.get("MODELGATE_CLUSTER_NODE_PODS", "110")
 AUDIT = os.environ.get("MODELGATE_CLUSTER_AUDIT") == "1"

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clusters import OFFSETS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def cluster_py(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    offset = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0")) + 950  # above the worker's
+    offset = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0")) + OFFSETS["scratch-components"]
     env = {**os.environ, "MODELGATE_CLUSTER_DIR": str(state), "MODELGATE_CLUSTER_PORT_OFFSET": str(offset)}
     return subprocess.run(
         [sys.executable, str(ROOT / "hack" / "cluster.py"), *args],

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import workers
+from tests.support.clusters import OFFSETS
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-SCRATCH_OFFSET = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0")) + 900
+SCRATCH_OFFSET = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0")) + OFFSETS["scratch"]
 """Above this test worker's control planes (tests/support/clusters.py, workers.py)."""
 
 
@@ -101,7 +104,7 @@ def test_a_missing_prometheus_binary_is_named_with_how_to_fix_it(tmp_path: Path)
     env = {
         **os.environ,
         "MODELGATE_PROMETHEUS_DIR": str(tmp_path / "prom"),
-        "MODELGATE_PROMETHEUS_PORT": "29390",
+        "MODELGATE_PROMETHEUS_PORT": str(workers.SCRATCH_PROMETHEUS_PORT),
         "PROMETHEUS_BINARY": "",
         "PATH": "/nonexistent",
     }

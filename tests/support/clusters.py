@@ -23,10 +23,10 @@ from tests.support.kube import Cluster, Kubectl
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-# Each control plane's port offset, one place so that two never meet. hack/cluster.py's base ports
-# differ by 2, 10 and 12 (etcd client/peer, kwok/controller-manager/scheduler), so offsets that are
-# multiples of 100 never give two clusters the same port; below 6000 they stay under the kernel's
-# ephemeral range, where free ports are picked. bench/common.py adds 1000 to all of them.
+# Each control plane's port offset, one place so that two never meet: tests/unit/test_port_plan.py
+# checks every port of every worker's control planes and Prometheus servers against every other.
+# Below 6000 (plus workers.SPACING per worker) they stay under the kernel's ephemeral range, where
+# free ports are picked. bench/common.py adds 1000 to all of them.
 OFFSETS = {
     "chart": 100,
     "ha": 200,
@@ -35,7 +35,9 @@ OFFSETS = {
     "edges": 500,
     "fuzz": 600,
     "bench-failover": 700,
-    "control": 800,
+    "scratch": 900,  # tests/hack/test_local_env.py
+    "scratch-components": 950,  # tests/hack/test_cluster_components.py
+    "control": 1000,  # at 800, worker 3's etcd took worker 0's Prometheus port (29090)
     "shard": 1100,
 }
 
@@ -65,8 +67,11 @@ def own_cluster(name: str, *, install: bool = True) -> Iterator[Cluster]:
     bin_dir = built_bin()
     env = _env(name, OFFSETS[name])
     script = [sys.executable, str(ROOT / "hack" / "cluster.py")]
-    if subprocess.run([*script, "up"], env=env).returncode != 0:
-        raise AssertionError(f"the control plane {name!r} did not start (see the cluster: error line above)")
+    up = subprocess.run([*script, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sys.stderr.write(up.stdout)
+    if up.returncode != 0:
+        last = up.stdout.strip().splitlines()[-1:] or ["(no output)"]
+        raise AssertionError(f"the control plane {name!r} did not start: {last[0]}")
     kube = Kubectl(str(bin_dir / "kubectl"), Path(env["MODELGATE_CLUSTER_DIR"]) / "kubeconfig")
     try:
         if install:

@@ -19,11 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 # Offsets of worker N's control planes: N * SPACING plus tests/support/clusters.py's OFFSETS
-# (up to 1100) and tests/hack's scratch control planes (900, 950). The largest, 3 * 1500 + 1100,
+# (up to 1100, tests/hack's scratch control planes included). The largest, 3 * 1500 + 1100,
 # keeps kube-apiserver (26443 + offset) under the kernel's ephemeral port range (32768 and up),
 # where free ports are picked.
 SPACING = 1500
 WORKERS = 4
+PROMETHEUS_PORT = 29090
+"""hack/prometheus.py's default port: worker N's Prometheus listens on it plus N."""
+SCRATCH_PROMETHEUS_PORT = 19390
+"""A Prometheus that must fail before it listens (tests/hack/test_local_env.py): below every
+control plane's ports."""
 
 
 def number() -> int:
@@ -54,6 +59,6 @@ def configure() -> None:
     base = int(os.environ.get("MODELGATE_CLUSTER_PORT_OFFSET", "0"))
     os.environ["MODELGATE_CLUSTER_PORT_OFFSET"] = str(base + n * SPACING)
     os.environ["MODELGATE_CLUSTER_DIR"] = str(ROOT / ".cache" / f"cluster{suffix()}")
-    prometheus = int(os.environ.get("MODELGATE_PROMETHEUS_PORT", "29090"))
+    prometheus = int(os.environ.get("MODELGATE_PROMETHEUS_PORT", str(PROMETHEUS_PORT)))
     os.environ["MODELGATE_PROMETHEUS_PORT"] = str(prometheus + n)
     os.environ["MODELGATE_PROMETHEUS_DIR"] = str(ROOT / ".cache" / f"prometheus{suffix()}")
