@@ -306,7 +306,9 @@ def _situation(
     quarantined_at: str | None,
     refused: str | None,
 ) -> Situation:
-    done, summary = rollout(obs.owned_deployment)
+    # The Deployment this very pass creates counts as created with nothing ready: the next pass, which
+    # sees it stored, says the same, so the rollout costs no status write between admission and Ready.
+    done, summary = rollout(obs.owned_deployment if obs.owned_deployment is not None else objects.deployment)
     return Situation(
         requested=requested,
         target=step4.target,
