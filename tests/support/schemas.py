@@ -377,7 +377,10 @@ def _node_violations(
         if int(schema.get("minProperties", 0)) > 0:
             add("minProperties", st.just({}), str(schema["minProperties"]))
     for rule in _rules(schema):
-        values = valid(schema, check_rules=False).filter(
+        unchecked = valid(schema, check_rules=False)
+        if kind == "array":  # a uniqueness rule is broken by an item twice, rarely by chance
+            unchecked = st.one_of(valid(schema["items"]).map(lambda v: [v, v]), unchecked)
+        values = unchecked.filter(
             lambda v, r=rule["rule"]: not rule_holds(r, schema, v)
         )
         below = tuple(p for p in rule.get("fieldPath", "").split(".") if p)

@@ -94,7 +94,7 @@ class SliceRequirement(ApiModel):
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [THRESHOLD_RULE]})
 
-    required: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(
+    required: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=253)]], DISTINCT] = Field(
         default_factory=list, max_length=256, json_schema_extra=LIST_SET
     )
     """Slices that must be reported; the model is blocked while one of them is missing."""
