@@ -380,9 +380,7 @@ def _node_violations(
         unchecked = valid(schema, check_rules=False)
         if kind == "array":  # a uniqueness rule is broken by an item twice, rarely by chance
             unchecked = st.one_of(valid(schema["items"]).map(lambda v: [v, v]), unchecked)
-        values = unchecked.filter(
-            lambda v, r=rule["rule"]: not rule_holds(r, schema, v)
-        )
+        values = unchecked.filter(lambda v, r=rule["rule"]: not rule_holds(r, schema, v))
         below = tuple(p for p in rule.get("fieldPath", "").split(".") if p)
         add("cel", values, rule["message"], below)
     return out

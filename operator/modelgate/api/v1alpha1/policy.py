@@ -94,7 +94,7 @@ class SliceRequirement(ApiModel):
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [THRESHOLD_RULE]})
 
-    required: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=253)]], DISTINCT] = Field(
+    required: Annotated[list[Token], DISTINCT] = Field(
         default_factory=list, max_length=256, json_schema_extra=LIST_SET
     )
     """Slices that must be reported; the model is blocked while one of them is missing."""
@@ -119,7 +119,7 @@ class EvaluationRequirement(ApiModel):
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [THRESHOLD_RULE]})
 
-    metric: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    metric: Token
     """Name of the metric in spec.metrics of a ModelEvaluation, for example accuracy."""
     min: float | None = None
     """Lowest acceptable value (inclusive)."""
