@@ -49,7 +49,7 @@ def run(cfg: OperatorConfig) -> int:
     from modelgate.api import selector
     from modelgate.observe import metrics
     from modelgate.observe.kube import load_kube_config
-    from modelgate.runtime import toggles
+    from modelgate.runtime import nowait, toggles
     from modelgate.runtime.leading import Leadership
     from modelgate.runtime.loops import Loops
     from modelgate.runtime.wakeups import Wakeups
@@ -73,6 +73,7 @@ def run(cfg: OperatorConfig) -> int:
         metrics.ASYNCIO_TASKS.watch(asyncio.get_running_loop())
         relist.report_hidden_deletions()  # deletions a watch's re-list hides: observe/relist.py
         toggles.install()  # Kopf's start-up wait for its indexes, linear: runtime/toggles.py
+        nowait.install()  # ... and only for the objects that need it: runtime/nowait.py
         stop = asyncio.Event()
         memo["stop_operator"] = lambda: _stop_after_loss(stop)
         await kopf.operator(
