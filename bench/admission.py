@@ -291,7 +291,7 @@ def cold_start(ns: str, n: int, timeout: float) -> tuple[float, float, dict[str,
                     done = quiet_since - t0
             elif count >= n and time.monotonic() - quiet_since >= 5:
                 break
-            time.sleep(0.25)
+            time.sleep(1)  # each scrape renders every model's series: the operator's CPU
         else:
             sys.exit(f"bench: the restarted operator reconciled {last} of {n} models in {timeout:.0f} s")
         caught_up = quiet_since - t0

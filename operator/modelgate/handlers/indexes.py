@@ -34,7 +34,14 @@ from modelgate.decide.serving import (
 )
 from modelgate.observe.packed import Packed, fingerprint
 from modelgate.observe.relist import LAST_APPLIED
-from modelgate.observe.snapshot import digest_summary, evidence_key, first, index_evidence, index_policy
+from modelgate.observe.snapshot import (
+    IndexedEvidence,
+    digest_summary,
+    evidence_key,
+    first,
+    index_evidence,
+    index_policy,
+)
 from modelgate.runtime.leading import Leadership
 from modelgate.runtime.policyreports import Reporter
 from modelgate.runtime.wakeups import Wakeups
@@ -155,23 +162,32 @@ async def owned_services(namespace: str | None, body: kopf.Body, **_: Any) -> di
 
 
 @kopf.on.event(GROUP, VERSION, "modelapprovals", id="wake-approval")
-async def wake_approval(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def wake_approval(
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+) -> None:
     """Wake every ModelDeployment deciding on the approval's model and digest (all evidence counts)
     and every one that references it by name (its reference gate)."""
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_ref("ModelApproval", namespace or "", name)
     wakeups.poke_evidence(namespace or "", *evidence_key(body))
-    await bind_seal(_raw(body), memo)
+    await bind_seal(_raw(body), memo, _indexed(kwargs["approvals_by_digest"], namespace, body))
 
 
 @kopf.on.event(GROUP, VERSION, "modelevaluations", id="wake-evaluation")
 async def wake_evaluation(
-    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     wakeups: Wakeups = memo["wakeups"]
     wakeups.poke_ref("ModelEvaluation", namespace or "", name)
     wakeups.poke_evidence(namespace or "", *evidence_key(body))
-    await bind_seal(_raw(body), memo)
+    await bind_seal(_raw(body), memo, _indexed(kwargs["evaluations_by_digest"], namespace, body))
+
+
+def _indexed(index: Any, namespace: str | None, body: kopf.Body) -> IndexedEvidence | None:
+    """The entry this very event left in the by-digest index (None if indexing it failed)."""
+    kind, name = body.get("kind"), body.get("metadata", {}).get("name")
+    entries = index.get((namespace, *evidence_key(body)), ())
+    return next((e for e in entries if e.kind == kind and e.name == name), None)
 
 
 PLURALS = {"ModelApproval": "modelapprovals", "ModelEvaluation": "modelevaluations"}
@@ -182,9 +198,10 @@ REBOUND = {
 }
 
 
-async def bind_seal(raw: dict[str, Any], memo: kopf.Memo) -> None:
+async def bind_seal(raw: dict[str, Any], memo: kopf.Memo, indexed: IndexedEvidence | None = None) -> None:
     """The leader writes the status seal of evidence whose admission seal holds (binding it to the
-    object's name and uid), re-seals what an HMAC or an older key sealed; followers write nothing."""
+    object's name and uid), re-seals what an HMAC or an older key sealed; followers write nothing.
+    `indexed`: the index entry of this same object and event, whose seals were checked there."""
     store: KeyStore | None = memo.get("keys")
     leadership: Leadership = memo["leadership"]
     if (
@@ -195,8 +212,8 @@ async def bind_seal(raw: dict[str, Any], memo: kopf.Memo) -> None:
     ):
         return
     keys = store.keys
-    state = seal.evidence(raw, keys)
-    if state.rebind is None or keys.signer is None:
+    state = seal.evidence(raw, keys) if indexed is None else indexed.rebind
+    if state is None or state.rebind is None or keys.signer is None:
         return
     meta = raw["metadata"]
     sealed = seal.bind(keys.signer, raw, dt.datetime.now(dt.UTC))

@@ -45,6 +45,10 @@ class IndexedEvidence:
     (sealing not enforced)."""
     kind: str = ""
     name: str = ""
+    rebind: seal.EvidenceSeal | None = None
+    """What its seals prove when the leader should (re)write its status seal (decide/seal.py
+    `EvidenceSeal.rebind`); None when there is nothing to write. The event handler that seals reads
+    it here instead of verifying the seals a second time."""
 
     def parse(self) -> ModelApproval | ModelEvaluation | None:
         if self.packed is None:
@@ -72,13 +76,17 @@ def _parse(cls: type[T], raw: Mapping[str, Any] | None) -> T | None:
 def index_evidence(raw: Mapping[str, Any], keys: seal.KeyRing | None) -> IndexedEvidence:
     """Check that an approval or evaluation parses and what its seals let count, once per watch
     event; keep it packed."""
-    sealed = None
-    if keys is not None:
-        sealed = seal.evidence(raw, keys).counts
+    state = None if keys is None else seal.evidence(raw, keys)
     kind = str(raw.get("kind"))
     parsed = _parse(ModelApproval, raw) if kind == "ModelApproval" else _parse(ModelEvaluation, raw)
     name = str((raw.get("metadata") or {}).get("name") or "")
-    return IndexedEvidence(None if parsed is None else Packed.of(raw), sealed, kind, name)
+    return IndexedEvidence(
+        None if parsed is None else Packed.of(raw),
+        None if state is None else state.counts,
+        kind,
+        name,
+        state if state is not None and state.rebind is not None else None,
+    )
 
 
 def evidence_key(raw: Mapping[str, Any]) -> tuple[str, str]:
