@@ -101,6 +101,11 @@ class Leadership:
         claimed = sum(key in svc.loops for key in known)
         log.info(f"Started leading; identity={self.identity} models={claimed}")
 
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` beside the leader's other tasks (an `on_lead` hook that must not hold up the
+        start): cancelled when the leadership is lost or the operator stops."""
+        self._tasks.append(asyncio.create_task(work, name=name))
+
     async def _stop_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
