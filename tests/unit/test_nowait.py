@@ -31,8 +31,12 @@ class Recorder:
         self.calls.append(kwargs)
         if self.fail:
             raise RuntimeError("handler failed")
-        if kwargs.get("operator_indexed") is not None:
-            await kwargs["operator_indexed"].wait_for(True)
+        ready, mine = kwargs.get("operator_indexed"), kwargs.get("resource_indexed")
+        if ready is not None and mine is not None:  # indexed: Kopf drops the object's toggle
+            await ready.drop_toggle(mine)
+        if ready is not None:
+            await ready.wait_for(True)
+        self.seen = dict(kwargs["raw_event"].get("object") or {})  # what the handlers get
         return "done"
 
 
@@ -114,3 +118,62 @@ def test_install_wraps_kopfs_processor_once(monkeypatch: pytest.MonkeyPatch) -> 
     assert installed is not kopfs
     assert processing.process_resource_event is installed
     assert installed.__wrapped__ is kopfs  # type: ignore[attr-defined]
+
+
+def _event(kind: str) -> dict[str, Any]:
+    meta = {"name": "m", "namespace": "ns", "labels": {"team": "a"}}
+    return {
+        "type": None,
+        "object": {"apiVersion": "v1", "kind": kind, "metadata": meta, "spec": {"x": 1}, "status": {}},
+    }
+
+
+def test_a_waiting_model_deployment_keeps_only_its_metadata_once_indexed() -> None:
+    async def scenario() -> tuple[Recorder, bool, dict[str, Any]]:
+        ready, model, approval = await _startup()
+        original = Recorder()
+        event = _event("ModelDeployment")
+        task = asyncio.create_task(
+            nowait.without_wait(original)(
+                resource=MODELS, raw_event=event, resource_indexed=model, operator_indexed=ready
+            )
+        )
+        for _ in range(10):
+            await asyncio.sleep(0)
+        waiting = dict(event["object"])
+        blocked = not task.done()
+        await ready.drop_toggle(approval)
+        await asyncio.wait_for(task, 5)
+        return original, blocked, waiting
+
+    original, blocked, waiting = asyncio.run(scenario())
+
+    assert blocked
+    assert sorted(waiting) == ["apiVersion", "kind", "metadata"]
+    assert original.seen["metadata"]["labels"] == {"team": "a"}
+
+
+def test_after_start_up_a_model_deployment_keeps_its_whole_body() -> None:
+    original = Recorder()
+    event = _event("ModelDeployment")
+
+    asyncio.run(nowait.without_wait(original)(resource=MODELS, raw_event=event))
+
+    assert original.seen["spec"] == {"x": 1}
+    assert "status" in event["object"]
+
+
+def test_an_approval_keeps_its_whole_body_at_start_up() -> None:
+    async def scenario() -> Recorder:
+        ready, _, approval = await _startup()
+        original = Recorder()
+        process = nowait.without_wait(original)
+        await process(
+            resource=APPROVALS,
+            raw_event=_event("ModelApproval"),
+            resource_indexed=approval,
+            operator_indexed=ready,
+        )
+        return original
+
+    assert asyncio.run(scenario()).seen["spec"] == {"x": 1}

@@ -24,11 +24,19 @@ from modelgate.runtime.wakeups import Key, Wakeups
 Run = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
 """A loop body: `run(wake, stopping)` returns once `stopping` is set."""
 
+PASSES = 32
+"""Passes that run at once; the other woken loops wait their turn. A monitoring round wakes every
+model it has readings for at once: at 10,000 models, thousands of passes ready together held the
+admission webhooks, served by the same event loop, past their 5 s timeout (bench/monitoring). Two
+pools of 16 threads make the writes, so more passes at once would only queue for a thread."""
+
 
 class Loops:
-    def __init__(self, wakeups: Wakeups) -> None:
+    def __init__(self, wakeups: Wakeups, passes: int = PASSES) -> None:
         self._wakeups = wakeups
         self._tasks: dict[Key, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self.passes = asyncio.Semaphore(passes)
+        """Held by a loop for the length of one pass (runtime/reconcile.py `run_loop`)."""
 
     def __contains__(self, key: Key) -> bool:
         """Whether a loop runs for `key` and is not stopping."""

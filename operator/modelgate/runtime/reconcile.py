@@ -286,19 +286,22 @@ async def run_loop(
                 return  # deleted: the watch handler stops this loop
             started = time.perf_counter()
             try:
-                now = dt.datetime.now(dt.UTC)
-                meta = body.get("metadata") or {}
-                if meta.get("deletionTimestamp"):
-                    # Being deleted: retire it (once), then let it go; never reconcile it again.
-                    if runtime_retire.retiring(body):
-                        if retired != meta.get("uid"):
-                            signer = svc.keys.keys.signer if svc.keys is not None else None
-                            await runtime_retire.retire(body, namespace, name, indexes["records"], signer)
-                            retired = meta.get("uid")
-                        await runtime_retire.release(body)
-                    until = None
-                else:
-                    until = await reconcile_once(body, indexes, svc, loop, now)
+                async with svc.loops.passes:  # a bounded number at once: loops.PASSES
+                    started = time.perf_counter()  # the pass, not its wait for a turn
+                    body = first(indexes["modeldeployments"], key) or body  # the newest after the wait
+                    now = dt.datetime.now(dt.UTC)
+                    meta = body.get("metadata") or {}
+                    if meta.get("deletionTimestamp"):
+                        # Being deleted: retire it (once), then let it go; never reconcile it again.
+                        if runtime_retire.retiring(body):
+                            if retired != meta.get("uid"):
+                                signer = svc.keys.keys.signer if svc.keys is not None else None
+                                await runtime_retire.retire(body, namespace, name, indexes["records"], signer)
+                                retired = meta.get("uid")
+                            await runtime_retire.release(body)
+                        until = None
+                    else:
+                        until = await reconcile_once(body, indexes, svc, loop, now)
                 failures = 0
                 delay = (
                     RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
