@@ -15,7 +15,7 @@ from modelgate.runtime import reconcile
 from modelgate.runtime.loops import Loops
 from modelgate.runtime.reconcile import Collaborators
 from modelgate.runtime.wakeups import Wakeups
-from tests.unit.test_operator_metrics import body_of, model
+from tests.unit.factories import body_of, model
 
 
 def test_woken_loops_take_turns_within_the_pass_limit(monkeypatch: pytest.MonkeyPatch) -> None:

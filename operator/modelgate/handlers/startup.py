@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Coroutine
 from typing import Any
 
 import kopf
@@ -115,7 +114,7 @@ async def _lead(memo: kopf.Memo, indices: dict[str, Any]) -> None:
     leadership.on_lead.append(lambda: write_policy_statuses(memo, indices["policies"]))
     # The sweep lists and checks every piece of evidence (15 s over 20,000): beside the start, not
     # before it, or Kopf would start watching only after it.
-    leadership.on_lead.append(lambda: _spawn(leadership, seal_all(memo), "modelgate-seal-sweep"))
+    leadership.on_lead.append(lambda: leadership.spawn(seal_all(memo), "modelgate-seal-sweep"))
     reporter: Reporter = memo["policy_reports"]
     leadership.tasks.append(lambda: reporter.run(lambda: leadership.indexes))
     if not cfg.leader_elect:
@@ -131,10 +130,6 @@ async def _lead(memo: kopf.Memo, indices: dict[str, Any]) -> None:
     )
     memo["elector"] = elector
     memo["elector_task"] = asyncio.create_task(elector.run(), name="modelgate-elector")
-
-
-async def _spawn(leadership: Leadership, work: Coroutine[Any, Any, None], name: str) -> None:
-    leadership.spawn(work, name)
 
 
 async def _serve_webhooks(

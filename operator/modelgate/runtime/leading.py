@@ -101,8 +101,8 @@ class Leadership:
         claimed = sum(key in svc.loops for key in known)
         log.info(f"Started leading; identity={self.identity} models={claimed}")
 
-    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Run `work` beside the leader's other tasks (an `on_lead` hook that must not hold up the
+    async def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` beside the leader's other tasks (as an `on_lead` hook: it does not hold up the
         start): cancelled when the leadership is lost or the operator stops."""
         self._tasks.append(asyncio.create_task(work, name=name))
 

@@ -284,7 +284,6 @@ async def run_loop(
             body = first(indexes["modeldeployments"], key)
             if body is None:
                 return  # deleted: the watch handler stops this loop
-            started = time.perf_counter()
             try:
                 async with svc.loops.passes:  # a bounded number at once: loops.PASSES
                     started = time.perf_counter()  # the pass, not its wait for a turn
