@@ -155,7 +155,8 @@ def scrape(metrics_port: int) -> dict[str, float]:
 
 def rounds(before: dict[str, float], after: dict[str, float], interval: int) -> dict[str, float]:
     """Monitoring rounds between two scrapes: how many, their mean duration, and how many of the
-    verdicts they led to were written within one interval of the round's start."""
+    verdicts they led to were decided within one interval of the round's start (a model passing
+    again is decided by the round itself and wakes no pass: `unchanged`)."""
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     bound = min(b for b in VERDICT_DELAY_BUCKETS if b >= interval)
     count = delta.get("modelgate_monitoring_round_duration_seconds_count", 0.0)
@@ -166,6 +167,7 @@ def rounds(before: dict[str, float], after: dict[str, float], interval: int) -> 
         else 0.0,
         "verdicts": delta.get("modelgate_monitoring_verdict_delay_seconds_count", 0.0),
         "within": delta.get(f"modelgate_monitoring_verdict_delay_seconds_bucket[{float(bound)}]", 0.0),
+        "unchanged": delta.get("modelgate_monitoring_unchanged_total", 0.0),
         "bound": bound,
     }
 
@@ -374,8 +376,10 @@ def report(
                 f"| operator's Prometheus queries per interval, {n} models on 3 templates | {per_interval:.1f} |",
                 f"| one monitoring round (all queries, readings handed out), mean of {window['rounds']:.0f} | "
                 f"{window['round_mean']:.2f} s |",
-                f"| verdicts written within {window['bound']:g} s of their round's start (interval {interval} s) | "
+                f"| verdicts decided within {window['bound']:g} s of their round's start (interval {interval} s) | "
                 f"{window['within']:.0f} of {window['verdicts']:.0f} |",
+                f"| of those, passing again and decided by the round itself (no reconcile pass) | "
+                f"{window['unchanged']:.0f} |",
                 f"| drift visible in Prometheus -> rollback written, {len(delays)} of {d} models: p50 / max | "
                 f"{percentile(delays, 50):.1f} s / {max(delays):.1f} s |"
                 if delays

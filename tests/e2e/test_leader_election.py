@@ -334,7 +334,11 @@ def test_a_leader_whose_lease_is_taken_stops_and_exits_without_writing_afterward
 
     wait_until("the Lease to be replaced", take)
     op = replicas.procs[leader]
-    code = wait_until("the leader to exit", lambda: op.proc.poll(), timeout=30)
+    try:
+        code = wait_until("the leader to exit", lambda: op.proc.poll(), timeout=30)
+    except AssertionError as e:
+        tail = "\n".join(op.log.read_text().splitlines()[-40:])
+        raise AssertionError(f"{e}\nthe leader's log ends:\n{tail}") from None
     assert code != 0
     log = op.log.read_text()
     assert "Lost the leadership: the Lease is held by intruder" in log

@@ -251,25 +251,34 @@ def _json_patch(plural: str, namespace: str, name: str, patch: Sequence[Any], *,
     )
 
 
-def _write_seal(plural: str, namespace: str, name: str, uid: str, seal: Mapping[str, Any]) -> bool:
-    """Patch status.seal of the object namespace/name if it is still the one with `uid` (a JSON
-    patch test: a seal never lands on an object re-created under the same name)."""
+def _write_seal(
+    plural: str, namespace: str, name: str, uid: str, resource_version: str, seal: Mapping[str, Any]
+) -> bool:
+    """Patch status.seal of the object namespace/name if it is still the version that was read and
+    sealed (JSON patch tests: a seal never lands on an object re-created under the same name, and of
+    two writers sealing the same version, the start-up sweep and the object's own event, one wins)."""
     patch = [
         {"op": "test", "path": "/metadata/uid", "value": uid},
+        {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
         {"op": "add", "path": "/status", "value": {"seal": dict(seal)}},
     ]
     try:
         _json_patch(plural, namespace, name, patch, status=True)
     except ApiException as e:
-        if e.status in (404, 409, 422) or namespace_terminating(e):  # gone, or another object now
+        if e.status in (404, 409, 422) or namespace_terminating(e):  # gone, changed or another object
             return False
         raise
     return True
 
 
-async def write_seal(plural: str, namespace: str, name: str, uid: str, seal: Mapping[str, Any]) -> bool:
-    """Write an approval's or evaluation's status seal; False when the object is gone or replaced."""
-    return await executors.run_in(executors.STATUS, _write_seal, plural, namespace, name, uid, seal)
+async def write_seal(
+    plural: str, namespace: str, name: str, uid: str, resource_version: str, seal: Mapping[str, Any]
+) -> bool:
+    """Write an approval's or evaluation's status seal; False when the object is gone, replaced or
+    changed since `resource_version` (its next event seals it again)."""
+    return await executors.run_in(
+        executors.STATUS, _write_seal, plural, namespace, name, uid, resource_version, seal
+    )
 
 
 def _remove_finalizer(namespace: str, name: str, finalizers: list[str], finalizer: str, plural: str) -> None:

@@ -28,7 +28,9 @@ the time service discovery and the first scrape take.
 
 No status churn: a reading whose verdict and counters equal the stored one keeps the stored entry
 (value and checkedAt included), so a model that keeps passing writes nothing. Prometheus keeps the
-time series; status keeps the verdicts.
+time series; status keeps the verdicts. `quiet`: a round in which every check passes; after a
+counted round that was quiet too (every counter at zero, every verdict Pass), it changes nothing at
+all, and the monitor wakes no pass for it (observe/monitor.py).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from modelgate.api.v1alpha1 import (
     parse_duration,
 )
 from modelgate.decide.conditions import Cond
-from modelgate.decide.drift import DriftSummary, MetricState, Sample, state_after, summarize
+from modelgate.decide.drift import DriftSummary, MetricState, Sample, state_after, summarize, verdict
 
 DEFAULT_INTERVAL = dt.timedelta(minutes=1)
 
@@ -61,6 +63,17 @@ class Readings:
     digest: str
     samples: Mapping[str, Sample] = field(default_factory=dict)
     """Metric name -> sample."""
+    quiet: bool = False
+    """Every check of the round passed (`quiet`)."""
+
+
+def quiet(checks: Sequence[MetricCheck], samples: Mapping[str, Sample]) -> bool:
+    """Every check has a reading and it passes. Counted after a quiet round, such a round leaves
+    every counter at zero and every verdict Pass: it changes nothing the model's status holds."""
+    return bool(checks) and all(
+        (s := samples.get(ch.name)) is not None and verdict(s, ch.min, ch.max).status == c.METRIC_PASS
+        for ch in checks
+    )
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,12 @@ async def bind_seal(raw: dict[str, Any], memo: kopf.Memo, indexed: IndexedEviden
     sealed = seal.bind(keys.signer, raw, dt.datetime.now(dt.UTC))
     try:
         if not await act_kube.write_seal(
-            PLURALS[str(raw.get("kind"))], meta["namespace"], meta["name"], meta["uid"], sealed
+            PLURALS[str(raw.get("kind"))],
+            meta["namespace"],
+            meta["name"],
+            meta["uid"],
+            str(meta["resourceVersion"]),
+            sealed,
         ):
             return
     except (ApiException, act_kube.Fenced) as e:  # the next event (or the start-up sweep) retries

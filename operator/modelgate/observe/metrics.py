@@ -29,6 +29,11 @@ MONITORING_ROUND_SECONDS = Histogram(
     "One monitoring round: every query of one interval's checks and the readings handed to the models",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+MONITORING_UNCHANGED = Counter(
+    "modelgate_monitoring_unchanged",
+    "Readings handed to a model without waking its reconcile pass: every check passed again, so they "
+    "change nothing its status holds (observe/monitor.py)",
+)
 VERDICT_DELAY_BUCKETS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300)
 VERDICT_DELAY_SECONDS = Histogram(
     "modelgate_monitoring_verdict_delay_seconds",

@@ -4,7 +4,12 @@ Reconcile loops declare what they want watched (`watch(key, Target)`): the serve
 version, digest, interval and checks. The monitor groups targets by interval; when a group is due
 it runs all their checks as one batch (observe/batch.py: each MetricTemplate once, identical inline
 queries once) and hands each model its `Readings`, then wakes its reconcile loop, which decides.
-The monitor itself decides nothing.
+
+A model whose checks all pass, round after round, is woken once: after its loop has counted a
+quiet round (decide/monitoring.py `quiet`: every check passes), the next quiet round changes nothing
+in its status, so the monitor hands the readings over without waking the loop (a pass that runs
+anyway takes them). At 10,000 models that keeps a round from waking 10,000 passes, and a drifting
+model's pass from waiting behind them. Any round that is not quiet wakes the loop.
 
 Without a Prometheus URL every check is read as unreachable: inconclusive, never a pass.
 """
@@ -21,9 +26,10 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from modelgate.api.conditions import METRIC_PASS
 from modelgate.api.v1alpha1 import MetricTemplate
 from modelgate.decide.drift import Sample
-from modelgate.decide.monitoring import Readings, Target
+from modelgate.decide.monitoring import Readings, Target, quiet
 from modelgate.observe import metrics
 from modelgate.observe.batch import CheckRequest, run_checks
 from modelgate.observe.prometheus import MetricSource
@@ -55,9 +61,13 @@ class Monitor:
         self.next_due: dict[dt.timedelta, float] = {}
         self.running: set[dt.timedelta] = set()
         self.seq = itertools.count(1)
+        self.settled: set[Key] = set()
+        """Models whose loop counted a quiet round for their current target (`counted`)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def watch(self, key: Key, target: Target | None) -> None:
+        if target != self.targets.get(key):
+            self.settled.discard(key)  # another revision, other checks: its first round wakes it
         if target is None:
             self.targets.pop(key, None)
             self.latest.pop(key, None)
@@ -69,6 +79,18 @@ class Monitor:
         """The newest readings for `key` with a sequence number above `after`, if any."""
         readings = self.latest.get(key)
         return readings if readings is not None and readings.seq > after else None
+
+    def counted(self, key: Key, readings: Readings, used: bool) -> None:
+        """A pass decided on `readings` and wrote what they changed; `used`: they were taken for
+        the revision it watches. Should a newer round have arrived meanwhile without waking the
+        loop (it was settled then), wake it now."""
+        if used and readings.quiet:
+            self.settled.add(key)
+        else:
+            self.settled.discard(key)
+        newer = self.latest.get(key)
+        if newer is not None and newer.seq > readings.seq:
+            self.wakeups.poke(key)
 
     async def run(self) -> None:
         while True:
@@ -110,12 +132,23 @@ class Monitor:
             for check, sample in samples.items():
                 per_model[(check.namespace, check.deployment)][check.metric] = sample
             seq = next(self.seq)
+            unchanged = 0
             for model, target in group.items():
                 if self.targets.get(model) != target:
                     continue  # the model moved on (new revision, deleted) while we were querying
-                self.latest[model] = Readings(seq, at, target.digest, per_model.get(model, {}))
+                got = per_model.get(model, {})
+                readings = Readings(seq, at, target.digest, got, quiet(target.checks, got))
+                self.latest[model] = readings
+                if readings.quiet and model in self.settled:
+                    unchanged += 1  # passing again: nothing to write, no pass to wake
+                    metrics.CHECKS.labels(verdict=METRIC_PASS).inc(len(target.checks))
+                    continue
                 self.wakeups.poke(model)
-            metrics.MONITORING_ROUND_SECONDS.observe(time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            metrics.MONITORING_ROUND_SECONDS.observe(elapsed)
+            metrics.MONITORING_UNCHANGED.inc(unchanged)
+            for _ in range(unchanged):  # decided here, with the round: their status holds it already
+                metrics.VERDICT_DELAY_SECONDS.observe(elapsed)
         except Exception:
             log.exception("Monitoring round failed; interval=%s", interval)
         finally:

@@ -20,7 +20,6 @@ Without --leader-elect the single operator leads from its start (`started` at co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
@@ -33,6 +32,13 @@ from modelgate.runtime.reconcile import Collaborators, run_loop
 from modelgate.runtime.wakeups import Key
 
 log = logging.getLogger("modelgate.leader")
+
+
+async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception(f"{name} failed")
 
 
 class Leadership:
@@ -103,30 +109,37 @@ class Leadership:
 
     async def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run `work` beside the leader's other tasks (as an `on_lead` hook: it does not hold up the
-        start): cancelled when the leadership is lost or the operator stops."""
-        self._tasks.append(asyncio.create_task(work, name=name))
+        start): cancelled when the leadership is lost or the operator stops; a failure is logged."""
+        self._tasks.append(asyncio.create_task(_logged(work, name), name=name))
 
     async def _stop_tasks(self) -> None:
-        for task in self._tasks:
+        """Cancel the leader's tasks and wait for them; whatever one of them raised before (it is
+        logged) does not stop the others from stopping, nor the operator from stopping."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error(f"A leader's task had failed: {result!r}")
         if self._svc is not None:
             await self._svc.monitor.stop()
 
     async def lost(self, reason: str) -> None:
-        """Stop writing at once, stop every loop and task mid-pass, then stop the operator."""
+        """Stop writing at once, stop every loop and task mid-pass, then stop the operator (even if
+        stopping something failed: a replica that lost must go)."""
         kube.fence(f"lost the leadership: {reason}")  # before anything else, synchronously
         self.leading = False
         self.lost_reason = reason
         metrics.LEADER.set(0)
-        if self._svc is not None:
-            await self._svc.loops.cancel_all()
-        await self._stop_tasks()
-        log.error(f"Lost the leadership: {reason}; stopped every loop and exiting; identity={self.identity}")
-        self._stop_operator()
+        try:
+            if self._svc is not None:
+                await self._svc.loops.cancel_all()
+            await self._stop_tasks()
+        finally:
+            log.error(
+                f"Lost the leadership: {reason}; stopped every loop and exiting; identity={self.identity}"
+            )
+            self._stop_operator()
 
     async def stop(self) -> None:
         """A graceful stop: every loop finishes its pass, the tasks stop."""

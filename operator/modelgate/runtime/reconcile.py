@@ -134,6 +134,7 @@ async def reconcile_once(
     if readings is not None:
         loop.readings_seq = readings.seq
         metrics.VERDICT_DELAY_SECONDS.observe((dt.datetime.now(dt.UTC) - readings.at).total_seconds())
+        svc.monitor.counted((ns, name), readings, used=bool(p.verdicts))
     for verdict in p.verdicts:
         metrics.CHECKS.labels(verdict=verdict).inc()
     svc.monitor.watch((ns, name), p.watch)
