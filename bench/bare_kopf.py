@@ -9,7 +9,9 @@ Runs `kopf run` on this file against the kept bench control plane (`--namespace 
 no-op watch handler on each kind modelgate's operator watches (ModelDeployments, approvals,
 evaluations, owned Deployments and Services, namespaces). After `--after` seconds (time to list
 every kind and follow the watch) it prints its peak RSS (VmHWM), RSS and CPU seconds: what
-modelgate holds beyond this is modelgate's own.
+modelgate holds beyond this is modelgate's own. It also prints when Kopf had handled an event of
+every object it listed and then nothing more for 5 s: the floor of `bench/admission.py
+--cold-start`'s "start to caught up", measured the same way from the process's start.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import argparse
 import asyncio
 import collections
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -82,7 +87,24 @@ if os.environ.get("BARE_KOPF_HANDLERS"):  # only where `kopf run` loads this fil
     @kopf.on.event("", "v1", "services", labels=OWNED)
     @kopf.on.event("", "v1", "namespaces")
     async def nothing(**_: Any) -> None:
-        """Kopf's per-event work only."""
+        """Kopf's per-event work only, counted."""
+        HANDLED[0] += 1
+        HANDLED[1] = time.time()
+
+    HANDLED: list[float] = [0, 0.0]
+    """Events handled, and the wall-clock time of the last one."""
+
+    @kopf.on.startup()
+    async def progress(**_: Any) -> None:
+        """Every 0.5 s, the count and the last event's time to BARE_KOPF_PROGRESS (for main())."""
+
+        async def write() -> None:
+            while True:
+                with open(os.environ["BARE_KOPF_PROGRESS"], "w") as f:
+                    f.write(f"{HANDLED[0]:.0f} {HANDLED[1]:.3f}\n")
+                await asyncio.sleep(0.5)
+
+        asyncio.get_running_loop().create_task(write())
 
 
 def main() -> int:
@@ -102,7 +124,10 @@ def main() -> int:
     if args.backlog:
         env["BARE_KOPF_BACKLOG"] = str(args.backlog)
     env["KUBECONFIG"] = str(KUBECONFIG)
+    progress = Path(tempfile.mkdtemp(prefix="bare-kopf-")) / "progress"
+    env["BARE_KOPF_PROGRESS"] = str(progress)
     cmd = [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", "bench-*", __file__]
+    started = time.time()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(args.after)
@@ -111,10 +136,13 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(30)
+    handled, last = (float(x) for x in (progress.read_text().split() if progress.exists() else ["0", "0"]))
+    shutil.rmtree(progress.parent)
+    quiet = f", the last at {last - started:.1f} s from its start" if handled else ""
     print(
         f"| bare Kopf (no-op handlers, list chunk {args.chunk_size or 'whole'}, "
         f"{f'at most {args.backlog} objects in flight' if args.backlog else 'no backpressure'}), after {args.after:.0f} s | "
-        f"peak RSS {hwm:.0f} MB, RSS {rss:.0f} MB, {cpu:.1f} CPU s |"
+        f"peak RSS {hwm:.0f} MB, RSS {rss:.0f} MB, {cpu:.1f} CPU s; {handled:.0f} events handled{quiet} |"
     )
     return 0
 
