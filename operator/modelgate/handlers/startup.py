@@ -136,18 +136,17 @@ async def _serve_webhooks(
     settings: kopf.OperatorSettings, memo: kopf.Memo, cfg: OperatorConfig, logger: Any
 ) -> None:
     """The webhook server and its certificate (webhooks/server.py); every replica serves them."""
-    memo["webhook_cert_task"] = await server.serve(settings, cfg, logger)
+    await server.serve(settings, cfg, logger)
 
 
-@kopf.on.cleanup(id="stop-webhook-certs")
+@kopf.on.cleanup(id="stop-keys-refresh")
 async def stop_background(memo: kopf.Memo, **_: Any) -> None:
-    """Stop the webhook certificate's renewal and the keys' refresh."""
-    for name in ("webhook_cert_task", "keys_task"):
-        task = memo.get(name)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    """Stop the keys' refresh (the webhook certificate's stops with the webhook server)."""
+    task = memo.get("keys_task")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @kopf.on.cleanup(id="stop-leading")

@@ -40,6 +40,12 @@ VERDICT_DELAY_SECONDS = Histogram(
     "From the start of a monitoring round to the reconcile pass that decided on its readings, per model",
     buckets=VERDICT_DELAY_BUCKETS,
 )
+WEBHOOK_SECONDS = Histogram(
+    "modelgate_webhook_duration_seconds",
+    "One admission review, from its body read to its answer, by webhook (the API server gives up at 5 s)",
+    ["webhook"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 LEADER = Gauge(
     "modelgate_leader",
     "1 while this replica leads (holds the leader election Lease; always 1 without --leader-elect)",

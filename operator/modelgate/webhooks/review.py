@@ -32,6 +32,8 @@ import pydantic
 from kopf._core.engines import admission  # its WebhookError is not exported
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelgate.observe.metrics import WEBHOOK_SECONDS
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
@@ -176,7 +178,7 @@ async def answer(
     except pydantic.ValidationError as e:
         return refusal(data, 400, f"malformed AdmissionReview: {describe_errors(e)}")
     try:
-        response = await fn(data, webhook=webhook, headers=dict(headers or {}), sslpeer=dict(sslpeer or {}))
+        response = await _reviewed(fn, data, webhook, headers, sslpeer)
     except admission.WebhookError as e:  # no handler for the resource, or an ambiguous one
         return refusal(data, 400, f"modelgate's webhook cannot review this request: {e}")
     except Exception as e:
@@ -185,6 +187,29 @@ async def answer(
             data, 500, f"modelgate's webhook failed to review the request ({type(e).__name__}: {e})"
         )
     return Answer(200, response)
+
+
+REREADS: Final = 3
+
+
+async def _reviewed(
+    fn: WebhookFn,
+    data: Any,
+    webhook: str | None,
+    headers: Mapping[str, str] | None,
+    sslpeer: Mapping[str, Any] | None,
+) -> Mapping[str, Any]:
+    """Kopf's answer. The handlers run on the webhook server's thread (webhooks/thread.py) and read
+    Kopf's indexes, which the operator's loop updates meanwhile: a reading that met an index changing
+    size under it is made again (a review only computes its answer, so it can be repeated)."""
+    attempts = 0
+    while True:
+        try:
+            return await fn(data, webhook=webhook, headers=dict(headers or {}), sslpeer=dict(sslpeer or {}))
+        except RuntimeError as e:
+            attempts += 1
+            if "changed size during iteration" not in str(e) or attempts > REREADS:
+                raise
 
 
 class CheckedWebhookServer(kopf.WebhookServer):
@@ -203,13 +228,11 @@ class CheckedWebhookServer(kopf.WebhookServer):
             chunks.append(chunk)
         transport = request.transport
         peer = transport.get_extra_info("peercert") if transport is not None else None
-        result = await answer(
-            fn,
-            b"".join(chunks),
-            webhook=request.match_info.get("id"),
-            headers=dict(request.headers),
-            sslpeer=peer,
-        )
+        webhook = request.match_info.get("id")
+        with WEBHOOK_SECONDS.labels(webhook or "").time():
+            result = await answer(
+                fn, b"".join(chunks), webhook=webhook, headers=dict(request.headers), sslpeer=peer
+            )
         return _response(result)
 
 

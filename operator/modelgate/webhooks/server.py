@@ -3,7 +3,8 @@
 The order matters: the certificate first (the Secret, made or reissued as needed; webhooks/tls.py),
 then the port (shared only with a server of the same CA), then Kopf's server on our SSLContext, then
 the configurations' caBundle (written whole locally, patched in a cluster), and last the task that
-re-reads the certificate every check interval and reloads it without a restart.
+re-reads the certificate every check interval and reloads it without a restart, which runs beside
+the server on its thread (webhooks/thread.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from modelgate.act import setup
 from modelgate.config import OperatorConfig
 from modelgate.webhooks import certs, tls
 from modelgate.webhooks.configuration import NAME, Endpoint, configurations
-from modelgate.webhooks.review import CheckedWebhookServer
+from modelgate.webhooks.thread import ThreadedWebhookServer
 
 NEVER = 10 * 365 * 24 * 3600.0
 log = logging.getLogger("modelgate.webhooks")
@@ -56,8 +57,9 @@ def _keeper(cfg: OperatorConfig) -> Callable[[certs.Bundle], Awaitable[None]] | 
     return None
 
 
-async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: Any) -> asyncio.Task[None]:
-    """Configure Kopf's webhook server and the configurations; the certificate refresh task."""
+async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: Any) -> None:
+    """Configure Kopf's webhook server (on a thread of its own, with the certificate refresh beside
+    it: webhooks/thread.py) and the configurations."""
     source = _source(cfg)
     try:
         bundle = await source.current()
@@ -74,10 +76,11 @@ async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: An
             "stop it or pass --webhook-port"
         )
         raise kopf.PermanentError(str(taken)) from taken
+    keep = _keeper(cfg)
     # Kopf loads the chain from these names into our context when its server starts; they always
     # hold the certificate loaded last. Every request body is checked before Kopf reads it
     # (webhooks/review.py).
-    settings.admission.server = CheckedWebhookServer(
+    settings.admission.server = ThreadedWebhookServer(
         addr=addr,
         port=cfg.webhook_port,
         certfile=serving.cert.path,
@@ -87,14 +90,11 @@ async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: An
         # Kopf would restart its server (a gap in serving) when it sees the files change; the
         # refresh task loads a new certificate into the running context instead.
         file_check_interval=NEVER,
+        alongside=lambda: tls.refresh(serving, source, keep, cfg.webhook_cert_check_interval),
     )
     settings.admission.managed = None  # we register our own configurations: short timeouts, Fail
-    keep = _keeper(cfg)
     if keep is not None:
         await keep(bundle)
-    task = asyncio.create_task(
-        tls.refresh(serving, source, keep, cfg.webhook_cert_check_interval), name="modelgate-webhook-cert"
-    )
     where = f"server={addr}:{cfg.webhook_port} {tls.describe_source(source)} {certs.describe(bundle.tls_crt)}"
     if cfg.webhook_client_ca:
         logger.info(f"Registered admission webhooks; {where} client_ca={cfg.webhook_client_ca}")
@@ -105,4 +105,3 @@ async def serve(settings: kopf.OperatorSettings, cfg: OperatorConfig, logger: An
             "it claims. Give the API server a webhook client certificate (docs/webhook-authentication.md) "
             "or restrict ingress with the chart's networkPolicy values"
         )
-    return task
