@@ -6,6 +6,8 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modelgate.api import conditions as r
 from modelgate.api.v1alpha1 import MetricCheck, MetricReading
@@ -77,6 +79,21 @@ def test_verdict_classifies_every_input(
     assert (v.status, v.reason) == (status, reason)
     for word in words:
         assert word in v.message
+
+
+@given(
+    value=st.floats(allow_nan=True, allow_infinity=True) | st.none(),
+    error=st.sampled_from(drift.SAMPLE_ERRORS),
+    lo=st.floats(allow_nan=False) | st.none(),
+    hi=st.floats(allow_nan=False) | st.none(),
+)
+def test_the_status_alone_is_the_verdicts_status(
+    value: float | None, error: drift.SampleError, lo: float | None, hi: float | None
+) -> None:
+    sample = Sample(value=value) if value is not None else Sample.failed(error, "detail")
+    assert drift.status_of(sample, lo, hi) == verdict(sample, lo, hi).status
+    for row in VERDICTS:
+        assert drift.status_of(row[0], row[1], row[2]) == row[3]
 
 
 @pytest.mark.parametrize("kind", drift.SAMPLE_ERRORS)

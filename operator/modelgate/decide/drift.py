@@ -116,6 +116,17 @@ def describe_bounds(min: float | None, max: float | None) -> str:
     return "any value"
 
 
+def status_of(sample: Sample, min: float | None, max: float | None) -> r.MetricStatus:
+    """`verdict(...).status` without the reason and message: the monitor asks it of every check of
+    every model each round (decide/monitoring.py `quiet`)."""
+    value = sample.value
+    if sample.error is not None or value is None or not math.isfinite(value):
+        return r.METRIC_INCONCLUSIVE
+    if (min is not None and value < min) or (max is not None and value > max):
+        return r.METRIC_FAIL
+    return r.METRIC_PASS
+
+
 def verdict(sample: Sample, min: float | None, max: float | None) -> Verdict:
     """Pass, Fail or Inconclusive for one reading against inclusive bounds (either may be None)."""
     if sample.error is not None:

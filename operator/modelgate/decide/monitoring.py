@@ -49,7 +49,7 @@ from modelgate.api.v1alpha1 import (
     parse_duration,
 )
 from modelgate.decide.conditions import Cond
-from modelgate.decide.drift import DriftSummary, MetricState, Sample, state_after, summarize, verdict
+from modelgate.decide.drift import DriftSummary, MetricState, Sample, state_after, status_of, summarize
 
 DEFAULT_INTERVAL = dt.timedelta(minutes=1)
 
@@ -71,7 +71,7 @@ def quiet(checks: Sequence[MetricCheck], samples: Mapping[str, Sample]) -> bool:
     """Every check has a reading and it passes. Counted after a quiet round, such a round leaves
     every counter at zero and every verdict Pass: it changes nothing the model's status holds."""
     return bool(checks) and all(
-        (s := samples.get(ch.name)) is not None and verdict(s, ch.min, ch.max).status == c.METRIC_PASS
+        (s := samples.get(ch.name)) is not None and status_of(s, ch.min, ch.max) == c.METRIC_PASS
         for ch in checks
     )
 
