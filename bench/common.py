@@ -9,6 +9,7 @@ the API server itself can count the operator's requests. A benchmark's Prometheu
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import functools
 import hashlib
@@ -238,10 +239,36 @@ def wait_webhooks() -> None:
     sys.exit("bench: the operator's webhooks did not answer")
 
 
+def create_many(docs: list[dict[str, Any]], user: str, group: str, threads: int = 16) -> None:
+    """Create modelgate objects as `user` (in `group`) from `threads` client threads: kubectl
+    apply reads each object before it writes it, 130-240 per minute with 10,000 models monitored
+    (bench/monitoring, 2026-12-06), against thousands per minute this way."""
+    api = kubernetes.client.ApiClient()
+    api.user_agent = "modelgate-bench"
+    api.set_default_header("Impersonate-User", user)
+    api.set_default_header("Impersonate-Group", group)
+    custom = kubernetes.client.CustomObjectsApi(api)
+
+    def create(doc: dict[str, Any]) -> None:
+        group_name, version = doc["apiVersion"].split("/")
+        plural = doc["kind"].lower() + "s"
+        try:
+            custom.create_namespaced_custom_object(
+                group_name, version, doc["metadata"]["namespace"], plural, doc
+            )
+        except kubernetes.client.ApiException as e:
+            sys.exit(
+                f"bench: creating {doc['kind']} {doc['metadata']['name']} as {user} failed: {e.body or e}"
+            )
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(create, docs))
+
+
 def evidence(ns: str, refs: list[dict[str, str]], names: list[str]) -> None:
     """An approval (as bob, ethics-board) and an evaluation (as erin) for each model ref."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    apply_many(
+    create_many(
         [
             {
                 "apiVersion": API,
@@ -251,10 +278,10 @@ def evidence(ns: str, refs: list[dict[str, str]], names: list[str]) -> None:
             }
             for r, n in zip(refs, names, strict=True)
         ],
-        "--as=bob",
-        "--as-group=ethics-board",
+        "bob",
+        "ethics-board",
     )
-    apply_many(
+    create_many(
         [
             {
                 "apiVersion": API,
@@ -269,8 +296,8 @@ def evidence(ns: str, refs: list[dict[str, str]], names: list[str]) -> None:
             }
             for r, n in zip(refs, names, strict=True)
         ],
-        "--as=erin",
-        "--as-group=evaluators",
+        "erin",
+        "evaluators",
     )
 
 

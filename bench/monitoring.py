@@ -37,8 +37,10 @@ from bench.common import (
     IMAGE,
     PROM,
     PROM_TARGETS,
+    apply_many,
     cluster_down,
     cluster_up,
+    create_many,
     digest,
     evidence,
     kubectl,
@@ -272,7 +274,11 @@ def deploy(
     version: str,
     interval: int,
     metrics: dict[str, tuple[str, float, float]] = METRICS,
+    *,
+    create: bool = False,
 ) -> None:
+    """Evidence for `version` of each of `names`, then their ModelDeployments: created (new ones,
+    many client threads) or applied (an update)."""
     docs = [md(ns, n, version, interval, metrics) for n in names]
     refs = [
         {k: d["spec"]["model"][k] for k in ("name", "version", "digest")}
@@ -280,15 +286,10 @@ def deploy(
         for d in docs
     ]
     evidence(ns, refs, [f"{n}-{version}" for n in names])
-    for i in range(0, len(docs), 250):
-        kubectl(
-            "apply",
-            "--as=alice",
-            "--as-group=deployers",
-            "-f",
-            "-",
-            input="\n---\n".join(json.dumps(d) for d in docs[i : i + 250]),
-        )
+    if create:
+        create_many(docs, "alice", "deployers")
+    else:
+        apply_many(docs, "--as=alice", "--as-group=deployers")
 
 
 MODELDEPLOYMENTS = ("modelgate.io", "v1alpha1", "modeldeployments")
@@ -353,7 +354,7 @@ def main() -> int:
         )
     with operator("--prometheus-url", PROM) as (_proc, metrics_port):
         log(f"deploying {n} monitored models and {len(drifting)} that will drift")
-        deploy(ns, [f"m{i}" for i in range(n)] + drifting, "v1", interval)
+        deploy(ns, [f"m{i}" for i in range(n)] + drifting, "v1", interval, create=True)
         # Monitored from admission on; at 10,000 the pods take the control plane tens of minutes,
         # which the monitor does not wait for, so neither does the measurement window.
         wait(

@@ -322,7 +322,7 @@ def modelgate(n: int, interval: int, window: int, drifting: int, gauges: Any) ->
         gauges["psi"].labels(ns, name, "v2").set(HEALTHY)
     with operator("--prometheus-url", PROM) as (proc, _metrics_port):
         log(f"modelgate: deploying {n} monitored models")
-        deploy(ns, names, "v1", interval, METRIC)
+        deploy(ns, names, "v1", interval, METRIC, create=True)
         wait(
             ns,
             "every model to be Serving and checked on its metric",
