@@ -27,9 +27,10 @@ Run = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
 PASSES = 32
 """Passes that run at once; the other woken loops wait their turn. A monitoring round can wake
 thousands of models at once (every model's first round, or a Prometheus outage that makes every
-reading inconclusive): at 10,000 models, thousands of passes ready together held the admission
-webhooks, served by the same event loop, past their 5 s timeout (bench/monitoring). Two pools of
-16 threads make the writes, so more passes at once would only queue for a thread."""
+reading inconclusive): at 10,000 models, thousands of passes ready together filled the event loop's
+queue (and held the admission webhooks past their 5 s timeout when they were served by it; they
+have a thread of their own since: webhooks/thread.py). Two pools of 16 threads make the writes, so
+more passes at once would only queue for a thread."""
 
 
 class Loops:
