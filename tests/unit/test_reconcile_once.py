@@ -231,3 +231,37 @@ def test_a_failed_status_write_tells_nothing_and_the_retry_tells_the_same_decisi
     history = cluster.written["status"][0]["history"]
     assert [k for k in kinds(cluster) if k == "Event"] == ["Event"]
     assert [h["action"] for h in history] == [c.ACTION_ADMITTED]
+
+
+def test_a_pass_gives_its_turn_back_once_it_has_decided_and_writes_without_it(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one turn for everyone, a pass whose Service write hangs (a slow API server) no longer
+    keeps the next model from deciding: the turn is given back before the writes (loops.PASSES)."""
+    wakeups = Wakeups()
+    svc = Collaborators(OperatorConfig(), wakeups, Loops(wakeups, passes=1), Monitor(None, wakeups, dict))
+    fast = kube.write_owned
+
+    async def scenario() -> None:
+        service_may_finish = asyncio.Event()
+
+        async def slow_service(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+            if obj["kind"] == "Service":
+                await service_may_finish.wait()
+            return await fast(obj, existing)
+
+        monkeypatch.setattr(kube, "write_owned", slow_service)
+        turn = svc.loops.turn()
+        await turn.__aenter__()
+        one = reconcile_once(cluster.body, cluster.indexes, svc, Watermarks(), NOW, turn)
+        writing = asyncio.create_task(one)
+        await asyncio.wait_for(svc.loops.passes.acquire(), 10)  # the next pass's turn, while this one writes
+        assert not writing.done()
+        assert "status" in kinds(cluster) and "Service" not in kinds(cluster)
+        service_may_finish.set()
+        await asyncio.wait_for(writing, 10)
+        await turn.__aexit__(None, None, None)  # given back already: not given back twice
+        assert svc.loops.passes.locked()  # the one turn, held by the second taker only
+
+    asyncio.run(scenario())
+    assert sorted(kinds(cluster)) == sorted(["Event", "status", "Deployment", "Service"])

@@ -25,12 +25,39 @@ Run = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
 """A loop body: `run(wake, stopping)` returns once `stopping` is set."""
 
 PASSES = 32
-"""Passes that run at once; the other woken loops wait their turn. A monitoring round can wake
+"""Passes that decide at once; the other woken loops wait their turn. A monitoring round can wake
 thousands of models at once (every model's first round, or a Prometheus outage that makes every
 reading inconclusive): at 10,000 models, thousands of passes ready together filled the event loop's
 queue (and held the admission webhooks past their 5 s timeout when they were served by it; they
-have a thread of their own since: webhooks/thread.py). Two pools of 16 threads make the writes, so
-more passes at once would only queue for a thread."""
+have a thread of their own since: webhooks/thread.py).
+
+A pass gives its turn back when it starts writing (`Turn.release`): its writes wait for a thread
+of the two pools of 16 (act/executors), not for a turn. Held through the writes, the turns all
+went to passes waiting on the slowest write: at 10,000 models the API server took 3.2 s per
+Service apply (its ClusterIP allocation), and new models were admitted at 5 per second
+(bench/monitoring, 2026-12-07) although their own status writes had idle threads."""
+
+
+class Turn:
+    """One pass's turn (an async context manager): taken before it reads the indexes and decides,
+    given back by `release` when it starts writing, or at the end of the pass."""
+
+    def __init__(self, passes: asyncio.Semaphore) -> None:
+        self._passes = passes
+        self._held = False
+
+    async def __aenter__(self) -> Turn:
+        await self._passes.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._passes.release()
 
 
 class Loops:
@@ -38,7 +65,11 @@ class Loops:
         self._wakeups = wakeups
         self._tasks: dict[Key, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.passes = asyncio.Semaphore(passes)
-        """Held by a loop for the length of one pass (runtime/reconcile.py `run_loop`)."""
+        """Turns to decide (`turn`; runtime/reconcile.py `run_loop`)."""
+
+    def turn(self) -> Turn:
+        """A pass's turn to decide: `async with loops.turn() as turn`."""
+        return Turn(self.passes)
 
     def __contains__(self, key: Key) -> bool:
         """Whether a loop runs for `key` and is not stopping."""

@@ -43,7 +43,7 @@ from modelgate.observe import metrics
 from modelgate.observe.monitor import Monitor
 from modelgate.observe.snapshot import first, relevant_digests, snapshot
 from modelgate.runtime import retire as runtime_retire
-from modelgate.runtime.loops import Loops
+from modelgate.runtime.loops import Loops, Turn
 from modelgate.runtime.wakeups import Key, Wakeups, evidence_ref
 
 log = logging.getLogger("modelgate.reconcile")
@@ -118,8 +118,10 @@ async def reconcile_once(
     svc: Collaborators,
     loop: Watermarks,
     now: dt.datetime,
+    turn: Turn | None = None,
 ) -> dt.datetime | None:
-    """One gather -> decide -> act pass; returns when to run again at the latest."""
+    """One gather -> decide -> act pass; returns when to run again at the latest. The pass's `turn`
+    is given back once it has decided (loops.PASSES)."""
     meta = body.get("metadata") or {}
     ns, name = str(meta.get("namespace")), str(meta.get("name"))
     readings = svc.monitor.take((ns, name), loop.readings_seq)
@@ -129,6 +131,8 @@ async def reconcile_once(
         return now + dt.timedelta(seconds=CATCH_UP)  # a watch event with our write will wake us
     loop.min_rv.clear()
     p = plan(obs, now)
+    if turn is not None:
+        turn.release()
     refused = await _write(body, obs, p, loop, model_records)
     await _quarantine(body, p)
     if readings is not None:
@@ -286,7 +290,7 @@ async def run_loop(
             if body is None:
                 return  # deleted: the watch handler stops this loop
             try:
-                async with svc.loops.passes:  # a bounded number at once: loops.PASSES
+                async with svc.loops.turn() as turn:  # a bounded number decide at once: loops.PASSES
                     started = time.perf_counter()  # the pass, not its wait for a turn
                     body = first(indexes["modeldeployments"], key) or body  # the newest after the wait
                     now = dt.datetime.now(dt.UTC)
@@ -301,7 +305,7 @@ async def run_loop(
                             await runtime_retire.release(body)
                         until = None
                     else:
-                        until = await reconcile_once(body, indexes, svc, loop, now)
+                        until = await reconcile_once(body, indexes, svc, loop, now, turn)
                 failures = 0
                 delay = (
                     RESYNC if until is None else min(RESYNC, max(0.0, (until - now).total_seconds()) + 0.5)
