@@ -265,3 +265,72 @@ def test_a_pass_gives_its_turn_back_once_it_has_decided_and_writes_without_it(
 
     asyncio.run(scenario())
     assert sorted(kinds(cluster)) == sorted(["Event", "status", "Deployment", "Service"])
+
+
+def test_the_decisions_are_told_once_the_status_holds_them_not_after_the_serving_objects(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = kube.write_owned
+
+    async def scenario() -> None:
+        service_may_finish = asyncio.Event()
+
+        async def slow_service(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+            if obj["kind"] == "Service":
+                await service_may_finish.wait()
+            return await fast(obj, existing)
+
+        monkeypatch.setattr(kube, "write_owned", slow_service)
+        writing = asyncio.create_task(
+            reconcile_once(cluster.body, cluster.indexes, collaborators(), Watermarks(), NOW)
+        )
+        async with asyncio.timeout(10):
+            while ("Event", c.ACTION_ADMITTED) not in cluster.writes:
+                await asyncio.sleep(0)
+        assert "Service" not in kinds(cluster) and not writing.done()
+        service_may_finish.set()
+        await asyncio.wait_for(writing, 10)
+
+    asyncio.run(scenario())
+    assert kinds(cluster).count("Event") == 1
+
+
+def test_a_pass_cancelled_while_it_writes_cancels_every_write_it_issued(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost leadership cancels every pass (runtime/loops.py `cancel_all`): the writes it had
+    issued are cancelled with it, none goes on unawaited."""
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    async def hanging(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+        started.append(obj["kind"])
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(obj["kind"])
+            raise
+        return "never"
+
+    async def hanging_status(ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+        return await hanging({"kind": "status"}, None)
+
+    async def scenario() -> None:
+        monkeypatch.setattr(kube, "write_owned", hanging)
+        monkeypatch.setattr(kube, "write_status", hanging_status)
+        writing = asyncio.create_task(
+            reconcile_once(cluster.body, cluster.indexes, collaborators(), Watermarks(), NOW)
+        )
+        async with asyncio.timeout(10):
+            while len(started) < 3:
+                await asyncio.sleep(0)
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # Checked here: asyncio.run would cancel whatever is left when the scenario returns.
+        assert sorted(cancelled) == ["Deployment", "Service", "status"]
+
+    asyncio.run(scenario())
+    assert "Event" not in kinds(cluster)

@@ -20,7 +20,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,9 +131,13 @@ async def reconcile_once(
         return now + dt.timedelta(seconds=CATCH_UP)  # a watch event with our write will wake us
     loop.min_rv.clear()
     p = plan(obs, now)
+    model, existing = obs.deployment.spec.model.name, (obs.owned_deployment, obs.owned_service)
+    # Neither the snapshot nor the turn is held while the writes wait: at 10,000 models thousands
+    # of passes waited seconds each for the API server's Service applies.
+    del obs
     if turn is not None:
         turn.release()
-    refused = await _write(body, obs, p, loop, model_records)
+    refused = await _write(body, model, existing, p, loop, model_records)
     await _quarantine(body, p)
     if readings is not None:
         loop.readings_seq = readings.seq
@@ -199,40 +203,52 @@ def _caught_up(
 
 
 async def _write(
-    body: Mapping[str, Any], obs: Observed, p: Plan, loop: Watermarks, records: list[Mapping[str, Any]]
+    body: Mapping[str, Any],
+    model: str,
+    existing: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None],
+    p: Plan,
+    loop: Watermarks,
+    records: list[Mapping[str, Any]],
 ) -> list[kube.Refused]:
-    """Act: the records, then the status and serving objects together, then tell of the decisions.
-    Raises what failed, except the serving objects the API server refused (returned)."""
+    """Act: the records, then the status and serving objects together (`existing`: the owned
+    Deployment and Service as observed), then tell of the decisions. Raises what failed, except
+    the serving objects the API server refused (returned)."""
     meta = body.get("metadata") or {}
     ns, name = str(meta.get("namespace")), str(meta.get("name"))
     # Records first: an intervention must outlive this ModelDeployment even if the status write fails.
     rejected = p.status.get("rejectedDigests") or []
-    updates = updates_for(
-        p.decisions, rejected, obs.deployment.spec.model.name, name, meta.get("uid"), records
-    )
+    updates = updates_for(p.decisions, rejected, model, name, meta.get("uid"), records)
     if updates and (rv := await act_records.write(ns, updates)) is not None:
         loop.wrote("ModelRecord", rv)
     # The three writes are independent: issue them together (one round trip instead of three).
-    writes: dict[str, Awaitable[str | None]] = {
-        "status": kube.write_status(ns, name, body.get("status") or {}, p.status)
+    writes: dict[str, asyncio.Future[str | None]] = {
+        "status": asyncio.ensure_future(kube.write_status(ns, name, body.get("status") or {}, p.status))
     }
     owned = {obj["kind"]: obj for obj in (p.deployment, p.service) if obj is not None}
-    for obj, existing in ((p.deployment, obs.owned_deployment), (p.service, obs.owned_service)):
+    for obj, stored in zip((p.deployment, p.service), existing, strict=True):
         if obj is not None:
-            writes[obj["kind"]] = kube.write_owned(obj, existing)
-    results = await asyncio.gather(*writes.values(), return_exceptions=True)
+            writes[obj["kind"]] = asyncio.ensure_future(kube.write_owned(obj, stored))
+    try:
+        status = (await asyncio.gather(writes["status"], return_exceptions=True))[0]
+        if not isinstance(status, BaseException):
+            # Events and audit lines once the status holds the decisions (not after the serving
+            # objects too: a Service can take the API server seconds at 10,000 of them): a pass
+            # killed or failing before that decides again, and may decide otherwise, so nothing is
+            # told of it. A write that reached the server but raised is retried under the same ids
+            # (act/audit.py).
+            for d in p.decisions:
+                audit.record(body, d)
+                metrics.DECISIONS.labels(action=d.action).inc()
+        results = await asyncio.gather(*writes.values(), return_exceptions=True)
+    except BaseException:  # cancelled (a lost leadership): none of the writes goes on unawaited
+        for write in writes.values():
+            write.cancel()
+        raise
     for what, res in zip(writes, results, strict=True):
         if isinstance(res, str):
             loop.wrote(what, res)
         if what in owned:
             loop.outcome(owned[what], res)
-    if not isinstance(results[0], BaseException):
-        # Events and audit lines once the status holds the decisions: a pass killed or failing
-        # before that decides again, and may decide otherwise, so nothing is told of it. A write
-        # that reached the server but raised is retried under the same ids (act/audit.py).
-        for d in p.decisions:
-            audit.record(body, d)
-            metrics.DECISIONS.labels(action=d.action).inc()
     for res in results:
         if isinstance(res, BaseException) and not isinstance(res, kube.Refused):
             raise res
