@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.server
 import json
+import multiprocessing
 import sys
 import threading
 import time
@@ -83,42 +85,64 @@ def prom_queries_served() -> float:
 
 
 class _Exposition:
-    """The exporter's page, rendered again only after a value changed: at 10,000 models a render of
-    30,000 series takes the bench's Python over a second, longer than the bench Prometheus' 1 s
-    scrape timeout, and rendering it at every scrape kept a core busy (the first 10,000 run)."""
+    """The exporter's page, served by a process of its own and rendered again only after a value
+    changed. At 10,000 models a render of 30,000 series takes the bench's Python over a second, and
+    while the bench parses a list of every model its GIL is not the exporter's: scrapes served by a
+    thread of the bench timed out (the bench Prometheus' timeout is 1 s), and a failed scrape marks
+    every series stale, so the operator read "no data" for every model in that round. The serving
+    process keeps the last page it was sent; a thread of the bench renders a new one when stale."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.stale = True
-        self._page = b""
-        self._lock = threading.Lock()
-
-    def page(self) -> bytes:
-        with self._lock:
-            if self.stale:
-                self.stale = False  # a set during the render makes it stale again
-                self._page = generate_latest(self.registry)
-            return self._page
+        self._conn: Any = None
 
     def serve(self) -> int:
-        """Serve the page over HTTP on a free port (a thread); returns the port."""
-        exposition = self
+        """Start the serving process and the publishing thread; returns the port."""
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        ctx.Process(target=_serve_pages, args=(child,), daemon=True, name="bench-exporter").start()
+        port = int(self._conn.recv())
+        self._publish()
+        threading.Thread(target=self._publishing, daemon=True).start()
+        return port
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                page = exposition.page()
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
+    def _publish(self) -> None:
+        self.stale = False  # a set during the render makes it stale again
+        self._conn.send_bytes(generate_latest(self.registry))
+
+    def _publishing(self) -> None:
+        while True:
+            if self.stale:
+                self._publish()
+            time.sleep(0.1)
+
+
+def _serve_pages(conn: Any) -> None:
+    """The exporter's process: serve the last page received over `conn` on a free port (sent back)."""
+    latest = [b""]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = latest[0]
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a scrape gave up
                 self.wfile.write(page)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+        def log_message(self, format: str, *args: Any) -> None:
+            return
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return int(server.server_address[1])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn.send(server.server_address[1])
+    while True:
+        try:
+            latest[0] = conn.recv_bytes()
+        except EOFError:  # the bench has ended
+            return
 
 
 class _Child:
