@@ -233,6 +233,20 @@ def test_a_failed_status_write_tells_nothing_and_the_retry_tells_the_same_decisi
     assert [h["action"] for h in history] == [c.ACTION_ADMITTED]
 
 
+def hold_services(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Service writes wait until the returned event is set (a slow API server); others go through."""
+    fast = kube.write_owned
+    may_finish = asyncio.Event()
+
+    async def slow_service(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
+        if obj["kind"] == "Service":
+            await may_finish.wait()
+        return await fast(obj, existing)
+
+    monkeypatch.setattr(kube, "write_owned", slow_service)
+    return may_finish
+
+
 def test_a_pass_gives_its_turn_back_once_it_has_decided_and_writes_without_it(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -240,17 +254,9 @@ def test_a_pass_gives_its_turn_back_once_it_has_decided_and_writes_without_it(
     keeps the next model from deciding: the turn is given back before the writes (loops.PASSES)."""
     wakeups = Wakeups()
     svc = Collaborators(OperatorConfig(), wakeups, Loops(wakeups, passes=1), Monitor(None, wakeups, dict))
-    fast = kube.write_owned
 
     async def scenario() -> None:
-        service_may_finish = asyncio.Event()
-
-        async def slow_service(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
-            if obj["kind"] == "Service":
-                await service_may_finish.wait()
-            return await fast(obj, existing)
-
-        monkeypatch.setattr(kube, "write_owned", slow_service)
+        service_may_finish = hold_services(monkeypatch)
         turn = svc.loops.turn()
         await turn.__aenter__()
         one = reconcile_once(cluster.body, cluster.indexes, svc, Watermarks(), NOW, turn)
@@ -270,17 +276,8 @@ def test_a_pass_gives_its_turn_back_once_it_has_decided_and_writes_without_it(
 def test_the_decisions_are_told_once_the_status_holds_them_not_after_the_serving_objects(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast = kube.write_owned
-
     async def scenario() -> None:
-        service_may_finish = asyncio.Event()
-
-        async def slow_service(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> str:
-            if obj["kind"] == "Service":
-                await service_may_finish.wait()
-            return await fast(obj, existing)
-
-        monkeypatch.setattr(kube, "write_owned", slow_service)
+        service_may_finish = hold_services(monkeypatch)
         writing = asyncio.create_task(
             reconcile_once(cluster.body, cluster.indexes, collaborators(), Watermarks(), NOW)
         )
