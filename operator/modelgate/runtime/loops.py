@@ -34,8 +34,9 @@ have a thread of their own since: webhooks/thread.py).
 A pass gives its turn back when it starts writing (`Turn.release`): its writes wait for a thread
 of the two pools of 16 (act/executors), not for a turn. Held through the writes, the turns all
 went to passes waiting on the slowest write: at 10,000 models the API server took 3.2 s per
-Service apply (its ClusterIP allocation), and new models were admitted at 5 per second
-(bench/monitoring, 2026-12-07) although their own status writes had idle threads."""
+Service apply (0.1-0.3 s per status patch), and passes ended at 5 per second (bench/monitoring,
+2026-12-07): 4,372 new models still had no status after 25 minutes, although the status writes'
+threads were idle."""
 
 
 class Turn:
