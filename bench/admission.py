@@ -20,7 +20,6 @@ Prints a Markdown block for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import datetime as dt
 import json
 import multiprocessing
@@ -45,6 +44,7 @@ from bench.common import (
     cluster_down,
     cluster_up,
     count_operator_requests,
+    create_many,
     digest,
     evidence,
     kubectl,
@@ -217,19 +217,10 @@ def main() -> int:
         watcher = Watcher(ns)
         watcher.start()
         audit_start = dt.datetime.now(dt.UTC)
-        api = kubernetes.client.ApiClient()
-        api.user_agent = "modelgate-bench"
-        custom = kubernetes.client.CustomObjectsApi(api)
         created: dict[str, float] = {}
-
-        def create(md: dict[str, Any]) -> None:
-            custom.create_namespaced_custom_object("modelgate.io", "v1alpha1", ns, "modeldeployments", md)
-            created[md["metadata"]["name"]] = time.monotonic()
-
         log(f"applying {n} ModelDeployments at once")
         t0 = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            list(pool.map(create, mds))
+        create_many(mds, created=lambda md: created.__setitem__(md["metadata"]["name"], time.monotonic()))
         applied = time.monotonic() - t0
         deadline = time.monotonic() + args.timeout
         while watcher.ready_count() < n and time.monotonic() < deadline:

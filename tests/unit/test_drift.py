@@ -92,8 +92,13 @@ def test_the_status_alone_is_the_verdicts_status(
 ) -> None:
     sample = Sample(value=value) if value is not None else Sample.failed(error, "detail")
     assert drift.status_of(sample, lo, hi) == verdict(sample, lo, hi).status
-    for row in VERDICTS:
-        assert drift.status_of(row[0], row[1], row[2]) == row[3]
+
+
+@pytest.mark.parametrize(("sample", "lo", "hi", "status", "reason", "words"), VERDICTS)
+def test_the_status_alone_classifies_every_input(
+    sample: Sample, lo: float | None, hi: float | None, status: str, reason: str, words: list[str]
+) -> None:
+    assert drift.status_of(sample, lo, hi) == status
 
 
 @pytest.mark.parametrize("kind", drift.SAMPLE_ERRORS)
