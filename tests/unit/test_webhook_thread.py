@@ -188,6 +188,25 @@ async def test_a_review_that_keeps_meeting_a_change_is_refused_not_allowed() -> 
 
 
 @_sync
+async def test_an_index_whose_keys_changed_under_the_review_is_read_again() -> None:
+    calls = {"n": 0}
+
+    async def fn(request: Any, **_: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            index = {1: 1}
+            for k in index:  # same size, another key: "dictionary keys changed during iteration"
+                del index[k]
+                index[k + 1] = 1
+        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": request["request"]["uid"], "allowed": True}}  # fmt: skip
+
+    result = await review.answer(fn, json.dumps(_review()).encode())
+    assert result.body["response"]["allowed"] is True
+    assert calls["n"] == 2
+
+
+@_sync
 async def test_another_runtime_error_is_not_repeated() -> None:
     calls = {"n": 0}
 

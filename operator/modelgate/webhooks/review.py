@@ -201,14 +201,15 @@ async def _reviewed(
 ) -> Mapping[str, Any]:
     """Kopf's answer. The handlers run on the webhook server's thread (webhooks/thread.py) and read
     Kopf's indexes, which the operator's loop updates meanwhile: a reading that met an index changing
-    size under it is made again (a review only computes its answer, so it can be repeated)."""
+    under it ("dictionary changed size during iteration", "... keys changed during iteration") is
+    made again (a review only computes its answer, so it can be repeated)."""
     attempts = 0
     while True:
         try:
             return await fn(data, webhook=webhook, headers=dict(headers or {}), sslpeer=dict(sslpeer or {}))
         except RuntimeError as e:
             attempts += 1
-            if "changed size during iteration" not in str(e) or attempts > REREADS:
+            if "during iteration" not in str(e) or attempts > REREADS:
                 raise
 
 
