@@ -48,7 +48,12 @@ class ThreadedWebhookServer(CheckedWebhookServer):
         ended: concurrent.futures.Future[None] = concurrent.futures.Future()
         thread = threading.Thread(target=self._thread, args=(fn, started, ended), name=THREAD, daemon=True)
         thread.start()
-        config, loop, stopping = await asyncio.wrap_future(started)
+        try:
+            config, loop, stopping = await asyncio.wrap_future(started)
+        except BaseException:
+            # The thread set its error and is ending: the call returns once it has (and freed the port).
+            await asyncio.to_thread(thread.join)
+            raise
         try:
             yield config
             await asyncio.shield(asyncio.wrap_future(ended))  # returns only if the server fails
