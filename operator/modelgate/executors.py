@@ -32,6 +32,9 @@ EVENTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
 LEASE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lease")
 DEFAULT_WORKERS = 16
 """Size of the event loop's default executor (`install_default`)."""
+THREADS = sum(p._max_workers for p in (STATUS, OBJECTS, EVENTS, LEASE)) + DEFAULT_WORKERS
+"""Threads that may call the API server at once: the size of the Kubernetes client's connection
+pool (observe/kube.py), which otherwise closes every connection returned above its size."""
 
 
 async def run_in(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:

@@ -10,6 +10,8 @@ import os
 
 import kubernetes
 
+from modelgate import executors
+
 
 def load_kube_config(kubeconfig: str | None) -> None:
     """In-cluster config inside a pod; else the given kubeconfig (also handed to Kopf's login)."""
@@ -21,5 +23,5 @@ def load_kube_config(kubeconfig: str | None) -> None:
     else:
         kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     cfg = kubernetes.client.Configuration.get_default_copy()
-    cfg.connection_pool_maxsize = 32
+    cfg.connection_pool_maxsize = executors.THREADS
     kubernetes.client.Configuration.set_default(cfg)
