@@ -26,13 +26,15 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-STATUS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="status")
-OBJECTS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="objects")
-EVENTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
-LEASE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lease")
-DEFAULT_WORKERS = 16
+SIZES = {"status": 16, "objects": 16, "events": 4, "lease": 2, "default": 16}
+"""Workers of each pool, by its thread name prefix."""
+STATUS = ThreadPoolExecutor(max_workers=SIZES["status"], thread_name_prefix="status")
+OBJECTS = ThreadPoolExecutor(max_workers=SIZES["objects"], thread_name_prefix="objects")
+EVENTS = ThreadPoolExecutor(max_workers=SIZES["events"], thread_name_prefix="events")
+LEASE = ThreadPoolExecutor(max_workers=SIZES["lease"], thread_name_prefix="lease")
+DEFAULT_WORKERS = SIZES["default"]
 """Size of the event loop's default executor (`install_default`)."""
-THREADS = sum(p._max_workers for p in (STATUS, OBJECTS, EVENTS, LEASE)) + DEFAULT_WORKERS
+THREADS = sum(SIZES.values())
 """Threads that may call the API server at once: the size of the Kubernetes client's connection
 pool (observe/kube.py), which otherwise closes every connection returned above its size."""
 
