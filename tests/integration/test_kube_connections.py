@@ -13,6 +13,7 @@ import pytest
 
 from modelgate.act import kube
 from tests.support.kube import Cluster
+from tests.support.manifests import approval
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +61,40 @@ def test_writes_that_ignore_their_answer_reuse_one_connection(
     assert _connections(api) == 1
     events = kubernetes.client.CoreV1Api(api).list_namespaced_event(namespace)
     assert sum(1 for e in events.items if e.reason == "ConnectionReuse") == 10
+
+
+def test_seal_writes_reuse_one_connection_whether_they_land_or_not(
+    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seal's JSON patch (raw answer, read to its end) and its refusals (a stale version: the
+    client reads the error's body) leave the connection in the pool alike."""
+    cfg = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(cluster.kubeconfig), client_configuration=cfg
+    )
+    api = kubernetes.client.ApiClient(cfg)
+    monkeypatch.setattr(kube, "client", lambda: api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    created = custom.create_namespaced_custom_object(
+        kube.GROUP, kube.VERSION, namespace, "modelapprovals", approval("a", namespace, "m")
+    )
+    uid, stale = created["metadata"]["uid"], created["metadata"]["resourceVersion"]
+    before = _connections(api)
+
+    seal = {
+        "algorithm": "Ed25519",
+        "keyId": "k",
+        "signedAt": "2026-12-07T00:00:00Z",
+        "covers": {"kind": "ModelApproval", "namespace": namespace, "name": "a", "uid": uid},
+        "signature": "s",
+    }
+    assert kube._write_seal("modelapprovals", namespace, "a", uid, stale, seal) is True
+    # The object moved on: every further try with the version read before is refused (a failed
+    # test op), and one against another uid likewise.
+    assert not any(kube._write_seal("modelapprovals", namespace, "a", uid, stale, seal) for _ in range(5))
+    assert kube._write_seal("modelapprovals", namespace, "a", "other-uid", stale, seal) is False
+    assert kube._write_seal("modelapprovals", namespace, "gone", uid, stale, seal) is False  # 404
+
+    assert _connections(api) == before == 1
+    stored = custom.get_namespaced_custom_object(kube.GROUP, kube.VERSION, namespace, "modelapprovals", "a")
+    assert stored["status"]["seal"] == seal
