@@ -6,13 +6,14 @@ Against the real kube-apiserver, with the operator's own write functions."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
 import pytest
 
 from modelgate.act import kube
-from tests.support.kube import Cluster
+from tests.support.kube import Cluster, Kubectl
 from tests.support.manifests import approval
 
 pytestmark = pytest.mark.integration
@@ -63,11 +64,22 @@ def test_writes_that_ignore_their_answer_reuse_one_connection(
     assert sum(1 for e in events.items if e.reason == "ConnectionReuse") == 10
 
 
+@pytest.fixture
+def unwatched_namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A namespace outside the session operator's t-*: where it runs, it seals a new approval
+    between this test's create and its first seal write (seen in .ci/run)."""
+    name = f"seals-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 def test_seal_writes_reuse_one_connection_whether_they_land_or_not(
-    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+    cluster: Cluster, unwatched_namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The seal's JSON patch (raw answer, read to its end) and its refusals (a stale version: the
     client reads the error's body) leave the connection in the pool alike."""
+    namespace = unwatched_namespace
     cfg = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=str(cluster.kubeconfig), client_configuration=cfg
