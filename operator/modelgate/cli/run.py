@@ -36,10 +36,9 @@ def _fewer_malloc_arenas() -> None:
 GC_THRESHOLDS = (50_000, 20, 10)
 """The cyclic collector's thresholds (Python's defaults: 700, 10, 10). A full collection walks every
 live object: over 10,000 models the start-up heap reaches millions, and the defaults ran 33 full
-collections of 1-3 s each during one cold start (29 s of GC in 111 s). With these a cold start
-spent 10.6 s in the collector and caught up in 75-100 s instead of 111-125 s (BENCHMARKS.md,
-2026-12-07). Most of the operator's garbage is acyclic and freed by reference counting; cycles still
-go, in bigger and rarer batches."""
+collections of 1-3 s each during one cold start (29 s of GC in 111 s); with these it caught up in
+75-100 s instead of 111-125 s (BENCHMARKS.md, 2026-12-07). Most of the operator's garbage is acyclic
+and freed by reference counting; cycles still go, in bigger and rarer batches."""
 
 
 def run(cfg: OperatorConfig) -> int:
